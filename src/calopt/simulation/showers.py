@@ -1,0 +1,179 @@
+"""Showers in memory and the ``calopt-showers`` v1 HDF5 format (DESIGN.md, "Shower files").
+
+Files are written atomically: to a temporary file in the same folder, then renamed, so a
+crash or a kill never leaves a half-written file under the final name. Readers refuse files
+whose format or version they do not know.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calopt.errors import CaloptInputError, ShowerFormatError
+
+__all__ = ["Showers", "write_showers", "read_showers", "FORMAT", "FORMAT_VERSION", "concatenate", "check_writable"]
+
+FORMAT = "calopt-showers"
+FORMAT_VERSION = 1
+REQUIRED_ATTRS = ("technology", "fine_pitch_mm", "section_edges_mm", "generator", "seed", "sampling_fraction")
+
+
+@dataclass
+class Showers:
+    """N showers of one technology on one fine grid.
+
+    showers: (N, S, H, W) float32 visible energy [MeV]; times: (N, S, H, W) float32
+    energy-weighted time [ns] or None; incident_energies: (N, 1) [MeV]; momenta: (N, 3)
+    [MeV/c]; points: (N, 2) [mm]; pdg: (N,). ``attrs`` holds the file attributes;
+    ``diagnostics`` optional extra per-shower arrays (energy balance, profiles) stored in
+    the ``diagnostics`` group.
+    """
+
+    showers: np.ndarray
+    incident_energies: np.ndarray
+    momenta: np.ndarray
+    points: np.ndarray
+    pdg: np.ndarray
+    attrs: dict[str, Any]
+    times: np.ndarray | None = None
+    diagnostics: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.showers.shape[0])
+
+    @property
+    def visible_energy(self) -> np.ndarray:
+        """(N,) total visible energy in the window [MeV]."""
+        return self.showers.reshape(len(self), -1).sum(axis=1)
+
+
+def check_writable(path: Path) -> None:
+    """Fail early, with a one-line message, if ``path`` cannot be written."""
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise CaloptInputError(f"output folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise CaloptInputError(f"output folder {str(parent)!r} is not writable")
+    if path.is_dir():
+        raise CaloptInputError(f"output {str(path)!r} is a folder, expected a file name")
+
+
+def write_showers(path: str | os.PathLike[str], sh: Showers) -> None:
+    """Write ``sh`` to ``path`` atomically."""
+    import h5py
+
+    path = Path(path)
+    missing = [a for a in REQUIRED_ATTRS if a not in sh.attrs]
+    if missing:
+        raise ValueError(f"shower attributes missing: {missing}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            for k, v in sh.attrs.items():
+                f.attrs[k] = v
+            opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+            chunk = (1,) + sh.showers.shape[1:] if len(sh) else None
+            f.create_dataset("showers", data=sh.showers.astype(np.float32), chunks=chunk, **opts)
+            if sh.times is not None:
+                f.create_dataset("times", data=sh.times.astype(np.float32), chunks=chunk, **opts)
+            f.create_dataset("incident_energies", data=sh.incident_energies.astype(np.float32).reshape(-1, 1))
+            f.create_dataset("momenta", data=sh.momenta.astype(np.float32).reshape(-1, 3))
+            f.create_dataset("points", data=sh.points.astype(np.float32).reshape(-1, 2))
+            f.create_dataset("pdg", data=sh.pdg.astype(np.int32))
+            if sh.diagnostics:
+                g = f.create_group("diagnostics")
+                for k, v in sh.diagnostics.items():
+                    g.create_dataset(k, data=v, **opts)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _check_format(path: Path, f: Any) -> None:
+    fmt = f.attrs.get("format")
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode()
+    if fmt != FORMAT:
+        raise ShowerFormatError(f"{str(path)!r} is not a {FORMAT} file (format attribute: {fmt!r})")
+    version = int(f.attrs.get("format_version", -1))
+    if version != FORMAT_VERSION:
+        raise ShowerFormatError(
+            f"{str(path)!r} has {FORMAT} format_version {version}; this calopt reads version {FORMAT_VERSION}"
+        )
+
+
+def is_shower_file(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` is a readable calopt-showers file of the supported version."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            _check_format(Path(path), f)
+        return True
+    except (OSError, ShowerFormatError):
+        return False
+
+
+def read_showers(path: str | os.PathLike[str], *, diagnostics: bool = True) -> Showers:
+    """Read a calopt-showers file; a file of another format or version raises
+    :class:`~calopt.errors.ShowerFormatError` naming what it found."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise CaloptInputError(f"shower file {str(path)!r} does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise ShowerFormatError(f"{str(path)!r} is not an HDF5 file, expected a {FORMAT} file") from None
+    with f:
+        _check_format(path, f)
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        for k in ("format", "format_version"):
+            attrs.pop(k, None)
+        diag = {}
+        if diagnostics and "diagnostics" in f:
+            diag = {k: f["diagnostics"][k][()] for k in f["diagnostics"]}
+        return Showers(
+            showers=f["showers"][()],
+            times=f["times"][()] if "times" in f else None,
+            incident_energies=f["incident_energies"][()],
+            momenta=f["momenta"][()],
+            points=f["points"][()],
+            pdg=f["pdg"][()],
+            attrs=attrs,
+            diagnostics=diag,
+        )
+
+
+def concatenate(parts: list[Showers]) -> Showers:
+    """Join showers of the same technology and grid (attributes from the first part)."""
+    if not parts:
+        raise ValueError("nothing to concatenate")
+    first = parts[0]
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts])
+
+    diag_keys = set(first.diagnostics)
+    return Showers(
+        showers=cat("showers"),
+        times=cat("times") if first.times is not None else None,
+        incident_energies=cat("incident_energies"),
+        momenta=cat("momenta"),
+        points=cat("points"),
+        pdg=cat("pdg"),
+        attrs=dict(first.attrs),
+        diagnostics={k: np.concatenate([p.diagnostics[k] for p in parts]) for k in diag_keys},
+    )
