@@ -93,6 +93,9 @@ def write_showers(path: str | os.PathLike[str], sh: Showers) -> None:
                 g = f.create_group("diagnostics")
                 for k, v in sh.diagnostics.items():
                     g.create_dataset(k, data=v, **opts)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

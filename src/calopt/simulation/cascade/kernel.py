@@ -53,7 +53,7 @@ FAR = 1.0e30
 LATERAL_LIMIT = 3000.0  # mm: particles further than this from the axis are dropped
 STACK_SIZE = 200_000
 
-N_DIAG = 7
+N_DIAG = 8
 
 
 class DIAG:
@@ -66,10 +66,12 @@ class DIAG:
     REAR = 4  # leaked through the back face
     LATERAL = 5  # lost beyond the lateral limit
     INVISIBLE_HADRONIC = 6  # hadronic energy not seen (binding, neutrons, h/e < 1)
+    INTERACTION_DEPTH = 7  # depth [mm] of the nuclear interaction of a hadron, -1 if none
 
 
 D_VISIBLE_WINDOW, D_VISIBLE_ALL, D_DEPOSITED = DIAG.VISIBLE_WINDOW, DIAG.VISIBLE_ALL, DIAG.DEPOSITED
 D_BACK, D_REAR, D_LATERAL, D_INVISIBLE_HADRONIC = DIAG.BACK, DIAG.REAR, DIAG.LATERAL, DIAG.INVISIBLE_HADRONIC
+D_INTERACTION_DEPTH = DIAG.INTERACTION_DEPTH
 
 
 @nb.njit(cache=True, inline="always")
@@ -644,6 +646,7 @@ def _transport_heavy(st, stf, n, tables, scalars, heavy, geo_z, mat_map, has_fib
     # ---- hadronic interaction
     if z >= depth or z < 0.0:
         return n, False
+    diag[D_INTERACTION_DEPTH] = z
     egev = e / 1000.0
     fmean = 1.0 - (max(egev, 1e-3) / em_e0) ** (em_fraction_k - 1.0) if egev > em_e0 else 0.1
     fmean = min(max(fmean, 0.05), 0.95)
@@ -731,6 +734,7 @@ def simulate_batch(seeds, ptypes, energies, dirs, points, masses, lambda_scales,
         grid[:] = 0.0
         tgrid[:] = 0.0
         diag[:] = 0.0
+        diag[D_INTERACTION_DEPTH] = -1.0
         prof[:] = 0.0
         rad[:] = 0.0
         x = points[i, 0]

@@ -36,7 +36,7 @@ __all__ = ["CascadeSimulator", "H_OVER_E", "EM_FRACTION_K", "DIAG"]
 
 H_OVER_E = 0.75
 EM_FRACTION_K = 0.82  # passed to the kernel as a constant
-N_PROFILE = 100  # longitudinal profile bins over the module depth
+N_PROFILE = 100  # longitudinal profile bins over the module depth (one per period for layers)
 N_RADIAL = 200  # radial profile, 1 mm bins
 
 
@@ -136,7 +136,7 @@ class CascadeSimulator:
             prep.tables, prep.scalars, prep.heavy, prep.geo_z, prep.mat_map, prep.has_fibres, prep.fp, prep.fs,
             float(tech.depth_mm), np.array([self.cuts.photon, self.cuts.delta, self.cuts.electron]),
             float(tech.fine_pitch), int(tech.grid), np.asarray(tech.section_edges, dtype=np.float64),
-            lq, lmean, H_OVER_E, float(eff.lambda_I_mm), float(tech.sampling_fraction), N_PROFILE, N_RADIAL,
+            lq, lmean, H_OVER_E, float(eff.lambda_I_mm), float(tech.sampling_fraction), n_profile_bins(tech), N_RADIAL,
         )
         showers, times, diag, prof, rad, n_overflow = out
         if n_overflow:
@@ -163,6 +163,12 @@ class CascadeSimulator:
                 "radial_profile": rad,
             },
         )
+
+
+def n_profile_bins(tech: Technology) -> int:
+    """Bins of the longitudinal-profile diagnostic: one per period of a layered module (so that
+    every bin holds one active layer), else :data:`N_PROFILE`."""
+    return tech.n_periods if tech.structure == "layers" else N_PROFILE
 
 
 def shower_seeds(seed: int, start: int, n: int) -> np.ndarray:

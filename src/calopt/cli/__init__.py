@@ -1,0 +1,1 @@
+"""The ``calopt`` command line: one module per command group (DESIGN.md, command line)."""

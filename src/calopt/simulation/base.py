@@ -1,0 +1,42 @@
+"""The simulation stage's interface: a :class:`ShowerSimulator` turns particles entering one
+module technology into showers on that technology's fine grid (DESIGN.md, stage 2)."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from calopt.detector.technologies import Technology
+from calopt.errors import CaloptInputError
+from calopt.simulation.particles import Particles
+from calopt.simulation.showers import Showers
+
+__all__ = ["ShowerSimulator", "get_simulator", "BACKENDS"]
+
+BACKENDS = ("cascade", "gflash", "library", "surrogate")
+AVAILABLE = ("cascade",)
+
+
+@runtime_checkable
+class ShowerSimulator(Protocol):
+    """Anything with a ``name`` and ``simulate(particles, technology, seed) -> Showers``.
+
+    ``simulate`` must be deterministic in ``seed`` and return showers whose i-th entry
+    belongs to the i-th particle, on ``technology``'s fine grid and sections.
+    """
+
+    name: str
+
+    def simulate(self, particles: Particles, tech: Technology, seed: int) -> Showers: ...
+
+
+def get_simulator(backend: str) -> ShowerSimulator:
+    """The simulator for a backend name."""
+    if backend == "cascade":
+        from calopt.simulation.cascade.simulator import CascadeSimulator
+
+        return CascadeSimulator()
+    if backend in BACKENDS:
+        raise CaloptInputError(
+            f"backend {backend!r} is not available in this version of calopt; available: {', '.join(AVAILABLE)}"
+        )
+    raise CaloptInputError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")

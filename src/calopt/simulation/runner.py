@@ -1,0 +1,243 @@
+"""Simulation runs: a gun of particles into one technology, in chunks, on Dask, resumable.
+
+A run is fixed by its :class:`RunSpec`. Shower ``i`` depends only on (seed, i): its
+conditions come from one generator seeded by the run seed, and its transport from its own
+seed (:func:`~calopt.simulation.cascade.simulator.shower_seeds`). The output therefore does
+not depend on the number of workers or on how often the run was interrupted.
+
+Chunks of ``chunk_size`` showers are written atomically to ``OUT.parts/`` as they finish; a
+killed run started again with the same settings skips the finished chunks. When all chunks
+are there, they are merged into ``OUT`` (written atomically) and the parts are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from calopt.detector.technologies import get_technology
+from calopt.errors import CaloptInputError
+from calopt.simulation.base import get_simulator
+from calopt.simulation.particles import Particles, species
+from calopt.simulation.showers import (
+    check_writable,
+    concatenate,
+    is_shower_file,
+    read_showers,
+    write_showers,
+)
+
+__all__ = ["RunSpec", "check_output", "run_simulation", "sample_particles", "simulate_chunk"]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Settings of a simulation run. Energies in GeV, angles in rad."""
+
+    technology: str
+    particle: str
+    n: int
+    seed: int = 0
+    energy: float | None = None
+    energy_range: tuple[float, float] | None = None
+    log_uniform: bool = False
+    theta_max: float = 0.0
+    backend: str = "cascade"
+    chunk_size: int = 100
+
+    def validate(self) -> None:
+        tech = get_technology(self.technology)
+        species(self.particle)
+        if self.backend != "cascade":
+            get_simulator(self.backend)  # raises a clear error for backends not available yet
+        if self.n <= 0:
+            raise CaloptInputError(f"--n must be a positive number of showers, got {self.n}")
+        if self.chunk_size <= 0:
+            raise CaloptInputError(f"chunk size must be positive, got {self.chunk_size}")
+        if (self.energy is None) == (self.energy_range is None):
+            raise CaloptInputError("give exactly one of --energy GEV or --energy-range LO HI")
+        if self.energy is not None and not (self.energy > 0 and math.isfinite(self.energy)):
+            raise CaloptInputError(f"--energy must be a positive number of GeV, got {self.energy}")
+        if self.energy_range is not None:
+            lo, hi = self.energy_range
+            if not (0 < lo < hi and math.isfinite(hi)):
+                raise CaloptInputError(f"--energy-range needs 0 < LO < HI (GeV), got {lo} {hi}")
+        if not (0.0 <= self.theta_max < math.pi / 2):
+            raise CaloptInputError(f"--theta-max must be in [0, pi/2) rad, got {self.theta_max}")
+        mass_gev = species(self.particle).mass / 1000.0
+        e_min = self.energy if self.energy is not None else self.energy_range[0]  # type: ignore[index]
+        if e_min <= mass_gev:
+            raise CaloptInputError(
+                f"energy {e_min} GeV is below the {self.particle} mass ({mass_gev:.4f} GeV); energies are total energies"
+            )
+        del tech
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def sample_particles(spec: RunSpec, start: int = 0, stop: int | None = None) -> Particles:
+    """The primaries start..stop of a run: energies (fixed, uniform or log-uniform), directions
+    uniform in solid angle within ``theta_max`` of the module axis, entry points uniform within
+    +-pitch/2 of the window centre. All N are drawn from one generator, then sliced."""
+    tech = get_technology(spec.technology)
+    stop = spec.n if stop is None else stop
+    rng = np.random.default_rng(np.random.SeedSequence([spec.seed, 0xC0D1]))
+    n = spec.n
+    if spec.energy is not None:
+        e = np.full(n, spec.energy)
+        rng.random(n)
+    else:
+        lo, hi = spec.energy_range  # type: ignore[misc]
+        u = rng.random(n)
+        e = lo * (hi / lo) ** u if spec.log_uniform else lo + (hi - lo) * u
+    cos_max = math.cos(spec.theta_max)
+    cost = 1.0 - rng.random(n) * (1.0 - cos_max)
+    phi = 2.0 * math.pi * rng.random(n)
+    sint = np.sqrt(1.0 - cost**2)
+    dirs = np.stack([sint * np.cos(phi), sint * np.sin(phi), cost], axis=1)
+    half = tech.fine_pitch / 2.0
+    points = rng.uniform(-half, half, size=(n, 2))
+    pdg = np.full(n, species(spec.particle).pdg)
+    sl = slice(start, stop)
+    return Particles(pdg[sl], e[sl] * 1000.0, dirs[sl], points[sl])
+
+
+_SIMULATORS: dict[str, object] = {}
+
+
+def _chunk_path(parts: Path, k: int) -> Path:
+    return parts / f"chunk-{k:06d}.h5"
+
+
+def simulate_chunk(spec_json: str, k: int, parts_dir: str) -> str:
+    """Simulate chunk ``k`` of a run and write it atomically; returns the part's path.
+    A top-level function so that Dask can ship it to workers."""
+    from calopt.simulation.cascade.simulator import shower_seeds
+
+    fields = json.loads(spec_json)
+    spec = RunSpec(**{**fields, "energy_range": _tuple_or_none(fields["energy_range"])})
+    sim = _SIMULATORS.get(spec.backend)
+    if sim is None:
+        sim = _SIMULATORS[spec.backend] = get_simulator(spec.backend)
+    start = k * spec.chunk_size
+    stop = min(start + spec.chunk_size, spec.n)
+    particles = sample_particles(spec, start, stop)
+    tech = get_technology(spec.technology)
+    showers = sim.simulate(particles, tech, spec.seed, seeds=shower_seeds(spec.seed, start, stop - start))  # type: ignore[attr-defined]
+    path = _chunk_path(Path(parts_dir), k)
+    write_showers(path, showers)
+    return str(path)
+
+
+def _tuple_or_none(v: list[float] | None) -> tuple[float, float] | None:
+    return None if v is None else (float(v[0]), float(v[1]))
+
+
+def check_output(spec: RunSpec, out: Path, overwrite: bool) -> None:
+    """Refuse, without touching anything, an output that cannot or must not be written."""
+    spec.validate()
+    check_writable(out)
+    if out.exists():
+        if not is_shower_file(out):
+            raise CaloptInputError(f"output {str(out)!r} exists and is not a calopt-showers file; refusing to overwrite it")
+        if not overwrite:
+            raise CaloptInputError(f"output {str(out)!r} already exists; use --overwrite to replace it")
+    parts = out.with_name(out.name + ".parts")
+    manifest = parts / "run.json"
+    if parts.exists() and (not manifest.is_file() or manifest.read_text() != spec.to_json()):
+        raise CaloptInputError(
+            f"{str(parts)!r} holds an unfinished run with other settings (or is not a calopt run folder); rerun with "
+            "the same settings to resume it, or remove that folder"
+        )
+
+
+def _prepare_output(spec: RunSpec, out: Path, overwrite: bool) -> Path:
+    check_output(spec, out, overwrite)
+    parts = out.with_name(out.name + ".parts")
+    manifest = parts / "run.json"
+    if not parts.exists():
+        parts.mkdir()
+        tmp = parts / "run.json.tmp"
+        tmp.write_text(spec.to_json())
+        tmp.replace(manifest)
+    return parts
+
+
+def _finished_chunks(parts: Path, n_chunks: int) -> set[int]:
+    done = set()
+    for k in range(n_chunks):
+        p = _chunk_path(parts, k)
+        if p.is_file() and is_shower_file(p):
+            done.add(k)
+    return done
+
+
+def run_simulation(
+    spec: RunSpec,
+    out: str | Path,
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Run ``spec`` and write ``out``. ``workers > 1`` starts a Dask LocalCluster with that many
+    single-threaded worker processes; ``scheduler`` connects to an existing Dask scheduler
+    instead. ``progress(done, total)`` is called with numbers of showers."""
+    if workers < 1:
+        raise CaloptInputError(f"--workers must be at least 1, got {workers}")
+    out = Path(out)
+    parts = _prepare_output(spec, out, overwrite)
+    n_chunks = math.ceil(spec.n / spec.chunk_size)
+    done = _finished_chunks(parts, n_chunks)
+    todo = [k for k in range(n_chunks) if k not in done]
+
+    def size(k: int) -> int:
+        return min(spec.chunk_size, spec.n - k * spec.chunk_size)
+
+    n_done = sum(size(k) for k in done)
+    if progress:
+        progress(n_done, spec.n)
+    spec_json = spec.to_json()
+    if todo and workers == 1 and scheduler is None:
+        for k in todo:
+            simulate_chunk(spec_json, k, str(parts))
+            n_done += size(k)
+            if progress:
+                progress(n_done, spec.n)
+    elif todo:
+        from dask.distributed import Client, LocalCluster, as_completed
+
+        cluster = None
+        try:
+            if scheduler is not None:
+                client = Client(scheduler, timeout="10s")
+            else:
+                cluster = LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                )
+                client = Client(cluster)
+        except OSError as exc:
+            raise CaloptInputError(f"cannot reach Dask scheduler {scheduler!r}: {exc}") from None
+        try:
+            futures = {client.submit(simulate_chunk, spec_json, k, str(parts), pure=False): k for k in todo}
+            for fut in as_completed(futures):
+                fut.result()
+                n_done += size(futures[fut])
+                if progress:
+                    progress(n_done, spec.n)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    merged = concatenate([read_showers(_chunk_path(parts, k)) for k in range(n_chunks)])
+    write_showers(out, merged)
+    shutil.rmtree(parts)
+    return out

@@ -1,0 +1,1 @@
+"""Validation of calopt's simulations against published numbers (``calopt validate``)."""
