@@ -20,11 +20,15 @@ def shashlik():
     return get_technology("lhcb-shashlik")
 
 
-def gun(particle: str, energy_mev: float, n: int, *, tilt_deg: float = 0.0, spread: float = 0.0, seed: int = 0) -> Particles:
+def gun(
+    particle: str, energy_mev: float, n: int, *, tilt_deg: float = 0.0, spread: float = 0.0, seed: int = 0
+) -> Particles:
     """n particles along the module axis (optionally tilted in x and y), entry points uniform
     within +-spread/2 of the window centre."""
     t = np.tan(np.radians(tilt_deg))
     d = np.array([t, t, 1.0])
     rng = np.random.default_rng(seed)
     pts = rng.uniform(-spread / 2, spread / 2, size=(n, 2)) if spread else np.zeros((n, 2))
-    return Particles(np.full(n, species(particle).pdg), np.full(n, energy_mev), np.tile(d / np.linalg.norm(d), (n, 1)), pts)
+    return Particles(
+        np.full(n, species(particle).pdg), np.full(n, energy_mev), np.tile(d / np.linalg.norm(d), (n, 1)), pts
+    )

@@ -5,19 +5,19 @@ Values are CODATA 2018 as printed in the PDG Review of Particle Physics,
 """
 
 __all__ = [
-    "ELECTRON_MASS",
-    "MUON_MASS",
-    "PION_MASS",
-    "KAON_MASS",
-    "PROTON_MASS",
-    "NEUTRON_MASS",
-    "CLASSICAL_ELECTRON_RADIUS",
-    "FINE_STRUCTURE",
     "AVOGADRO",
-    "SPEED_OF_LIGHT",
     "BETHE_K",
-    "MOLIERE_ES",
+    "CLASSICAL_ELECTRON_RADIUS",
+    "ELECTRON_MASS",
+    "FINE_STRUCTURE",
     "HIGHLAND_CONSTANT",
+    "KAON_MASS",
+    "MOLIERE_ES",
+    "MUON_MASS",
+    "NEUTRON_MASS",
+    "PION_MASS",
+    "PROTON_MASS",
+    "SPEED_OF_LIGHT",
 ]
 
 ELECTRON_MASS = 0.51099895  # MeV/c^2, PDG

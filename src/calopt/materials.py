@@ -38,7 +38,7 @@ from calopt.constants import (
 )
 from calopt.errors import CaloptInputError
 
-__all__ = ["Element", "Material", "ELEMENTS", "MATERIALS", "get_material", "radiation_length_tsai"]
+__all__ = ["ELEMENTS", "MATERIALS", "Element", "Material", "get_material", "radiation_length_tsai"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Element:
     symbol: str
     Z: int
     A: float
-    I: float  # noqa: E741 - the standard symbol
+    I: float
     density: float
     lambda_I: float | None
     k_edge: float
@@ -154,7 +154,7 @@ class Material:
     @classmethod
     def mix(cls, name: str, parts: list[tuple[Material, float]], **kw: object) -> Material:
         """Homogenise materials given as (material, volume fraction) pairs."""
-        mass = {}
+        mass: dict[str, float] = {}
         rho = 0.0
         for mat, vol in parts:
             rho += mat.density * vol
@@ -238,9 +238,7 @@ class Material:
         C, x0, x1, a = self._sternheimer
         x = np.log10(np.asarray(betagamma, dtype=float))
         two_ln10 = 2.0 * math.log(10.0)
-        return np.where(
-            x >= x1, two_ln10 * x - C, np.where(x >= x0, two_ln10 * x - C + a * (x1 - x) ** 3, 0.0)
-        )
+        return np.where(x >= x1, two_ln10 * x - C, np.where(x >= x0, two_ln10 * x - C + a * (x1 - x) ** 3, 0.0))
 
     def bethe_dedx(self, betagamma: float | np.ndarray, mass: float = MUON_MASS) -> np.ndarray:
         """Mean energy loss of a singly charged heavy particle [MeV cm^2/g], Bethe (PDG eq. 34.5)."""
@@ -298,7 +296,11 @@ MATERIALS: dict[str, Material] = {
     # Polystyrene scintillator (C8H8)n, PDG: rho = 1.06, I = 68.7 eV. Birks kB = 0.126 mm/MeV
     # for polystyrene [U] (physics-reference §3.7).
     "polystyrene": Material.from_formula(
-        "polystyrene", 1.06, {"C": 8, "H": 8}, I_override=68.7, birks_kB=0.126,
+        "polystyrene",
+        1.06,
+        {"C": 8, "H": 8},
+        I_override=68.7,
+        birks_kB=0.126,
         description="polystyrene-based plastic scintillator",
     ),
     # TiO2-free paper/Tyvek separators of the LHCb module approximated as cellulose (C6H10O5)n at

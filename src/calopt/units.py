@@ -4,7 +4,7 @@
 10000.0
 """
 
-__all__ = ["MeV", "GeV", "keV", "eV", "mm", "cm", "m", "ns", "ps", "g_per_cm3"]
+__all__ = ["GeV", "MeV", "cm", "eV", "g_per_cm3", "keV", "m", "mm", "ns", "ps"]
 
 MeV = 1.0
 GeV = 1000.0

@@ -57,7 +57,7 @@ def test_lateral_containment_and_centroid(sim, shashlik):
     sh = sim.simulate(gun("e-", 5000.0, 30), shashlik, seed=5)
     rad = sh.diagnostics["radial_profile"].mean(axis=0)
     total = sh.diagnostics["energy_balance"][:, DIAG.VISIBLE_ALL].mean()
-    frac_rm = rad[: int(round(shashlik.effective_material.moliere_radius_mm))].sum() / total
+    frac_rm = rad[: round(shashlik.effective_material.moliere_radius_mm)].sum() / total
     assert 0.82 < frac_rm < 0.95  # PDG: ~90 % within one Moliere radius
     # entering at the window centre (corner of the 4 central cells): the 4 cells share the energy
     img = sh.showers.sum(axis=(0, 1))

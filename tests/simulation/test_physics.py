@@ -41,8 +41,16 @@ def test_klein_nishina_limits():
     assert klein_nishina_per_electron(np.array([1.0]))[0] == pytest.approx(0.2112e-22, rel=0.005)
 
 
-@pytest.mark.parametrize(("mat", "e", "nist"), [("Pb", 1.0, 0.0710), ("Pb", 2.0, 0.04606), ("Pb", 10.0, 0.04972),
-                                                ("polystyrene", 1.0, 0.0681), ("W", 2.0, 0.0442)])
+@pytest.mark.parametrize(
+    ("mat", "e", "nist"),
+    [
+        ("Pb", 1.0, 0.0710),
+        ("Pb", 2.0, 0.04606),
+        ("Pb", 10.0, 0.04972),
+        ("polystyrene", 1.0, 0.0681),
+        ("W", 2.0, 0.0442),
+    ],
+)
 def test_total_attenuation_against_nist(mat, e, nist):
     m = MATERIALS[mat]
     tables, _, _ = build_tables([m], [False], Cuts())

@@ -32,17 +32,30 @@ def simulate(
     from calopt.simulation.runner import RunSpec, check_output, run_simulation
 
     spec = RunSpec(
-        technology=technology, particle=particle, n=n, seed=seed, energy=energy,
+        technology=technology,
+        particle=particle,
+        n=n,
+        seed=seed,
+        energy=energy,
         energy_range=tuple(energy_range) if energy_range else None,  # type: ignore[arg-type]
-        log_uniform=log_uniform, theta_max=theta_max, backend=backend, chunk_size=chunk_size,
+        log_uniform=log_uniform,
+        theta_max=theta_max,
+        backend=backend,
+        chunk_size=chunk_size,
     )
     if workers < 1:
         raise CaloptInputError(f"--workers must be at least 1, got {workers}")
     check_output(spec, out, overwrite)
     t0 = time.perf_counter()
     with progress_bar(f"simulate {particle} in {technology}", n, enabled=True) as update:
-        path = run_simulation(spec, out, workers=workers, scheduler=scheduler, overwrite=overwrite,
-                              progress=lambda done, total: update(done))
+        path = run_simulation(
+            spec,
+            out,
+            workers=workers,
+            scheduler=scheduler,
+            overwrite=overwrite,
+            progress=lambda done, total: update(done),
+        )
     dt = time.perf_counter() - t0
     summary = {"out": str(path), "n": n, "technology": technology, "particle": particle, "seconds": round(dt, 3)}
     if json_out:

@@ -46,6 +46,6 @@ def validate(
     if json_out:
         print_json(doc)
     else:
-        for name, res in results.items():
+        for res in results.values():
             for line in summary_lines(res):
                 typer.echo(line)

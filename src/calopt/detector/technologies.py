@@ -17,6 +17,7 @@ assumption.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,7 +25,7 @@ from functools import cached_property
 from calopt.errors import CaloptInputError
 from calopt.materials import Material, get_material
 
-__all__ = ["Layer", "Technology", "TECHNOLOGIES", "get_technology", "MODULE_SIZE_MM"]
+__all__ = ["MODULE_SIZE_MM", "TECHNOLOGIES", "Layer", "Technology", "get_technology"]
 
 MODULE_SIZE_MM = 121.2  # LHCb ECAL module pitch, physics-reference §1 [V]
 
@@ -96,7 +97,8 @@ class Technology:
             if abs(ratio - round(ratio)) > 1e-9:
                 raise CaloptInputError(f"technology {self.name!r}: cell {c} mm is not a multiple of {self.fine_pitch}")
         edges = self.section_edges
-        if edges[0] != 0.0 or any(b <= a for a, b in zip(edges, edges[1:])) or abs(edges[-1] - self.depth_mm) > 1e-6:
+        rising = all(b > a for a, b in itertools.pairwise(edges))
+        if edges[0] != 0.0 or not rising or abs(edges[-1] - self.depth_mm) > 1e-6:
             raise CaloptInputError(f"technology {self.name!r}: section edges must rise from 0 to the depth")
 
     # ----- composition -------------------------------------------------------------------

@@ -10,7 +10,7 @@ from calopt.errors import CaloptInputError
 from calopt.simulation.particles import Particles
 from calopt.simulation.showers import Showers
 
-__all__ = ["ShowerSimulator", "get_simulator", "BACKENDS"]
+__all__ = ["BACKENDS", "ShowerSimulator", "get_simulator"]
 
 BACKENDS = ("cascade", "gflash", "library", "surrogate")
 AVAILABLE = ("cascade",)

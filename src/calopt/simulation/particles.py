@@ -9,7 +9,7 @@ import numpy as np
 from calopt.constants import ELECTRON_MASS, KAON_MASS, MUON_MASS, NEUTRON_MASS, PION_MASS, PROTON_MASS
 from calopt.errors import CaloptInputError
 
-__all__ = ["Species", "SPECIES", "BY_PDG", "species", "Particles"]
+__all__ = ["BY_PDG", "SPECIES", "Particles", "Species", "species"]
 
 
 @dataclass(frozen=True)

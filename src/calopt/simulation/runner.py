@@ -74,7 +74,8 @@ class RunSpec:
         e_min = self.energy if self.energy is not None else self.energy_range[0]  # type: ignore[index]
         if e_min <= mass_gev:
             raise CaloptInputError(
-                f"energy {e_min} GeV is below the {self.particle} mass ({mass_gev:.4f} GeV); energies are total energies"
+                f"energy {e_min} GeV is below the {self.particle} mass ({mass_gev:.4f} GeV); "
+                "energies are total energies"
             )
         del tech
 
@@ -146,7 +147,9 @@ def check_output(spec: RunSpec, out: Path, overwrite: bool) -> None:
     check_writable(out)
     if out.exists():
         if not is_shower_file(out):
-            raise CaloptInputError(f"output {str(out)!r} exists and is not a calopt-showers file; refusing to overwrite it")
+            raise CaloptInputError(
+                f"output {str(out)!r} exists and is not a calopt-showers file; refusing to overwrite it"
+            )
         if not overwrite:
             raise CaloptInputError(f"output {str(out)!r} already exists; use --overwrite to replace it")
     parts = out.with_name(out.name + ".parts")
@@ -220,9 +223,7 @@ def run_simulation(
             if scheduler is not None:
                 client = Client(scheduler, timeout="10s")
             else:
-                cluster = LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-                )
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
                 client = Client(cluster)
         except OSError as exc:
             raise CaloptInputError(f"cannot reach Dask scheduler {scheduler!r}: {exc}") from None

@@ -17,7 +17,7 @@ import numpy as np
 
 from calopt.errors import CaloptInputError, ShowerFormatError
 
-__all__ = ["Showers", "write_showers", "read_showers", "FORMAT", "FORMAT_VERSION", "concatenate", "check_writable"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "Showers", "check_writable", "concatenate", "read_showers", "write_showers"]
 
 FORMAT = "calopt-showers"
 FORMAT_VERSION = 1
@@ -81,7 +81,7 @@ def write_showers(path: str | os.PathLike[str], sh: Showers) -> None:
             for k, v in sh.attrs.items():
                 f.attrs[k] = v
             opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
-            chunk = (1,) + sh.showers.shape[1:] if len(sh) else None
+            chunk = (1, *sh.showers.shape[1:]) if len(sh) else None
             f.create_dataset("showers", data=sh.showers.astype(np.float32), chunks=chunk, **opts)
             if sh.times is not None:
                 f.create_dataset("times", data=sh.times.astype(np.float32), chunks=chunk, **opts)

@@ -28,21 +28,27 @@ from calopt.simulation.cascade.simulator import CascadeSimulator
 from calopt.simulation.particles import Particles, species
 from calopt.simulation.showers import Showers
 
-__all__ = ["ValidationSettings", "validate_technology", "fit_resolution", "shower_maximum", "PUBLISHED"]
+__all__ = ["PUBLISHED", "ValidationSettings", "fit_resolution", "shower_maximum", "validate_technology"]
 
 # Published resolutions (stochastic a [fraction at 1 GeV], constant b); sources in
 # physics-reference.md §1-2.
 PUBLISHED: dict[str, dict[str, Any]] = {
     "lhcb-shashlik": {
-        "a": (0.085, 0.095), "b": 0.008, "includes_photostatistics": True,
+        "a": (0.085, 0.095),
+        "b": 0.008,
+        "includes_photostatistics": True,
         "source": "LHCb test beam (8.5-9.5)%/sqrt(E) (+) 0.8% [M, JINST 3 (2008) S08005]; design 10%/sqrt(E) (+) 1%",
     },
     "spacal-w": {
-        "a": (0.09, 0.11), "b": 0.01, "includes_photostatistics": True,
+        "a": (0.09, 0.11),
+        "b": 0.01,
+        "includes_photostatistics": True,
         "source": "~10%/sqrt(E) (+) 1% met in test beam [V, PoS(485)520]",
     },
     "spacal-pb": {
-        "a": (0.09, 0.11), "b": 0.01, "includes_photostatistics": True,
+        "a": (0.09, 0.11),
+        "b": 0.01,
+        "includes_photostatistics": True,
         "source": "~10%/sqrt(E) (+) 1% met in test beam [V, PoS(485)520]",
     },
 }
@@ -65,8 +71,7 @@ class ValidationSettings:
 
     @classmethod
     def quick(cls) -> ValidationSettings:
-        return cls(energies=(1.0, 5.0, 20.0), n_per_energy=60, profile_energies=(2.0, 20.0), n_profile=30,
-                   n_pions=100)
+        return cls(energies=(1.0, 5.0, 20.0), n_per_energy=60, profile_energies=(2.0, 20.0), n_profile=30, n_pions=100)
 
 
 def _gun(tech: Technology, particle: str, e_gev: float, n: int, rng: np.random.Generator) -> Particles:
@@ -75,7 +80,9 @@ def _gun(tech: Technology, particle: str, e_gev: float, n: int, rng: np.random.G
     d /= np.linalg.norm(d)
     half = tech.fine_pitch / 2.0
     return Particles(
-        np.full(n, species(particle).pdg), np.full(n, e_gev * 1000.0), np.tile(d, (n, 1)),
+        np.full(n, species(particle).pdg),
+        np.full(n, e_gev * 1000.0),
+        np.tile(d, (n, 1)),
         rng.uniform(-half, half, size=(n, 2)),
     )
 
@@ -86,8 +93,9 @@ def fit_resolution(e_gev: np.ndarray, rel_sigma: np.ndarray, rel_err: np.ndarray
     def model(e: np.ndarray, a: float, b: float) -> np.ndarray:
         return np.sqrt(a * a / e + b * b)
 
-    popt, pcov = curve_fit(model, e_gev, rel_sigma, p0=(0.1, 0.01), sigma=rel_err, absolute_sigma=True,
-                           bounds=([0.0, 0.0], [1.0, 0.5]))
+    popt, pcov = curve_fit(
+        model, e_gev, rel_sigma, p0=(0.1, 0.01), sigma=rel_err, absolute_sigma=True, bounds=([0.0, 0.0], [1.0, 0.5])
+    )
     err = np.sqrt(np.diag(pcov))
     return {"a": float(popt[0]), "a_err": float(err[0]), "b": float(popt[1]), "b_err": float(err[1])}
 
@@ -106,8 +114,14 @@ def shower_maximum(profile: np.ndarray, depth_x0: float) -> float:
     return float((a - 1.0) / b)
 
 
-def _response(sim: CascadeSimulator, tech: Technology, particle: str, st: ValidationSettings,
-              rng: np.random.Generator, progress: Callable[[str], None] | None) -> dict[str, Any]:
+def _response(
+    sim: CascadeSimulator,
+    tech: Technology,
+    particle: str,
+    st: ValidationSettings,
+    rng: np.random.Generator,
+    progress: Callable[[str], None] | None,
+) -> dict[str, Any]:
     rows = []
     for e in st.energies:
         if progress:
@@ -116,9 +130,16 @@ def _response(sim: CascadeSimulator, tech: Technology, particle: str, st: Valida
         vis = sh.diagnostics["energy_balance"][:, DIAG.VISIBLE_WINDOW] / (e * 1000.0)
         m, s = float(vis.mean()), float(vis.std(ddof=1))
         n = len(vis)
-        rows.append({"energy_gev": e, "response": m, "response_err": s / math.sqrt(n), "rel_sigma": s / m,
-                     "rel_sigma_err": s / m / math.sqrt(2 * (n - 1)),
-                     "rear_leakage": float(sh.diagnostics["energy_balance"][:, DIAG.REAR].mean() / (e * 1000.0))})
+        rows.append(
+            {
+                "energy_gev": e,
+                "response": m,
+                "response_err": s / math.sqrt(n),
+                "rel_sigma": s / m,
+                "rel_sigma_err": s / m / math.sqrt(2 * (n - 1)),
+                "rear_leakage": float(sh.diagnostics["energy_balance"][:, DIAG.REAR].mean() / (e * 1000.0)),
+            }
+        )
     e_arr = np.array([r["energy_gev"] for r in rows])
     resp = np.array([r["response"] for r in rows])
     calib = float(np.average(resp, weights=1.0 / np.array([r["response_err"] for r in rows]) ** 2))
@@ -134,8 +155,13 @@ def _response(sim: CascadeSimulator, tech: Technology, particle: str, st: Valida
     }
 
 
-def _profiles(sim: CascadeSimulator, tech: Technology, st: ValidationSettings, rng: np.random.Generator,
-              progress: Callable[[str], None] | None) -> dict[str, Any]:
+def _profiles(
+    sim: CascadeSimulator,
+    tech: Technology,
+    st: ValidationSettings,
+    rng: np.random.Generator,
+    progress: Callable[[str], None] | None,
+) -> dict[str, Any]:
     eff = tech.effective_material
     ec = eff.critical_energy
     out: dict[str, Any] = {"critical_energy_mev": ec, "moliere_radius_mm": eff.moliere_radius_mm, "points": []}
@@ -166,8 +192,13 @@ def _profiles(sim: CascadeSimulator, tech: Technology, st: ValidationSettings, r
     return out
 
 
-def _pions(sim: CascadeSimulator, tech: Technology, st: ValidationSettings, rng: np.random.Generator,
-           progress: Callable[[str], None] | None) -> dict[str, Any]:
+def _pions(
+    sim: CascadeSimulator,
+    tech: Technology,
+    st: ValidationSettings,
+    rng: np.random.Generator,
+    progress: Callable[[str], None] | None,
+) -> dict[str, Any]:
     if progress:
         progress(f"{tech.name}: pi- and e- {st.pion_energy:g} GeV")
     e = st.pion_energy
@@ -195,8 +226,13 @@ def _pions(sim: CascadeSimulator, tech: Technology, st: ValidationSettings, rng:
     }
 
 
-def validate_technology(name: str, settings: ValidationSettings | None = None, *, sim: CascadeSimulator | None = None,
-                        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def validate_technology(
+    name: str,
+    settings: ValidationSettings | None = None,
+    *,
+    sim: CascadeSimulator | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Run every check for one technology; returns a JSON-ready dictionary."""
     st = settings or ValidationSettings()
     tech = get_technology(name)
@@ -209,7 +245,9 @@ def validate_technology(name: str, settings: ValidationSettings | None = None, *
         "published": PUBLISHED.get(name),
     }
     for particle in ("gamma", "e-"):
-        result[f"response_{'gamma' if particle == 'gamma' else 'electron'}"] = _response(sim, tech, particle, st, rng, progress)
+        result[f"response_{'gamma' if particle == 'gamma' else 'electron'}"] = _response(
+            sim, tech, particle, st, rng, progress
+        )
     result["profiles"] = _profiles(sim, tech, st, rng, progress)
     result["pions"] = _pions(sim, tech, st, rng, progress)
     return result

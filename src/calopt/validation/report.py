@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["summary_lines", "plot_validation"]
+__all__ = ["plot_validation", "summary_lines"]
 
 
 def summary_lines(res: dict[str, Any]) -> list[str]:
@@ -18,9 +18,11 @@ def summary_lines(res: dict[str, Any]) -> list[str]:
         r = res[key]
         f = r["resolution_fit"]
         lines.append(
-            f"{key[9:]:>8}: sampling fraction {r['sampling_fraction']:.4f} (nominal {res['nominal_sampling_fraction']:.4f}), "
+            f"{key[9:]:>8}: sampling fraction {r['sampling_fraction']:.4f} "
+            f"(nominal {res['nominal_sampling_fraction']:.4f}), "
             f"linearity within {100 * r['linearity_max_dev']:.2f}%, sigma/E = {100 * f['a']:.2f}%/sqrt(E) (+) "
-            f"{100 * f['b']:.2f}% intrinsic; with photo-statistics {100 * r['stochastic_with_photostatistics']:.2f}%/sqrt(E)"
+            f"{100 * f['b']:.2f}% intrinsic; with photo-statistics "
+            f"{100 * r['stochastic_with_photostatistics']:.2f}%/sqrt(E)"
         )
     pub = res.get("published")
     if pub:
@@ -56,8 +58,14 @@ def plot_validation(res: dict[str, Any], path: Path) -> list[Any]:
         pts = res[key]["points"]
         e = np.array([p["energy_gev"] for p in pts])
         r = np.array([p["response"] for p in pts]) / res[key]["sampling_fraction"]
-        ax.errorbar(e, r, yerr=[p["response_err"] / res[key]["sampling_fraction"] for p in pts], marker="o",
-                    label=label, ls="none")
+        ax.errorbar(
+            e,
+            r,
+            yerr=[p["response_err"] / res[key]["sampling_fraction"] for p in pts],
+            marker="o",
+            label=label,
+            ls="none",
+        )
     ax.axhspan(0.98, 1.02, color="grey", alpha=0.2, label="+-2 %")
     ax.set(xscale="log", xlabel="E [GeV]", ylabel="response / mean", title=f"{res['technology']}: linearity")
     ax.legend()
@@ -69,8 +77,11 @@ def plot_validation(res: dict[str, Any], path: Path) -> list[Any]:
         ax.errorbar(e, 100 * s, yerr=[100 * p["rel_sigma_err"] for p in pts], marker="o", ls="none", label=label)
         f = res[key]["resolution_fit"]
         ee = np.logspace(np.log10(e.min()), np.log10(e.max()), 50)
-        ax.plot(ee, 100 * np.sqrt(f["a"] ** 2 / ee + f["b"] ** 2),
-                label=f"{label}: {100 * f['a']:.1f}%/sqrt(E) + {100 * f['b']:.1f}%")
+        ax.plot(
+            ee,
+            100 * np.sqrt(f["a"] ** 2 / ee + f["b"] ** 2),
+            label=f"{label}: {100 * f['a']:.1f}%/sqrt(E) + {100 * f['b']:.1f}%",
+        )
     ax.set(xscale="log", xlabel="E [GeV]", ylabel="sigma/E [%] (intrinsic)", title="energy resolution")
     ax.legend(fontsize=8)
     ax = axes[1, 0]
@@ -85,8 +96,12 @@ def plot_validation(res: dict[str, Any], path: Path) -> list[Any]:
     edges = np.array(pi["hist_edges"])
     ax.stairs(pi["pion_hist"], edges, label="pi-")
     ax.stairs(pi["electron_hist"], edges, label="e-")
-    ax.set(xlabel="E_vis / E (EM scale)", ylabel="showers", title=f"{pi['energy_gev']:g} GeV pions vs electrons",
-           yscale="log")
+    ax.set(
+        xlabel="E_vis / E (EM scale)",
+        ylabel="showers",
+        title=f"{pi['energy_gev']:g} GeV pions vs electrons",
+        yscale="log",
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -38,7 +38,7 @@ import numpy as np
 
 from calopt.simulation.cascade.physics import BG_GRID_LOG_MIN, LOG_BG_STEP, LOG_E_MIN, LOG_E_STEP, Q, S
 
-__all__ = ["simulate_batch", "N_DIAG", "DIAG"]
+__all__ = ["DIAG", "N_DIAG", "simulate_batch"]
 
 # numba freezes module-level integers; class attributes are not visible to it
 Q_MU_PE, Q_MU_COMPT, Q_MU_PAIR, Q_MU_TOT = Q.MU_PE, Q.MU_COMPT, Q.MU_PAIR, Q.MU_TOT
@@ -207,8 +207,8 @@ def _score(grid, tgrid, diag, prof, rad, e_vis, x, y, z, t, pitch, half, edges, 
     ir = int(math.sqrt(rx * rx + ry * ry))  # 1 mm bins
     if ir < rad.shape[0]:
         rad[ir] += e_vis
-    ix = int(math.floor((x + half) / pitch))
-    iy = int(math.floor((y + half) / pitch))
+    ix = math.floor((x + half) / pitch)
+    iy = math.floor((y + half) / pitch)
     ns = edges.shape[0] - 1
     if ix < 0 or iy < 0 or ix >= grid.shape[2] or iy >= grid.shape[1]:
         return
@@ -237,8 +237,30 @@ def _push(st, stf, n, ptype, e, x, y, z, ux, uy, uz, t):
 
 
 @nb.njit(cache=True)
-def _deposit_local(tables, scalars, mat, e, positron_like, grid, tgrid, diag, prof, rad, x, y, z, t,
-                   pitch, half, edges, depth, x0, y0, ax, ay):
+def _deposit_local(
+    tables,
+    scalars,
+    mat,
+    e,
+    positron_like,
+    grid,
+    tgrid,
+    diag,
+    prof,
+    rad,
+    x,
+    y,
+    z,
+    t,
+    pitch,
+    half,
+    edges,
+    depth,
+    x0,
+    y0,
+    ax,
+    ay,
+):
     """Deposit energy e of a stopped electron (or absorbed photon) at a point."""
     diag[D_DEPOSITED] += e
     if scalars[mat, S_ACTIVE] > 0.0:
@@ -252,8 +274,34 @@ def _deposit_local(tables, scalars, mat, e, positron_like, grid, tgrid, diag, pr
 
 
 @nb.njit(cache=True)
-def _run_stack(st, stf, n, tables, scalars, geo_z, mat_map, has_fibres, fp, fs, depth, cut_g, cut_d, cut_e,
-               grid, tgrid, diag, prof, rad, pitch, half, edges, x0, y0, ax, ay):
+def _run_stack(
+    st,
+    stf,
+    n,
+    tables,
+    scalars,
+    geo_z,
+    mat_map,
+    has_fibres,
+    fp,
+    fs,
+    depth,
+    cut_g,
+    cut_d,
+    cut_e,
+    grid,
+    tgrid,
+    diag,
+    prof,
+    rad,
+    pitch,
+    half,
+    edges,
+    x0,
+    y0,
+    ax,
+    ay,
+):
     """Transport every particle on the stack (depth first) until the stack is empty."""
     overflow = False
     while n > 0:
@@ -281,8 +329,30 @@ def _run_stack(st, stf, n, tables, scalars, geo_z, mat_map, has_fibres, fp, fs, 
                     break
                 mat = _material(geo_z, mat_map, has_fibres, fp, fs, x, y, z)
                 if e <= cut_g:
-                    _deposit_local(tables, scalars, mat, e, False, grid, tgrid, diag, prof, rad, x, y, z, t,
-                                   pitch, half, edges, depth, x0, y0, ax, ay)
+                    _deposit_local(
+                        tables,
+                        scalars,
+                        mat,
+                        e,
+                        False,
+                        grid,
+                        tgrid,
+                        diag,
+                        prof,
+                        rad,
+                        x,
+                        y,
+                        z,
+                        t,
+                        pitch,
+                        half,
+                        edges,
+                        depth,
+                        x0,
+                        y0,
+                        ax,
+                        ay,
+                    )
                     break
                 loge = math.log(e)
                 mu = _interp(tables, mat, Q_MU_TOT, loge)
@@ -303,8 +373,30 @@ def _run_stack(st, stf, n, tables, scalars, geo_z, mat_map, has_fibres, fp, fs, 
                 mu_pe = _interp(tables, mat, Q_MU_PE, loge)
                 mu_c = _interp(tables, mat, Q_MU_COMPT, loge)
                 if r < mu_pe:
-                    _deposit_local(tables, scalars, mat, e, False, grid, tgrid, diag, prof, rad, x, y, z, t,
-                                   pitch, half, edges, depth, x0, y0, ax, ay)
+                    _deposit_local(
+                        tables,
+                        scalars,
+                        mat,
+                        e,
+                        False,
+                        grid,
+                        tgrid,
+                        diag,
+                        prof,
+                        rad,
+                        x,
+                        y,
+                        z,
+                        t,
+                        pitch,
+                        half,
+                        edges,
+                        depth,
+                        x0,
+                        y0,
+                        ax,
+                        ay,
+                    )
                     break
                 elif r < mu_pe + mu_c:
                     # Compton, G4KleinNishinaCompton sampling (physics-reference §3.5)
@@ -339,8 +431,30 @@ def _run_stack(st, stf, n, tables, scalars, geo_z, mat_map, has_fibres, fp, fs, 
                         n, ok = _push(st, stf, n, 1, te, x, y, z, px / pn, py / pn, pz / pn, t)
                         overflow = overflow or not ok
                     else:
-                        _deposit_local(tables, scalars, mat, te, False, grid, tgrid, diag, prof, rad, x, y, z, t,
-                                       pitch, half, edges, depth, x0, y0, ax, ay)
+                        _deposit_local(
+                            tables,
+                            scalars,
+                            mat,
+                            te,
+                            False,
+                            grid,
+                            tgrid,
+                            diag,
+                            prof,
+                            rad,
+                            x,
+                            y,
+                            z,
+                            t,
+                            pitch,
+                            half,
+                            edges,
+                            depth,
+                            x0,
+                            y0,
+                            ax,
+                            ay,
+                        )
                     e = k1
                     ux, uy, uz = nx, ny, nz
                     continue
@@ -371,7 +485,6 @@ def _run_stack(st, stf, n, tables, scalars, geo_z, mat_map, has_fibres, fp, fs, 
         else:
             # ------------------------------------------------------------- e- / e+
             positron = ptype == 2
-            q_dedx = Q_DEDX_EP if positron else Q_DEDX_EM
             q_range = Q_RANGE_EP if positron else Q_RANGE_EM
             q_delta = Q_LINV_BHABHA if positron else Q_LINV_MOLLER
             alive = True
@@ -416,8 +529,17 @@ def _run_stack(st, stf, n, tables, scalars, geo_z, mat_map, has_fibres, fp, fs, 
                     de = e - e1
                     tmax = e if positron else 0.5 * e
                     tc = min(cut_d, tmax)
-                    var = 2.0 * math.pi * 2.8179403262e-12 ** 2 * ME * scalars[mat, S_NEL] * s * tc * (
-                        1.0 - 0.5 * beta * beta) / (beta * beta)
+                    var = (
+                        2.0
+                        * math.pi
+                        * 2.8179403262e-12**2
+                        * ME
+                        * scalars[mat, S_NEL]
+                        * s
+                        * tc
+                        * (1.0 - 0.5 * beta * beta)
+                        / (beta * beta)
+                    )
                     if var > 0.0:
                         de += math.sqrt(var) * np.random.normal()
                     if de < 0.0:
@@ -437,8 +559,9 @@ def _run_stack(st, stf, n, tables, scalars, geo_z, mat_map, has_fibres, fp, fs, 
                     if scalars[mat, S_ACTIVE] > 0.0:
                         kb = scalars[mat, S_KB]
                         vis = de / (1.0 + kb * de / s) if (kb > 0.0 and s > 0.0) else de
-                        _score(grid, tgrid, diag, prof, rad, vis, xm, ym, zm, tm, pitch, half, edges, depth,
-                               x0, y0, ax, ay)
+                        _score(
+                            grid, tgrid, diag, prof, rad, vis, xm, ym, zm, tm, pitch, half, edges, depth, x0, y0, ax, ay
+                        )
                 # multiple scattering at the mid-step energy: 1 - cos(theta) exponential with mean
                 # theta0^2 (Highland), truncated to [0, 2]; identical to a 2-D Gaussian of width
                 # theta0 at small angles and isotropic in the limit of large theta0
@@ -552,8 +675,30 @@ def _run_stack(st, stf, n, tables, scalars, geo_z, mat_map, has_fibres, fp, fs, 
             if alive:
                 mat = _material(geo_z, mat_map, has_fibres, fp, fs, x, y, z)
                 if e > 0.0:
-                    _deposit_local(tables, scalars, mat, e, positron, grid, tgrid, diag, prof, rad, x, y, z, t,
-                                   pitch, half, edges, depth, x0, y0, ax, ay)
+                    _deposit_local(
+                        tables,
+                        scalars,
+                        mat,
+                        e,
+                        positron,
+                        grid,
+                        tgrid,
+                        diag,
+                        prof,
+                        rad,
+                        x,
+                        y,
+                        z,
+                        t,
+                        pitch,
+                        half,
+                        edges,
+                        depth,
+                        x0,
+                        y0,
+                        ax,
+                        ay,
+                    )
                 if positron:
                     # annihilation at rest: two back-to-back 511 keV photons, isotropic
                     cost = 2.0 * np.random.random() - 1.0
@@ -580,10 +725,50 @@ def _landau_sample(landau_q):
 
 
 @nb.njit(cache=True)
-def _transport_heavy(st, stf, n, tables, scalars, heavy, geo_z, mat_map, has_fibres, fp, fs, depth,
-                     grid, tgrid, diag, prof, rad, pitch, half, edges, x0, y0, ax, ay,
-                     kin, mass, charged, lambda_scale, em_e0, x, y, z, ux, uy, uz, t,
-                     landau_q, landau_mean, had_vis, sf_nominal, lambda_eff, em_fraction_k):
+def _transport_heavy(
+    st,
+    stf,
+    n,
+    tables,
+    scalars,
+    heavy,
+    geo_z,
+    mat_map,
+    has_fibres,
+    fp,
+    fs,
+    depth,
+    grid,
+    tgrid,
+    diag,
+    prof,
+    rad,
+    pitch,
+    half,
+    edges,
+    x0,
+    y0,
+    ax,
+    ay,
+    kin,
+    mass,
+    charged,
+    lambda_scale,
+    em_e0,
+    x,
+    y,
+    z,
+    ux,
+    uy,
+    uz,
+    t,
+    landau_q,
+    landau_mean,
+    had_vis,
+    sf_nominal,
+    lambda_eff,
+    em_fraction_k,
+):
     """A muon or hadron: straight track with Bethe ionisation (Landau fluctuations in active
     material) until a nuclear interaction (hadrons, lambda_scale > 0) or exit. At the
     interaction the energy is shared between pi0 photons (transported as EM showers) and a
@@ -600,8 +785,30 @@ def _transport_heavy(st, stf, n, tables, scalars, heavy, geo_z, mat_map, has_fib
             return n, False
         if e <= 1.0:
             mat = _material(geo_z, mat_map, has_fibres, fp, fs, x, y, z)
-            _deposit_local(tables, scalars, mat, e, False, grid, tgrid, diag, prof, rad, x, y, z, t,
-                           pitch, half, edges, depth, x0, y0, ax, ay)
+            _deposit_local(
+                tables,
+                scalars,
+                mat,
+                e,
+                False,
+                grid,
+                tgrid,
+                diag,
+                prof,
+                rad,
+                x,
+                y,
+                z,
+                t,
+                pitch,
+                half,
+                edges,
+                depth,
+                x0,
+                y0,
+                ax,
+                ay,
+            )
             return n, False
         mat = _material(geo_z, mat_map, has_fibres, fp, fs, x, y, z)
         lam = scalars[mat, S_LAMBDA_I] * lambda_scale if lambda_scale > 0.0 else FAR
@@ -631,8 +838,26 @@ def _transport_heavy(st, stf, n, tables, scalars, heavy, geo_z, mat_map, has_fib
             if scalars[mat, S_ACTIVE] > 0.0 and de > 0.0:
                 kb = scalars[mat, S_KB]
                 vis = de / (1.0 + kb * dedx) if kb > 0.0 else de
-                _score(grid, tgrid, diag, prof, rad, vis, x + 0.5 * s * ux, y + 0.5 * s * uy, z + 0.5 * s * uz,
-                       t + 0.5 * s / (beta * C_LIGHT), pitch, half, edges, depth, x0, y0, ax, ay)
+                _score(
+                    grid,
+                    tgrid,
+                    diag,
+                    prof,
+                    rad,
+                    vis,
+                    x + 0.5 * s * ux,
+                    y + 0.5 * s * uy,
+                    z + 0.5 * s * uz,
+                    t + 0.5 * s / (beta * C_LIGHT),
+                    pitch,
+                    half,
+                    edges,
+                    depth,
+                    x0,
+                    y0,
+                    ax,
+                    ay,
+                )
         step = s if interact else s + (EPS_PUSH if s == dgeo else 0.0)
         x += ux * step
         y += uy * step
@@ -678,7 +903,7 @@ def _transport_heavy(st, stf, n, tables, scalars, heavy, geo_z, mat_map, has_fib
     n_spots = 40
     e_spot = e_had / n_spots
     diag[D_INVISIBLE_HADRONIC] += e_had * (1.0 - had_vis)
-    for i in range(n_spots):
+    for _ in range(n_spots):
         dl = np.random.gamma(a_b, lambda_eff / d_b)
         r = np.random.gamma(2.0, 0.2 * lambda_eff)
         phi = 2.0 * math.pi * np.random.random()
@@ -693,18 +918,60 @@ def _transport_heavy(st, stf, n, tables, scalars, heavy, geo_z, mat_map, has_fib
             diag[D_BACK] += e_spot * had_vis
             continue
         diag[D_DEPOSITED] += e_spot * had_vis
-        _score(grid, tgrid, diag, prof, rad, e_spot * had_vis * sf_nominal, sx, sy, sz,
-               t + dl / C_LIGHT, pitch, half, edges, depth, x0, y0, ax, ay)
+        _score(
+            grid,
+            tgrid,
+            diag,
+            prof,
+            rad,
+            e_spot * had_vis * sf_nominal,
+            sx,
+            sy,
+            sz,
+            t + dl / C_LIGHT,
+            pitch,
+            half,
+            edges,
+            depth,
+            x0,
+            y0,
+            ax,
+            ay,
+        )
     return n, overflow
 
 
-
-
 @nb.njit(cache=True, nogil=True)
-def simulate_batch(seeds, ptypes, energies, dirs, points, masses, lambda_scales, em_e0s,
-                   tables, scalars, heavy, geo_z, mat_map, has_fibres, fp, fs, depth, cuts,
-                   pitch, grid_n, edges, landau_q, landau_mean, had_vis, lambda_eff, sf_nominal,
-                   n_prof, n_rad):
+def simulate_batch(
+    seeds,
+    ptypes,
+    energies,
+    dirs,
+    points,
+    masses,
+    lambda_scales,
+    em_e0s,
+    tables,
+    scalars,
+    heavy,
+    geo_z,
+    mat_map,
+    has_fibres,
+    fp,
+    fs,
+    depth,
+    cuts,
+    pitch,
+    grid_n,
+    edges,
+    landau_q,
+    landau_mean,
+    had_vis,
+    lambda_eff,
+    sf_nominal,
+    n_prof,
+    n_rad,
+):
     """Simulate ``len(seeds)`` primaries.
 
     ptypes: 0 photon, 1 e-, 2 e+, 3 muon, 4 charged hadron, 5 neutral hadron.
@@ -748,15 +1015,81 @@ def simulate_batch(seeds, ptypes, energies, dirs, points, masses, lambda_scales,
         n = 0
         overflow = False
         if pt <= 2:
-            n, ok = _push(st, stf, 0, pt, energies[i], x, y, 0.0, ux, uy, uz, 0.0)
+            n, _ = _push(st, stf, 0, pt, energies[i], x, y, 0.0, ux, uy, uz, 0.0)
         else:
-            n, ov = _transport_heavy(st, stf, 0, tables, scalars, heavy, geo_z, mat_map, has_fibres, fp, fs, depth,
-                                     grid, tgrid, diag, prof, rad, pitch, half, edges, x, y, ax, ay,
-                                     energies[i], masses[i], pt != 5, lambda_scales[i], em_e0s[i],
-                                     x, y, 0.0, ux, uy, uz, 0.0, landau_q, landau_mean, had_vis, sf_nominal, lambda_eff, 0.82)
+            n, ov = _transport_heavy(
+                st,
+                stf,
+                0,
+                tables,
+                scalars,
+                heavy,
+                geo_z,
+                mat_map,
+                has_fibres,
+                fp,
+                fs,
+                depth,
+                grid,
+                tgrid,
+                diag,
+                prof,
+                rad,
+                pitch,
+                half,
+                edges,
+                x,
+                y,
+                ax,
+                ay,
+                energies[i],
+                masses[i],
+                pt != 5,
+                lambda_scales[i],
+                em_e0s[i],
+                x,
+                y,
+                0.0,
+                ux,
+                uy,
+                uz,
+                0.0,
+                landau_q,
+                landau_mean,
+                had_vis,
+                sf_nominal,
+                lambda_eff,
+                0.82,
+            )
             overflow = ov
-        ov2 = _run_stack(st, stf, n, tables, scalars, geo_z, mat_map, has_fibres, fp, fs, depth,
-                         cuts[0], cuts[1], cuts[2], grid, tgrid, diag, prof, rad, pitch, half, edges, x, y, ax, ay)
+        ov2 = _run_stack(
+            st,
+            stf,
+            n,
+            tables,
+            scalars,
+            geo_z,
+            mat_map,
+            has_fibres,
+            fp,
+            fs,
+            depth,
+            cuts[0],
+            cuts[1],
+            cuts[2],
+            grid,
+            tgrid,
+            diag,
+            prof,
+            rad,
+            pitch,
+            half,
+            edges,
+            x,
+            y,
+            ax,
+            ay,
+        )
         if overflow or ov2:
             n_overflow += 1
         for s in range(ns):

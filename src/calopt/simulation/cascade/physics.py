@@ -29,17 +29,17 @@ from calopt.constants import CLASSICAL_ELECTRON_RADIUS, ELECTRON_MASS
 from calopt.materials import Element, Material
 
 __all__ = [
+    "BG_GRID",
     "E_GRID",
     "LOG_E_MIN",
     "LOG_E_STEP",
-    "BG_GRID",
     "Cuts",
-    "photo_electric_per_atom",
-    "pair_per_atom",
-    "klein_nishina_per_electron",
-    "build_tables",
     "Q",
     "S",
+    "build_tables",
+    "klein_nishina_per_electron",
+    "pair_per_atom",
+    "photo_electric_per_atom",
 ]
 
 ME = ELECTRON_MASS
@@ -116,10 +116,54 @@ class Cuts:
 # 88 keV the values are those just above the edge extrapolated, i.e. times the K jump).
 # Derived from NIST XCOM total attenuation minus Klein-Nishina and coherent scattering
 # (physics-reference §3.6) [M/D].
-_PB_PE_E = np.array([0.020, 0.030, 0.040, 0.050, 0.060, 0.080, 0.100, 0.150, 0.200, 0.300, 0.400,
-                     0.500, 0.600, 0.800, 1.000, 1.500, 2.000, 5.000, 10.00, 100.0])
-_PB_PE_MU = np.array([420.0, 144.0, 66.5, 36.5, 22.0, 9.75, 5.23, 1.79, 0.84, 0.294, 0.142,
-                      0.083, 0.0545, 0.0289, 0.0183, 0.0087, 0.0060, 0.0020, 0.0009, 0.00008])
+_PB_PE_E = np.array(
+    [
+        0.020,
+        0.030,
+        0.040,
+        0.050,
+        0.060,
+        0.080,
+        0.100,
+        0.150,
+        0.200,
+        0.300,
+        0.400,
+        0.500,
+        0.600,
+        0.800,
+        1.000,
+        1.500,
+        2.000,
+        5.000,
+        10.00,
+        100.0,
+    ]
+)
+_PB_PE_MU = np.array(
+    [
+        420.0,
+        144.0,
+        66.5,
+        36.5,
+        22.0,
+        9.75,
+        5.23,
+        1.79,
+        0.84,
+        0.294,
+        0.142,
+        0.083,
+        0.0545,
+        0.0289,
+        0.0183,
+        0.0087,
+        0.0060,
+        0.0020,
+        0.0009,
+        0.00008,
+    ]
+)
 _PB = (82, 207.2, 0.088005)
 
 
@@ -166,7 +210,11 @@ def klein_nishina_per_electron(k: np.ndarray) -> np.ndarray:
     """Klein-Nishina total cross section per free electron [mm^2] (physics-reference §3.5)."""
     x = np.asarray(k, dtype=float) / ME
     l2 = np.log1p(2.0 * x)
-    t = (1.0 + x) / x**2 * (2.0 * (1.0 + x) / (1.0 + 2.0 * x) - l2 / x) + l2 / (2.0 * x) - (1.0 + 3.0 * x) / (1.0 + 2.0 * x) ** 2
+    t = (
+        (1.0 + x) / x**2 * (2.0 * (1.0 + x) / (1.0 + 2.0 * x) - l2 / x)
+        + l2 / (2.0 * x)
+        - (1.0 + 3.0 * x) / (1.0 + 2.0 * x) ** 2
+    )
     return 2.0 * math.pi * CLASSICAL_ELECTRON_RADIUS**2 * t
 
 
@@ -193,12 +241,18 @@ def restricted_dedx(mat: Material, T: np.ndarray, cut: float, positron: bool) ->
         d3 = d2 * d / 1.5
         d4 = d3 * d * 0.75
         y = 1.0 / (1.0 + gam)
-        dedx = np.log(2.0 * (tau + 2.0) / eexc2) + np.log(tau * d) - beta2 * (
-            tau + 2.0 * d - y * (3.0 * d2 + y * (d - d3 + y * (d2 - tau * d3 + d4)))
-        ) / tau
+        dedx = (
+            np.log(2.0 * (tau + 2.0) / eexc2)
+            + np.log(tau * d)
+            - beta2 * (tau + 2.0 * d - y * (3.0 * d2 + y * (d - d3 + y * (d2 - tau * d3 + d4)))) / tau
+        )
     else:
         dedx = (
-            np.log(2.0 * (tau + 2.0) / eexc2) - 1.0 - beta2 + np.log((tau - d) * d) + tau / (tau - d)
+            np.log(2.0 * (tau + 2.0) / eexc2)
+            - 1.0
+            - beta2
+            + np.log((tau - d) * d)
+            + tau / (tau - d)
             + (0.5 * d * d + (2.0 * tau + 1.0) * np.log(1.0 - d / tau)) / gamma2
         )
     dedx = dedx - mat.density_effect(np.sqrt(bg2))
@@ -229,7 +283,10 @@ def moller_bhabha_inverse_mfp(mat: Material, T: np.ndarray, cut: float, positron
         b4 = y122 * y12
         b3 = b4 + y122
         cross = (xmax - xmin) * (
-            1.0 / (beta2 * xmin * xmax) + b2 - 0.5 * b3 * (xmin + xmax) + b4 * (xmin * xmin + xmin * xmax + xmax * xmax) / 3.0
+            1.0 / (beta2 * xmin * xmax)
+            + b2
+            - 0.5 * b3 * (xmin + xmax)
+            + b4 * (xmin * xmin + xmin * xmax + xmax * xmax) / 3.0
         ) - b1 * np.log(xmax / xmin)
     else:
         gg = (2.0 * gam - 1.0) / gamma2
@@ -267,7 +324,9 @@ def csda_range(T: np.ndarray, dedx: np.ndarray) -> np.ndarray:
     return r
 
 
-def build_tables(materials: list[Material], active: list[bool], cuts: Cuts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def build_tables(
+    materials: list[Material], active: list[bool], cuts: Cuts
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tabulate everything the transport needs.
 
     Returns ``(tables, scalars, heavy)``: ``tables`` (M, Q.N, N_E) on :data:`E_GRID`,

@@ -32,7 +32,7 @@ from calopt.simulation.cascade.physics import Cuts, build_tables
 from calopt.simulation.particles import BY_PDG, Particles
 from calopt.simulation.showers import Showers
 
-__all__ = ["CascadeSimulator", "H_OVER_E", "EM_FRACTION_K", "DIAG"]
+__all__ = ["DIAG", "EM_FRACTION_K", "H_OVER_E", "CascadeSimulator"]
 
 H_OVER_E = 0.75
 EM_FRACTION_K = 0.82  # passed to the kernel as a constant
@@ -131,19 +131,43 @@ class CascadeSimulator:
         em_e0 = np.array([s.em_e0 for s in sp])
         eff = tech.effective_material
         out = simulate_batch(
-            np.asarray(seeds, dtype=np.uint32).astype(np.int64), kinds, kin, particles.directions, particles.points,
-            np.maximum(masses, 1e-9), lam_scale, em_e0,
-            prep.tables, prep.scalars, prep.heavy, prep.geo_z, prep.mat_map, prep.has_fibres, prep.fp, prep.fs,
-            float(tech.depth_mm), np.array([self.cuts.photon, self.cuts.delta, self.cuts.electron]),
-            float(tech.fine_pitch), int(tech.grid), np.asarray(tech.section_edges, dtype=np.float64),
-            lq, lmean, H_OVER_E, float(eff.lambda_I_mm), float(tech.sampling_fraction), n_profile_bins(tech), N_RADIAL,
+            np.asarray(seeds, dtype=np.uint32).astype(np.int64),
+            kinds,
+            kin,
+            particles.directions,
+            particles.points,
+            np.maximum(masses, 1e-9),
+            lam_scale,
+            em_e0,
+            prep.tables,
+            prep.scalars,
+            prep.heavy,
+            prep.geo_z,
+            prep.mat_map,
+            prep.has_fibres,
+            prep.fp,
+            prep.fs,
+            float(tech.depth_mm),
+            np.array([self.cuts.photon, self.cuts.delta, self.cuts.electron]),
+            float(tech.fine_pitch),
+            int(tech.grid),
+            np.asarray(tech.section_edges, dtype=np.float64),
+            lq,
+            lmean,
+            H_OVER_E,
+            float(eff.lambda_I_mm),
+            float(tech.sampling_fraction),
+            n_profile_bins(tech),
+            N_RADIAL,
         )
         showers, times, diag, prof, rad, n_overflow = out
         if n_overflow:
             raise RuntimeError(f"cascade particle stack overflowed in {n_overflow} showers")
         return showers, times, diag, prof, rad
 
-    def simulate(self, particles: Particles, tech: Technology, seed: int, *, seeds: np.ndarray | None = None) -> Showers:
+    def simulate(
+        self, particles: Particles, tech: Technology, seed: int, *, seeds: np.ndarray | None = None
+    ) -> Showers:
         """Simulate ``particles`` in ``tech``. Each shower gets its own seed derived from
         (``seed``, index) unless ``seeds`` is given, so results do not depend on batching."""
         if seeds is None:
@@ -174,6 +198,9 @@ def n_profile_bins(tech: Technology) -> int:
 def shower_seeds(seed: int, start: int, n: int) -> np.ndarray:
     """Per-shower 32-bit seeds for showers start .. start+n-1 of a run with ``seed``."""
     return np.array(
-        [np.random.SeedSequence([int(seed), 0x5EED, i]).generate_state(1, dtype=np.uint32)[0] for i in range(start, start + n)],
+        [
+            np.random.SeedSequence([int(seed), 0x5EED, i]).generate_state(1, dtype=np.uint32)[0]
+            for i in range(start, start + n)
+        ],
         dtype=np.uint32,
     )

@@ -1,0 +1,138 @@
+"""The command line: JSON output, exit codes, one-line errors."""
+
+import json
+
+import pytest
+
+from calopt.cli.main import main
+from calopt.simulation.showers import read_showers
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def test_help(capsys):
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0 and "simulate" in out and "technologies" in out
+
+
+def test_technologies_json(capsys):
+    code, out, _ = run(["technologies", "--json"], capsys)
+    assert code == 0
+    doc = json.loads(out)
+    names = [t["name"] for t in doc["technologies"]]
+    assert names == ["lhcb-shashlik", "spacal-w", "spacal-pb"]
+    shashlik = doc["technologies"][0]
+    assert shashlik["depth_X0"] == pytest.approx(24.2, abs=0.3)
+    assert shashlik["moliere_radius_mm"] == pytest.approx(37.1, abs=1.0)
+
+
+def test_technologies_table(capsys):
+    code, out, _ = run(["technologies"], capsys)
+    assert code == 0 and "lhcb-shashlik" in out and "spacal-pb" in out
+
+
+def test_simulate_json(tmp_path, capsys):
+    out_file = tmp_path / "s.h5"
+    code, out, _ = run(
+        [
+            "simulate",
+            "--technology",
+            "spacal-pb",
+            "--particle",
+            "e-",
+            "--energy-range",
+            "1",
+            "3",
+            "--theta-max",
+            "0.05",
+            "--n",
+            "4",
+            "--out",
+            str(out_file),
+            "--seed",
+            "2",
+            "--json",
+        ],
+        capsys,
+    )
+    assert code == 0
+    doc = json.loads(out)  # stdout holds exactly one JSON object
+    assert doc["n"] == 4 and doc["out"] == str(out_file)
+    sh = read_showers(out_file)
+    assert sh.showers.shape == (4, 4, 36, 36) and sh.attrs["technology"] == "spacal-pb"
+    assert set(sh.pdg) == {11}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--technology", "nope", "--particle", "gamma", "--energy", "1", "--n", "2"], "unknown technology 'nope'"),
+        (["--technology", "lhcb-shashlik", "--particle", "tau", "--energy", "1", "--n", "2"], "unknown particle 'tau'"),
+        (["--technology", "lhcb-shashlik", "--particle", "gamma", "--energy", "0", "--n", "2"], "--energy must be"),
+        (["--technology", "lhcb-shashlik", "--particle", "gamma", "--energy", "1", "--n", "0"], "--n must be"),
+        (["--technology", "lhcb-shashlik", "--particle", "gamma", "--energy", "x", "--n", "2"], "--energy"),
+        (["--technology", "lhcb-shashlik", "--particle", "gamma", "--energy-range", "5", "1", "--n", "2"], "LO < HI"),
+        (["--technology", "lhcb-shashlik", "--particle", "gamma", "--n", "2"], "exactly one of"),
+        (
+            ["--technology", "lhcb-shashlik", "--particle", "gamma", "--energy", "1", "--n", "2", "--backend", "gan"],
+            "unknown backend",
+        ),
+        (
+            ["--technology", "lhcb-shashlik", "--particle", "gamma", "--energy", "1", "--n", "2", "--workers", "0"],
+            "--workers",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):
+    code, out, err = run(["simulate", *args, "--out", str(tmp_path / "x.h5")], capsys)
+    assert code == 2
+    assert out == ""
+    lines = [ln for ln in err.splitlines() if ln.strip() and "simulate" not in ln]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_unwritable_and_foreign_outputs_are_refused(tmp_path, capsys):
+    code, _, err = run(
+        [
+            "simulate",
+            "--technology",
+            "lhcb-shashlik",
+            "--particle",
+            "gamma",
+            "--energy",
+            "1",
+            "--n",
+            "1",
+            "--out",
+            str(tmp_path / "missing" / "x.h5"),
+        ],
+        capsys,
+    )
+    assert code == 2 and "does not exist" in err
+    foreign = tmp_path / "data.h5"
+    foreign.write_bytes(b"\x89HDF-not-really")
+    code, _, err = run(
+        [
+            "simulate",
+            "--technology",
+            "lhcb-shashlik",
+            "--particle",
+            "gamma",
+            "--energy",
+            "1",
+            "--n",
+            "1",
+            "--out",
+            str(foreign),
+            "--overwrite",
+        ],
+        capsys,
+    )
+    assert code == 2 and "not a calopt-showers file" in err
+    assert foreign.read_bytes() == b"\x89HDF-not-really"
