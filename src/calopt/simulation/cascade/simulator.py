@@ -35,7 +35,7 @@ from calopt.simulation.showers import Showers
 __all__ = ["DIAG", "EM_FRACTION_K", "H_OVER_E", "CascadeSimulator"]
 
 H_OVER_E = 0.75
-EM_FRACTION_K = 0.82  # passed to the kernel as a constant
+EM_FRACTION_K = 0.82  # Groom's exponent k [M]
 N_PROFILE = 100  # longitudinal profile bins over the module depth (one per period for layers)
 N_RADIAL = 200  # radial profile, 1 mm bins
 
@@ -130,6 +130,8 @@ class CascadeSimulator:
         lam_scale = np.array([s.lambda_scale for s in sp])
         em_e0 = np.array([s.em_e0 for s in sp])
         eff = tech.effective_material
+        geo = (prep.geo_z, prep.mat_map, np.array([float(prep.has_fibres), prep.fp, prep.fs, float(tech.depth_mm)]))
+        hadpar = np.array([H_OVER_E, float(tech.sampling_fraction), float(eff.lambda_I_mm), EM_FRACTION_K])
         out = simulate_batch(
             np.asarray(seeds, dtype=np.uint32).astype(np.int64),
             kinds,
@@ -142,21 +144,13 @@ class CascadeSimulator:
             prep.tables,
             prep.scalars,
             prep.heavy,
-            prep.geo_z,
-            prep.mat_map,
-            prep.has_fibres,
-            prep.fp,
-            prep.fs,
-            float(tech.depth_mm),
+            geo,
             np.array([self.cuts.photon, self.cuts.delta, self.cuts.electron]),
             float(tech.fine_pitch),
             int(tech.grid),
             np.asarray(tech.section_edges, dtype=np.float64),
-            lq,
-            lmean,
-            H_OVER_E,
-            float(eff.lambda_I_mm),
-            float(tech.sampling_fraction),
+            (lq, lmean),
+            hadpar,
             n_profile_bins(tech),
             N_RADIAL,
         )
