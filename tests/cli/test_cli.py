@@ -136,3 +136,25 @@ def test_unwritable_and_foreign_outputs_are_refused(tmp_path, capsys):
     )
     assert code == 2 and "not a calopt-showers file" in err
     assert foreign.read_bytes() == b"\x89HDF-not-really"
+
+
+def test_layout_show(tmp_path, capsys):
+    png = tmp_path / "wall.png"
+    code, out, _ = run(["layout", "show", "lhcb-run3", "--json", "--png", str(png)], capsys)
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["modules"] == {"lhcb-shashlik": {"40.4": 176, "60.6": 448, "121.2": 2688}}
+    assert doc["channels"] == 6064 and doc["cost"] > 0
+    assert png.stat().st_size > 50_000
+
+
+def test_layout_show_bad_input(tmp_path, capsys):
+    code, out, err = run(["layout", "show", "no-such-design"], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "unknown design" in err
+    design = tmp_path / "d.toml"
+    design.write_text(
+        'name = "x"\nbogus = 1\n[[regions]]\nname = "a"\ntechnology = "spacal-w"\ncell_size = 15.15\n'
+        'shape = { type = "rest" }\n'
+    )
+    code, _, err = run(["layout", "show", str(design)], capsys)
+    assert code == 2 and "unknown key 'bogus'" in err

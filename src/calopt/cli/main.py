@@ -7,6 +7,7 @@ import sys
 import typer
 from typer.exceptions import Abort, TyperException
 
+from calopt.cli.layout import layout_app
 from calopt.cli.simulate import simulate
 from calopt.cli.technologies import technologies
 from calopt.cli.validate import validate
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.command("technologies")(technologies)
 app.command("simulate")(simulate)
 app.command("validate")(validate)
+app.add_typer(layout_app, name="layout")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,310 @@
+"""Designs: which technology, cell size, longitudinal split and timing each module of the
+wall gets.
+
+A design is a list of regions, from the centre outwards. Each region has a shape; a module
+belongs to the first region whose shape contains its centre. Shapes (all mirrored over the
+x and y axes, coordinates in mm from the beam axis):
+
+* ``rectangle``: |x| < half_x and |y| < half_y;
+* ``gamma``: the border functions of the LHCb ECAL optimisation studies (seed talk 000:
+  "borders between regions described by incomplete gamma functions", 3 parameters per
+  border): |y| < height * Q(k, |x| / scale), Q the regularised upper incomplete gamma
+  function, so the border starts at ``height`` on the y axis and falls off with x; large k
+  gives a rectangle-like, small k a diamond-like region;
+* ``rest``: every module not yet assigned (only as the last region).
+
+Designs are read from and written to TOML (validated by pydantic; unknown keys are errors).
+Invalid designs are refused with a one-line message: an unknown technology, a cell size the
+technology does not allow (cells must tile a 121.2 mm module), regions that are not nested
+(a shape that does not contain the previous one overlaps it), an empty region, or modules
+left in no region.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from calopt.detector.technologies import TECHNOLOGIES, get_technology
+from calopt.detector.wall import LHCB_WALL, EcalWall
+from calopt.errors import CaloptInputError
+
+__all__ = [
+    "BUILTIN_DESIGNS",
+    "CostOverride",
+    "Design",
+    "DesignSpec",
+    "GammaShape",
+    "RectangleShape",
+    "RegionSpec",
+    "RestShape",
+    "load_design",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RectangleShape(_Strict):
+    type: Literal["rectangle"]
+    half_x: float = Field(gt=0, description="half width [mm]")
+    half_y: float = Field(gt=0, description="half height [mm]")
+
+    def contains(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return (np.abs(x) < self.half_x) & (np.abs(y) < self.half_y)
+
+
+class GammaShape(_Strict):
+    type: Literal["gamma"]
+    height: float = Field(gt=0, description="border height on the y axis [mm]")
+    k: float = Field(gt=0, description="shape parameter of the incomplete gamma function")
+    scale: float = Field(gt=0, description="x scale [mm]")
+
+    def contains(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        from scipy.special import gammaincc
+
+        return np.abs(y) < self.height * gammaincc(self.k, np.abs(x) / self.scale)
+
+
+class RestShape(_Strict):
+    type: Literal["rest"]
+
+    def contains(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.ones(np.shape(x), dtype=bool)
+
+
+Shape = Annotated[RectangleShape | GammaShape | RestShape, Field(discriminator="type")]
+
+
+class RegionSpec(_Strict):
+    name: str
+    technology: str
+    cell_size: float = Field(gt=0, description="cell size [mm]")
+    split: bool = False
+    timing: bool = False
+    shape: Shape
+
+
+class CostOverride(_Strict):
+    """Unit costs [kCHF] replacing a technology's defaults."""
+
+    module: float | None = Field(default=None, ge=0)
+    channel: float | None = Field(default=None, ge=0)
+    timing_per_channel: float | None = Field(default=None, ge=0)
+
+
+class WallSpec(_Strict):
+    nx: int = 64
+    ny: int = 52
+    pitch: float = 121.2
+    hole_x: int = 4
+    hole_y: int = 4
+
+
+class DesignSpec(_Strict):
+    name: str
+    description: str = ""
+    wall: WallSpec = WallSpec()
+    regions: list[RegionSpec] = Field(min_length=1)
+    cost: dict[str, CostOverride] = {}
+
+
+@dataclass(frozen=True)
+class Design:
+    """A validated design on a wall: per-module region indices and region settings."""
+
+    spec: DesignSpec
+    wall: EcalWall = field(default=LHCB_WALL)
+    region_index: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "region_index", _assign(self.spec, self.wall))
+
+    @classmethod
+    def from_spec(cls, spec: DesignSpec) -> Design:
+        w = spec.wall
+        return cls(spec, EcalWall(nx=w.nx, ny=w.ny, pitch=w.pitch, hole_x=w.hole_x, hole_y=w.hole_y))
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def regions(self) -> list[RegionSpec]:
+        return self.spec.regions
+
+    def _per_module(self, values: list[Any], fill: Any, dtype: Any) -> np.ndarray:
+        table = np.array([*values, fill], dtype=dtype)
+        return table[self.region_index]  # index -1 (hole) picks the fill value
+
+    @cached_property
+    def cell_size(self) -> np.ndarray:
+        """(ny, nx) cell size [mm], 0 in the hole."""
+        return self._per_module([r.cell_size for r in self.regions], 0.0, float)
+
+    @cached_property
+    def cells_per_side(self) -> np.ndarray:
+        """(ny, nx) number of cells along one side of each module, 0 in the hole."""
+        with np.errstate(divide="ignore"):
+            n = np.where(
+                self.cell_size > 0, np.rint(self.wall.pitch / np.where(self.cell_size > 0, self.cell_size, 1)), 0
+            )
+        return n.astype(np.int64)
+
+    @cached_property
+    def split(self) -> np.ndarray:
+        return self._per_module([r.split for r in self.regions], False, bool)
+
+    @cached_property
+    def timing(self) -> np.ndarray:
+        return self._per_module([r.timing for r in self.regions], False, bool)
+
+    @cached_property
+    def technology(self) -> np.ndarray:
+        """(ny, nx) technology name per module ('' in the hole)."""
+        return self._per_module([r.technology for r in self.regions], "", object)
+
+    @cached_property
+    def channels_per_module(self) -> np.ndarray:
+        """(ny, nx) readout channels: cells, twice with a longitudinal split."""
+        return self.cells_per_side**2 * np.where(self.split, 2, 1)
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.channels_per_module.sum())
+
+    def module_counts(self) -> dict[str, dict[str, int]]:
+        """{technology: {cell size [mm] as text: modules}}."""
+        mask = self.region_index >= 0
+        counts = Counter(zip(self.technology[mask], self.cell_size[mask]))
+        out: dict[str, dict[str, int]] = {}
+        for (tech, cell), n in sorted(counts.items()):
+            out.setdefault(str(tech), {})[f"{cell:g}"] = int(n)
+        return out
+
+    def region_summary(self) -> list[dict[str, Any]]:
+        rows = []
+        for k, r in enumerate(self.regions):
+            mask = self.region_index == k
+            rows.append(
+                {
+                    "name": r.name,
+                    "technology": r.technology,
+                    "cell_size_mm": r.cell_size,
+                    "split": r.split,
+                    "timing": r.timing,
+                    "modules": int(mask.sum()),
+                    "channels": int(self.channels_per_module[mask].sum()),
+                }
+            )
+        return rows
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps(self.spec.model_dump(mode="json", exclude_defaults=False))
+
+    def summary(self) -> dict[str, Any]:
+        """What ``calopt layout show --json`` prints."""
+        from calopt.detector.cost import cost_breakdown
+
+        cost = cost_breakdown(self)
+        return {
+            "design": self.name,
+            "description": self.spec.description,
+            "modules": self.module_counts(),
+            "modules_total": int((self.region_index >= 0).sum()),
+            "channels": self.n_channels,
+            "cost": cost["total"],
+            "cost_breakdown": cost,
+            "regions": self.region_summary(),
+        }
+
+
+def _assign(spec: DesignSpec, wall: EcalWall) -> np.ndarray:
+    x, y = wall.centres
+    live = ~wall.hole
+    index = np.full(x.shape, -1, dtype=np.int64)
+    previous: np.ndarray | None = None
+    for k, r in enumerate(spec.regions):
+        tech = get_technology(r.technology)
+        if not any(abs(r.cell_size - c) < 1e-6 for c in tech.cell_sizes):
+            raise CaloptInputError(
+                f"region {r.name!r}: cell size {r.cell_size:g} mm is not allowed for {r.technology} "
+                f"(allowed: {', '.join(f'{c:g}' for c in tech.cell_sizes)})"
+            )
+        if abs(wall.pitch / r.cell_size - round(wall.pitch / r.cell_size)) > 1e-6:
+            raise CaloptInputError(
+                f"region {r.name!r}: {r.cell_size:g} mm cells do not tile a {wall.pitch:g} mm module"
+            )
+        if isinstance(r.shape, RestShape) and k != len(spec.regions) - 1:
+            raise CaloptInputError(f"region {r.name!r}: a 'rest' region must be the last one")
+        inside = r.shape.contains(x, y) & live
+        if previous is not None and np.any(previous & ~inside):
+            raise CaloptInputError(
+                f"region {r.name!r} does not contain region {spec.regions[k - 1].name!r}: regions overlap; they must "
+                "be nested from the centre outwards"
+            )
+        new = inside & (index < 0)
+        if not new.any():
+            raise CaloptInputError(f"region {r.name!r} is empty: it holds no module outside the previous regions")
+        index[new] = k
+        previous = inside
+    left = int((live & (index < 0)).sum())
+    if left:
+        raise CaloptInputError(f"{left} modules are in no region; end the design with a region of shape type 'rest'")
+    return index
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"{source}: unknown key {loc!r}"
+    return f"{source}: {loc}: {err['msg']}"
+
+
+BUILTIN_DESIGNS = ("lhcb-run3", "upgrade2-like")
+
+
+def design_from_dict(doc: dict[str, Any], source: str = "design") -> Design:
+    try:
+        spec = DesignSpec.model_validate(doc)
+    except ValidationError as exc:
+        raise CaloptInputError(_format_validation_error(exc, source)) from None
+    for r in spec.regions:
+        if r.technology not in TECHNOLOGIES:
+            get_technology(r.technology)
+    for t in spec.cost:
+        if t not in TECHNOLOGIES:
+            raise CaloptInputError(f"{source}: cost override for unknown technology {t!r}")
+    return Design.from_spec(spec)
+
+
+def load_design(name_or_path: str | Path) -> Design:
+    """A built-in design by name, or a TOML design file."""
+    text: str
+    source = str(name_or_path)
+    if str(name_or_path) in BUILTIN_DESIGNS:
+        text = resources.files("calopt.detector").joinpath(f"designs/{name_or_path}.toml").read_text()
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise CaloptInputError(
+                f"unknown design {source!r}: not a built-in design ({', '.join(BUILTIN_DESIGNS)}) nor a TOML file"
+            )
+        text = path.read_text()
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CaloptInputError(f"{source}: not valid TOML ({exc})") from None
+    return design_from_dict(doc, source)
