@@ -20,7 +20,7 @@ def show(
     """Print modules per technology and cell size, channels and cost; optionally draw the wall."""
     from calopt.detector.design import load_design
     from calopt.errors import CaloptInputError
-    from calopt.simulation.showers import check_writable
+    from calopt.files import check_writable
 
     d = load_design(design)
     if png is not None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,15 +22,10 @@ import numpy as np
 
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
+from calopt.jobs import ChunkedJob
 from calopt.simulation.base import get_simulator
 from calopt.simulation.particles import Particles, species
-from calopt.simulation.showers import (
-    check_writable,
-    concatenate,
-    is_shower_file,
-    read_showers,
-    write_showers,
-)
+from calopt.simulation.showers import concatenate, is_shower_file, read_showers, write_showers
 
 __all__ = ["RunSpec", "check_output", "run_simulation", "sample_particles", "simulate_chunk"]
 
@@ -113,10 +107,6 @@ def sample_particles(spec: RunSpec, start: int = 0, stop: int | None = None) -> 
 _SIMULATORS: dict[str, object] = {}
 
 
-def _chunk_path(parts: Path, k: int) -> Path:
-    return parts / f"chunk-{k:06d}.h5"
-
-
 def simulate_chunk(spec_json: str, k: int, parts_dir: str) -> str:
     """Simulate chunk ``k`` of a run and write it atomically; returns the part's path.
     A top-level function so that Dask can ship it to workers."""
@@ -132,7 +122,7 @@ def simulate_chunk(spec_json: str, k: int, parts_dir: str) -> str:
     particles = sample_particles(spec, start, stop)
     tech = get_technology(spec.technology)
     showers = sim.simulate(particles, tech, spec.seed, seeds=shower_seeds(spec.seed, start, stop - start))  # type: ignore[attr-defined]
-    path = _chunk_path(Path(parts_dir), k)
+    path = Path(parts_dir) / f"chunk-{k:06d}.h5"
     write_showers(path, showers)
     return str(path)
 
@@ -141,45 +131,14 @@ def _tuple_or_none(v: list[float] | None) -> tuple[float, float] | None:
     return None if v is None else (float(v[0]), float(v[1]))
 
 
+def _job(spec: RunSpec, out: Path) -> ChunkedJob:
+    return ChunkedJob(Path(out), spec.to_json(), spec.n, spec.chunk_size, is_shower_file, "calopt-showers")
+
+
 def check_output(spec: RunSpec, out: Path, overwrite: bool) -> None:
-    """Refuse, without touching anything, an output that cannot or must not be written."""
+    """Refuse, without touching anything, settings or an output that must not be used."""
     spec.validate()
-    check_writable(out)
-    if out.exists():
-        if not is_shower_file(out):
-            raise CaloptInputError(
-                f"output {str(out)!r} exists and is not a calopt-showers file; refusing to overwrite it"
-            )
-        if not overwrite:
-            raise CaloptInputError(f"output {str(out)!r} already exists; use --overwrite to replace it")
-    parts = out.with_name(out.name + ".parts")
-    manifest = parts / "run.json"
-    if parts.exists() and (not manifest.is_file() or manifest.read_text() != spec.to_json()):
-        raise CaloptInputError(
-            f"{str(parts)!r} holds an unfinished run with other settings (or is not a calopt run folder); rerun with "
-            "the same settings to resume it, or remove that folder"
-        )
-
-
-def _prepare_output(spec: RunSpec, out: Path, overwrite: bool) -> Path:
-    check_output(spec, out, overwrite)
-    parts = out.with_name(out.name + ".parts")
-    manifest = parts / "run.json"
-    if not parts.exists():
-        parts.mkdir()
-        tmp = parts / "run.json.tmp"
-        tmp.write_text(spec.to_json())
-        tmp.replace(manifest)
-    return parts
-
-
-def _finished_chunks(parts: Path, n_chunks: int) -> set[int]:
-    done = set()
-    for k in range(n_chunks):
-        p = _chunk_path(parts, k)
-        if p.is_file() and is_shower_file(p):
-            done.add(k)
-    return done
+    _job(spec, out).check(overwrite)
 
 
 def run_simulation(
@@ -194,51 +153,9 @@ def run_simulation(
     """Run ``spec`` and write ``out``. ``workers > 1`` starts a Dask LocalCluster with that many
     single-threaded worker processes; ``scheduler`` connects to an existing Dask scheduler
     instead. ``progress(done, total)`` is called with numbers of showers."""
-    if workers < 1:
-        raise CaloptInputError(f"--workers must be at least 1, got {workers}")
-    out = Path(out)
-    parts = _prepare_output(spec, out, overwrite)
-    n_chunks = math.ceil(spec.n / spec.chunk_size)
-    done = _finished_chunks(parts, n_chunks)
-    todo = [k for k in range(n_chunks) if k not in done]
-
-    def size(k: int) -> int:
-        return min(spec.chunk_size, spec.n - k * spec.chunk_size)
-
-    n_done = sum(size(k) for k in done)
-    if progress:
-        progress(n_done, spec.n)
-    spec_json = spec.to_json()
-    if todo and workers == 1 and scheduler is None:
-        for k in todo:
-            simulate_chunk(spec_json, k, str(parts))
-            n_done += size(k)
-            if progress:
-                progress(n_done, spec.n)
-    elif todo:
-        from dask.distributed import Client, LocalCluster, as_completed
-
-        cluster = None
-        try:
-            if scheduler is not None:
-                client = Client(scheduler, timeout="10s")
-            else:
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-                client = Client(cluster)
-        except OSError as exc:
-            raise CaloptInputError(f"cannot reach Dask scheduler {scheduler!r}: {exc}") from None
-        try:
-            futures = {client.submit(simulate_chunk, spec_json, k, str(parts), pure=False): k for k in todo}
-            for fut in as_completed(futures):
-                fut.result()
-                n_done += size(futures[fut])
-                if progress:
-                    progress(n_done, spec.n)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-    merged = concatenate([read_showers(_chunk_path(parts, k)) for k in range(n_chunks)])
-    write_showers(out, merged)
-    shutil.rmtree(parts)
-    return out
+    spec.validate()
+    job = _job(spec, Path(out))
+    parts = job.run(simulate_chunk, workers=workers, scheduler=scheduler, overwrite=overwrite, progress=progress)
+    write_showers(job.out, concatenate([read_showers(p) for p in parts]))
+    job.finish()
+    return job.out

@@ -8,7 +8,6 @@ whose format or version they do not know.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from calopt.errors import CaloptInputError, ShowerFormatError
+from calopt.files import atomic_path
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Showers", "check_writable", "concatenate", "read_showers", "write_showers"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "Showers", "concatenate", "is_shower_file", "read_showers", "write_showers"]
 
 FORMAT = "calopt-showers"
 FORMAT_VERSION = 1
@@ -53,17 +53,6 @@ class Showers:
         return self.showers.reshape(len(self), -1).sum(axis=1)
 
 
-def check_writable(path: Path) -> None:
-    """Fail early, with a one-line message, if ``path`` cannot be written."""
-    parent = path.resolve().parent
-    if not parent.is_dir():
-        raise CaloptInputError(f"output folder {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise CaloptInputError(f"output folder {str(parent)!r} is not writable")
-    if path.is_dir():
-        raise CaloptInputError(f"output {str(path)!r} is a folder, expected a file name")
-
-
 def write_showers(path: str | os.PathLike[str], sh: Showers) -> None:
     """Write ``sh`` to ``path`` atomically."""
     import h5py
@@ -72,35 +61,24 @@ def write_showers(path: str | os.PathLike[str], sh: Showers) -> None:
     missing = [a for a in REQUIRED_ATTRS if a not in sh.attrs]
     if missing:
         raise ValueError(f"shower attributes missing: {missing}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            for k, v in sh.attrs.items():
-                f.attrs[k] = v
-            opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
-            chunk = (1, *sh.showers.shape[1:]) if len(sh) else None
-            f.create_dataset("showers", data=sh.showers.astype(np.float32), chunks=chunk, **opts)
-            if sh.times is not None:
-                f.create_dataset("times", data=sh.times.astype(np.float32), chunks=chunk, **opts)
-            f.create_dataset("incident_energies", data=sh.incident_energies.astype(np.float32).reshape(-1, 1))
-            f.create_dataset("momenta", data=sh.momenta.astype(np.float32).reshape(-1, 3))
-            f.create_dataset("points", data=sh.points.astype(np.float32).reshape(-1, 2))
-            f.create_dataset("pdg", data=sh.pdg.astype(np.int32))
-            if sh.diagnostics:
-                g = f.create_group("diagnostics")
-                for k, v in sh.diagnostics.items():
-                    g.create_dataset(k, data=v, **opts)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        for k, v in sh.attrs.items():
+            f.attrs[k] = v
+        opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+        chunk = (1, *sh.showers.shape[1:]) if len(sh) else None
+        f.create_dataset("showers", data=sh.showers.astype(np.float32), chunks=chunk, **opts)
+        if sh.times is not None:
+            f.create_dataset("times", data=sh.times.astype(np.float32), chunks=chunk, **opts)
+        f.create_dataset("incident_energies", data=sh.incident_energies.astype(np.float32).reshape(-1, 1))
+        f.create_dataset("momenta", data=sh.momenta.astype(np.float32).reshape(-1, 3))
+        f.create_dataset("points", data=sh.points.astype(np.float32).reshape(-1, 2))
+        f.create_dataset("pdg", data=sh.pdg.astype(np.int32))
+        if sh.diagnostics:
+            g = f.create_group("diagnostics")
+            for k, v in sh.diagnostics.items():
+                g.create_dataset(k, data=v, **opts)
 
 
 def _check_format(path: Path, f: Any) -> None:
