@@ -158,3 +158,23 @@ def test_layout_show_bad_input(tmp_path, capsys):
     )
     code, _, err = run(["layout", "show", str(design)], capsys)
     assert code == 2 and "unknown key 'bogus'" in err
+
+
+def test_events_generate_gun(tmp_path, capsys):
+    out_file = tmp_path / "ev.h5"
+    code, out, _ = run(["events", "generate", "--process", "gun", "--gun-particle", "gamma", "--n", "20",
+                        "--out", str(out_file), "--seed", "4", "--json"], capsys)  # fmt: skip
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["n"] == 20 and doc["particles_per_crossing"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--process", "higgs", "--n", "2"], "unknown process 'higgs'"),
+     (["--process", "minbias", "--pileup", "-1", "--n", "2"], "--pileup must be >= 0"),
+     (["--process", "minbias", "--n", "0"], "--n must be")],
+)  # fmt: skip
+def test_events_bad_input(tmp_path, capsys, args, message):
+    code, out, err = run(["events", "generate", *args, "--out", str(tmp_path / "e.h5")], capsys)
+    assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1

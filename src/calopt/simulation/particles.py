@@ -25,6 +25,7 @@ class Species:
     kind: int
     lambda_scale: float = 0.0
     em_e0: float = 1.0
+    charge: int = 0
 
 
 # Pion and kaon interaction lengths relative to lambda_I: ~1.13 for pions (PDG pion interaction
@@ -34,16 +35,16 @@ SPECIES: dict[str, Species] = {
     s.name: s
     for s in [
         Species("gamma", 22, 0.0, 0),
-        Species("e-", 11, ELECTRON_MASS, 1),
-        Species("e+", -11, ELECTRON_MASS, 2),
-        Species("mu-", 13, MUON_MASS, 3),
-        Species("mu+", -13, MUON_MASS, 3),
-        Species("pi+", 211, PION_MASS, 4, 1.13, 1.0),
-        Species("pi-", -211, PION_MASS, 4, 1.13, 1.0),
-        Species("K+", 321, KAON_MASS, 4, 1.2, 1.0),
-        Species("K-", -321, KAON_MASS, 4, 1.2, 1.0),
-        Species("p", 2212, PROTON_MASS, 4, 1.0, 2.6),
-        Species("pbar", -2212, PROTON_MASS, 4, 1.0, 2.6),
+        Species("e-", 11, ELECTRON_MASS, 1, charge=-1),
+        Species("e+", -11, ELECTRON_MASS, 2, charge=1),
+        Species("mu-", 13, MUON_MASS, 3, charge=-1),
+        Species("mu+", -13, MUON_MASS, 3, charge=1),
+        Species("pi+", 211, PION_MASS, 4, 1.13, 1.0, 1),
+        Species("pi-", -211, PION_MASS, 4, 1.13, 1.0, -1),
+        Species("K+", 321, KAON_MASS, 4, 1.2, 1.0, 1),
+        Species("K-", -321, KAON_MASS, 4, 1.2, 1.0, -1),
+        Species("p", 2212, PROTON_MASS, 4, 1.0, 2.6, 1),
+        Species("pbar", -2212, PROTON_MASS, 4, 1.0, 2.6, -1),
         Species("n", 2112, NEUTRON_MASS, 5, 1.0, 2.6),
         Species("nbar", -2112, NEUTRON_MASS, 5, 1.0, 2.6),
         Species("K0L", 130, KAON_MASS, 5, 1.2, 1.0),

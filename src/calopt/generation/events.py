@@ -1,0 +1,178 @@
+"""Events at the ECAL face and their file format (``calopt-events`` v1, HDF5).
+
+One file holds N bunch crossings. Particles are stored flat, with ``offsets`` (N+1) marking
+each crossing's slice. Per particle:
+
+| dataset | type | meaning |
+|---|---|---|
+| ``pdg``, ``charge`` | int32, int8 | PDG id, charge [e] |
+| ``p`` | (M, 3) float32 | momentum at the ECAL face [MeV/c] (after the dipole kick) |
+| ``energy`` | float32 | energy [MeV] |
+| ``vertex`` | (M, 4) float32 | production point x, y, z [mm] and time [ns] |
+| ``entry`` | (M, 3) float32 | x, y [mm] at the ECAL front face and arrival time [ns] |
+| ``pv`` | int16 | which collision of the crossing: 0 the signal (or first) one, 1.. pile-up |
+| ``flags`` | uint8 | bits: 1 from the signal collision, 2 photon of the signal pi0, 4 signal muon, 8 reaches the ECAL |
+
+Per crossing: ``n_pileup`` (int32), ``pv_position`` (N, 2) float32 z [mm] and t [ns] of the
+signal (or first) collision. Signal processes add a ``truth`` group with (N, 4) float32
+four-momenta (px, py, pz, E) [MeV] of ``b``, ``jpsi``, ``pi0``, ``gamma1``, ``gamma2``,
+``mu_plus``, ``mu_minus`` and the B decay vertex ``b_decay_vertex`` (N, 4).
+Attributes: ``format = "calopt-events"``, ``format_version = 1``, ``process``, ``pileup_mu``,
+``seed``, ``sigma_z_mm``, ``sigma_t_ns``, ``z_front_mm``, ``calopt_version``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calopt.errors import CaloptInputError, FileFormatError
+from calopt.files import atomic_path
+
+__all__ = ["FLAG", "Events", "concatenate_events", "is_events_file", "read_events", "write_events"]
+
+FORMAT = "calopt-events"
+FORMAT_VERSION = 1
+
+
+class FLAG:
+    FROM_SIGNAL = 1
+    SIGNAL_PI0_PHOTON = 2
+    SIGNAL_MUON = 4
+    REACHES_ECAL = 8
+
+
+PARTICLE_FIELDS = {
+    "pdg": np.int32,
+    "charge": np.int8,
+    "p": np.float32,
+    "energy": np.float32,
+    "vertex": np.float32,
+    "entry": np.float32,
+    "pv": np.int16,
+    "flags": np.uint8,
+}
+TRUTH_FIELDS = ("b", "jpsi", "pi0", "gamma1", "gamma2", "mu_plus", "mu_minus", "b_decay_vertex")
+
+
+@dataclass
+class Events:
+    """Crossings of particles at the ECAL face (see the module documentation for fields)."""
+
+    particles: dict[str, np.ndarray]
+    offsets: np.ndarray
+    n_pileup: np.ndarray
+    pv_position: np.ndarray
+    attrs: dict[str, Any]
+    truth: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(len(self.offsets) - 1)
+
+    @property
+    def n_particles(self) -> int:
+        return int(self.offsets[-1])
+
+    def event_index(self) -> np.ndarray:
+        """(M,) crossing index of every particle."""
+        return np.repeat(np.arange(len(self)), np.diff(self.offsets))
+
+    def crossing(self, i: int) -> dict[str, np.ndarray]:
+        """The particles of crossing ``i``."""
+        sl = slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+        return {k: v[sl] for k, v in self.particles.items()}
+
+
+def concatenate_events(parts: list[Events]) -> Events:
+    if not parts:
+        raise ValueError("nothing to concatenate")
+    offsets = [np.zeros(1, dtype=np.int64)]
+    base = 0
+    for ev in parts:
+        offsets.append(ev.offsets[1:] + base)
+        base += ev.n_particles
+    truth_keys = set(parts[0].truth)
+    return Events(
+        particles={k: np.concatenate([e.particles[k] for e in parts]) for k in PARTICLE_FIELDS},
+        offsets=np.concatenate(offsets),
+        n_pileup=np.concatenate([e.n_pileup for e in parts]),
+        pv_position=np.concatenate([e.pv_position for e in parts]),
+        attrs=dict(parts[0].attrs),
+        truth={k: np.concatenate([e.truth[k] for e in parts]) for k in truth_keys},
+    )
+
+
+def write_events(path: str | os.PathLike[str], ev: Events) -> None:
+    """Write ``ev`` atomically."""
+    import h5py
+
+    path = Path(path)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        for k, v in ev.attrs.items():
+            f.attrs[k] = v
+        g = f.create_group("particles")
+        for k, dtype in PARTICLE_FIELDS.items():
+            g.create_dataset(k, data=ev.particles[k].astype(dtype), compression="gzip", shuffle=True)
+        f.create_dataset("offsets", data=ev.offsets.astype(np.int64))
+        f.create_dataset("n_pileup", data=ev.n_pileup.astype(np.int32))
+        f.create_dataset("pv_position", data=ev.pv_position.astype(np.float32))
+        if ev.truth:
+            t = f.create_group("truth")
+            for k, v in ev.truth.items():
+                t.create_dataset(k, data=v.astype(np.float32))
+
+
+def _check(path: Path, f: Any) -> None:
+    fmt = f.attrs.get("format")
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode()
+    if fmt != FORMAT:
+        raise FileFormatError(f"{str(path)!r} is not a {FORMAT} file (format attribute: {fmt!r})")
+    if int(f.attrs.get("format_version", -1)) != FORMAT_VERSION:
+        raise FileFormatError(
+            f"{str(path)!r} has {FORMAT} format_version {int(f.attrs.get('format_version', -1))}; "
+            f"this calopt reads version {FORMAT_VERSION}"
+        )
+
+
+def is_events_file(path: str | os.PathLike[str]) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            _check(Path(path), f)
+        return True
+    except (OSError, FileFormatError):
+        return False
+
+
+def read_events(path: str | os.PathLike[str]) -> Events:
+    """Read a calopt-events file (refusing other formats and versions)."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise CaloptInputError(f"events file {str(path)!r} does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise FileFormatError(f"{str(path)!r} is not an HDF5 file, expected a {FORMAT} file") from None
+    with f:
+        _check(path, f)
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        for k in ("format", "format_version"):
+            attrs.pop(k, None)
+        return Events(
+            particles={k: f["particles"][k][()] for k in PARTICLE_FIELDS},
+            offsets=f["offsets"][()],
+            n_pileup=f["n_pileup"][()],
+            pv_position=f["pv_position"][()],
+            attrs=attrs,
+            truth={k: f["truth"][k][()] for k in f["truth"]} if "truth" in f else {},
+        )
