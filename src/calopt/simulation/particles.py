@@ -113,5 +113,5 @@ class Particles:
         p = np.sqrt(np.maximum(self.energies**2 - self.masses**2, 0.0))
         return self.directions * p[:, None]
 
-    def __getitem__(self, sl: slice) -> Particles:
+    def __getitem__(self, sl: slice | np.ndarray) -> Particles:
         return Particles(self.pdg[sl], self.energies[sl], self.directions[sl], self.points[sl])
