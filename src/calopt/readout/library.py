@@ -81,10 +81,10 @@ class LibrarySpec:
 def _grid_particles(spec: LibrarySpec, rng: np.random.Generator) -> tuple[Particles, np.ndarray, np.ndarray]:
     tech = get_technology(spec.technology)
     sp = species(CLASSES[spec.particle_class])
-    ie, ia, ja = np.meshgrid(
+    mesh = np.meshgrid(
         np.arange(len(spec.energies)), np.arange(len(spec.angles)), np.arange(len(spec.angles)), indexing="ij"
     )
-    ie, ia, ja = (np.repeat(a.ravel(), spec.n_per_point) for a in (ie, ia, ja))
+    ie, ia, ja = (np.repeat(a.ravel(), spec.n_per_point) for a in mesh)
     n = len(ie)
     tx = np.tan(np.asarray(spec.angles)[ia])
     ty = np.tan(np.asarray(spec.angles)[ja])
