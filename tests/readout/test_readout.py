@@ -106,3 +106,15 @@ def test_timing_resolution_applied():
     # sigma_t = 256 ps/sqrt(E) (+) 17.5 ps for the seed cell (several GeV): tens of ps
     assert 0.01 < seed_t.std() < 0.2
     assert abs(seed_t.mean() - 41.7) < 1.0
+
+
+def test_read_crossing_uses_only_particles_reaching_the_ecal(tmp_path):
+    from calopt.generation import EventSpec, generate_events, read_events
+
+    ev = read_events(generate_events(EventSpec(process="gun", n=5, seed=1, gun_particle="e-",
+                                               gun_energy_range=(0.5, 0.6)), tmp_path / "g.h5"))  # fmt: skip
+    ro = Readout(load_design("lhcb-run3"), ReadoutSettings(noise_mev=0.0, threshold_mev=0.0, **TINY))
+    for i in range(len(ev)):
+        hits = ro.read_crossing(ev, i, np.random.default_rng(i))
+        reaching = (ev.crossing(i)["flags"] & 8) > 0
+        assert (len(hits.channel) > 0) == bool(reaching.any())

@@ -29,6 +29,7 @@ from scipy.special import ndtr, ndtri
 
 from calopt.detector.design import Design
 from calopt.detector.technologies import get_technology
+from calopt.generation.events import FLAG, Events
 from calopt.readout.cells import CellMap
 from calopt.readout.library import CLASSES, LibrarySpec, ShowerLibrary, get_library, species_class
 from calopt.simulation.particles import BY_PDG
@@ -157,6 +158,12 @@ class Readout:
         with np.errstate(invalid="ignore", divide="ignore"):
             t_true = np.where(e_true > 0, et / e_true, np.nan)
         return self._electronics(uch, e_true, t_true, rng)
+
+    def read_crossing(self, events: Events, i: int, rng: np.random.Generator) -> CellHits:
+        """Read out crossing ``i`` of ``events`` (only the particles that reach the ECAL)."""
+        c = events.crossing(i)
+        hit = (c["flags"] & FLAG.REACHES_ECAL) > 0
+        return self.read(c["pdg"][hit], c["energy"][hit], c["p"][hit], c["entry"][hit], rng)
 
     def _electronics(self, ch: np.ndarray, e_true: np.ndarray, t_true: np.ndarray,
                      rng: np.random.Generator) -> CellHits:  # fmt: skip
