@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+
 from calopt.detector.technologies import Technology
 from calopt.errors import CaloptInputError
 from calopt.simulation.particles import Particles
@@ -21,12 +23,15 @@ class ShowerSimulator(Protocol):
     """Anything with a ``name`` and ``simulate(particles, technology, seed) -> Showers``.
 
     ``simulate`` must be deterministic in ``seed`` and return showers whose i-th entry
-    belongs to the i-th particle, on ``technology``'s fine grid and sections.
+    belongs to the i-th particle, on ``technology``'s fine grid and sections. ``seeds``, when
+    given, are per-particle seeds (so that a shower does not depend on how a run is chunked).
     """
 
     name: str
 
-    def simulate(self, particles: Particles, tech: Technology, seed: int) -> Showers: ...
+    def simulate(
+        self, particles: Particles, tech: Technology, seed: int, *, seeds: np.ndarray | None = None
+    ) -> Showers: ...
 
 
 def get_simulator(backend: str) -> ShowerSimulator:

@@ -23,7 +23,7 @@ import numpy as np
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
 from calopt.jobs import ChunkedJob
-from calopt.simulation.base import get_simulator
+from calopt.simulation.base import ShowerSimulator, get_simulator
 from calopt.simulation.particles import Particles, species
 from calopt.simulation.showers import concatenate, is_shower_file, read_showers, write_showers
 
@@ -46,7 +46,7 @@ class RunSpec:
     chunk_size: int = 100
 
     def validate(self) -> None:
-        tech = get_technology(self.technology)
+        get_technology(self.technology)
         species(self.particle)
         if self.backend != "cascade":
             get_simulator(self.backend)  # raises a clear error for backends not available yet
@@ -71,10 +71,16 @@ class RunSpec:
                 f"energy {e_min} GeV is below the {self.particle} mass ({mass_gev:.4f} GeV); "
                 "energies are total energies"
             )
-        del tech
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSpec:
+        d = json.loads(text)
+        if d["energy_range"] is not None:
+            d["energy_range"] = (float(d["energy_range"][0]), float(d["energy_range"][1]))
+        return cls(**d)
 
 
 def sample_particles(spec: RunSpec, start: int = 0, stop: int | None = None) -> Particles:
@@ -104,7 +110,7 @@ def sample_particles(spec: RunSpec, start: int = 0, stop: int | None = None) -> 
     return Particles(pdg[sl], e[sl] * 1000.0, dirs[sl], points[sl])
 
 
-_SIMULATORS: dict[str, object] = {}
+_SIMULATORS: dict[str, ShowerSimulator] = {}  # one per worker process, with its prepared tables
 
 
 def simulate_chunk(spec_json: str, k: int, parts_dir: str) -> str:
@@ -112,8 +118,7 @@ def simulate_chunk(spec_json: str, k: int, parts_dir: str) -> str:
     A top-level function so that Dask can ship it to workers."""
     from calopt.simulation.cascade.simulator import shower_seeds
 
-    fields = json.loads(spec_json)
-    spec = RunSpec(**{**fields, "energy_range": _tuple_or_none(fields["energy_range"])})
+    spec = RunSpec.from_json(spec_json)
     sim = _SIMULATORS.get(spec.backend)
     if sim is None:
         sim = _SIMULATORS[spec.backend] = get_simulator(spec.backend)
@@ -121,14 +126,10 @@ def simulate_chunk(spec_json: str, k: int, parts_dir: str) -> str:
     stop = min(start + spec.chunk_size, spec.n)
     particles = sample_particles(spec, start, stop)
     tech = get_technology(spec.technology)
-    showers = sim.simulate(particles, tech, spec.seed, seeds=shower_seeds(spec.seed, start, stop - start))  # type: ignore[attr-defined]
+    showers = sim.simulate(particles, tech, spec.seed, seeds=shower_seeds(spec.seed, start, stop - start))
     path = Path(parts_dir) / f"chunk-{k:06d}.h5"
     write_showers(path, showers)
     return str(path)
-
-
-def _tuple_or_none(v: list[float] | None) -> tuple[float, float] | None:
-    return None if v is None else (float(v[0]), float(v[1]))
 
 
 def _job(spec: RunSpec, out: Path) -> ChunkedJob:
