@@ -53,7 +53,9 @@ def main() -> None:
                 hits += len(ro.read_crossing(ev, i, rng).channel)
             ms = (time.perf_counter() - t0) / len(ev) * 1000
             base = base or ms
-            print(f"{name:<15}{mu:>5g}{setup:>12.1f}{ms:>13.2f}{1000 / ms:>13.1f}{hits / len(ev):>8.0f}{ms / base:>8.2f}")
+            print(
+                f"{name:<15}{mu:>5g}{setup:>12.1f}{ms:>13.2f}{1000 / ms:>13.1f}{hits / len(ev):>8.0f}{ms / base:>8.2f}"
+            )
 
 
 if __name__ == "__main__":

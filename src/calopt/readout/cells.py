@@ -81,6 +81,43 @@ class CellMap:
         return {k: np.concatenate(v) for k, v in out.items()}
 
     @cached_property
+    def physical(self) -> np.ndarray:
+        """(n_channels,) index of the physical cell of each channel (front and back of a split
+        cell share it)."""
+        return np.cumsum(self.table["part"] != 2) - 1
+
+    @cached_property
+    def n_cells(self) -> int:
+        return int(self.physical[-1]) + 1
+
+    @cached_property
+    def cell_table(self) -> dict[str, np.ndarray]:
+        """Per physical cell: x, y, size, timing, tech, row, col (from its first channel)."""
+        first = np.nonzero(self.table["part"] != 2)[0]
+        return {k: v[first] for k, v in self.table.items() if k != "part"}
+
+    @cached_property
+    def neighbours(self) -> tuple[np.ndarray, np.ndarray]:
+        """CSR (offsets, indices) of the physical cells touching each cell (sides or corners),
+        across modules and cell sizes."""
+        from scipy.spatial import cKDTree
+
+        t = self.cell_table
+        xy = np.stack([t["x"], t["y"]], axis=1)
+        size = t["size"]
+        tree = cKDTree(xy)
+        reach = (size + size.max()) / 2.0 * np.sqrt(2.0) * 1.001
+        offsets = [0]
+        idx: list[np.ndarray] = []
+        for c, cand in enumerate(tree.query_ball_point(xy, reach)):
+            cand = np.asarray(cand)
+            lim = (size[c] + size[cand]) / 2.0 * 1.001
+            ok = (np.abs(xy[cand, 0] - xy[c, 0]) <= lim) & (np.abs(xy[cand, 1] - xy[c, 1]) <= lim) & (cand != c)
+            idx.append(np.sort(cand[ok]))
+            offsets.append(offsets[-1] + int(ok.sum()))
+        return np.asarray(offsets), np.concatenate(idx)
+
+    @cached_property
     def technologies(self) -> list[str]:
         return sorted({r.technology for r in self.design.regions})
 
