@@ -1,0 +1,229 @@
+"""Photon energy and position reconstruction: XGBoost regressors and the parametric baseline.
+
+Both are trained per (technology, cell size) on single photons shot into a wall made only of
+that module type (so the result does not depend on the design that will use it), read out
+with noise and photo-statistics, and clustered; the truth is the photon energy and its entry
+point on the ECAL face. Trained models are cached on disk, keyed by their inputs (technology,
+cell size, readout settings, training size, seed, calopt version): every design reuses them.
+
+* baseline (:class:`ParametricReco`): linear energy calibration E = a E_cluster + b, and the
+  barycentre with an S-shape correction, x = x_seed + s (c1 u + c3 u^3 + c5 u^5 + d x_seed/z)
+  with u the barycentre offset in cell units (the odd polynomial is the classic S-curve; the
+  last term absorbs the shift of the shower at depth for inclined photons);
+* :class:`XGBReco`: three gradient-boosted regressors (log E_true/E_cluster and the two
+  offsets in cell units) on the 5x5 features of :mod:`.features` (seed talk 000).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from calopt.detector.design import Design, design_from_dict
+from calopt.detector.wall import ECAL_FRONT_Z_MM
+from calopt.readout.library import cache_dir
+from calopt.readout.readout import Readout, ReadoutSettings
+from calopt.reconstruction.clusters import ClusterSettings, cluster_cells
+from calopt.reconstruction.features import ClusterFeatures, cluster_features
+
+__all__ = ["ParametricReco", "PhotonSample", "XGBReco", "get_reconstruction", "homogeneous_design", "photon_sample"]
+
+
+def homogeneous_design(technology: str, cell_size: float) -> Design:
+    """A wall made of one module type."""
+    return design_from_dict(
+        {
+            "name": f"all-{technology}-{cell_size:g}",
+            "regions": [{"name": "all", "technology": technology, "cell_size": cell_size, "shape": {"type": "rest"}}],
+        }
+    )
+
+
+@dataclass
+class PhotonSample:
+    """Matched clusters of single photons: ``features`` and the truth ``energy`` [MeV], ``x``,
+    ``y`` [mm] at the face; ``lost`` photons had no cluster within 1.5 cells."""
+
+    features: ClusterFeatures
+    energy: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    lost: int
+
+
+def _concat_features(parts: list[ClusterFeatures]) -> ClusterFeatures:
+    return ClusterFeatures(
+        *(np.concatenate([getattr(p, f) for p in parts]) for f in ClusterFeatures.__dataclass_fields__)
+    )
+
+
+def _take(f: ClusterFeatures, idx: np.ndarray) -> ClusterFeatures:
+    return ClusterFeatures(*(getattr(f, name)[idx] for name in ClusterFeatures.__dataclass_fields__))
+
+
+def photon_sample(readout: Readout, n: int, seed: int, energy_range: tuple[float, float] = (1.0, 100.0),
+                  clustering: ClusterSettings | None = None) -> PhotonSample:  # fmt: skip
+    """``n`` photons, log-uniform in energy [GeV], uniform over the wall's modules, from vertices
+    of the luminous region (sigma_z = 53 mm), each read out alone and clustered."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9407]))
+    design = readout.design
+    wall = design.wall
+    jj, ii = np.nonzero(design.region_index >= 0)
+    feats, te, tx, ty = [], [], [], []
+    lost = 0
+    z_front = wall.z_front
+    for _ in range(n):
+        m = rng.integers(len(jj))
+        x = (ii[m] - wall.nx / 2.0 + rng.random()) * wall.pitch
+        y = (jj[m] - wall.ny / 2.0 + rng.random()) * wall.pitch
+        e = math.exp(rng.uniform(math.log(energy_range[0]), math.log(energy_range[1]))) * 1000.0
+        zv = rng.normal(0.0, 53.0)
+        d = np.array([x, y, z_front - zv])
+        path = float(np.linalg.norm(d))
+        hits = readout.read(np.array([22]), np.array([e]), (d / path * e)[None, :],
+                            np.array([[x, y, path / 299.792458]]), rng)  # fmt: skip
+        cl = cluster_cells(hits, readout.cells, z_front, clustering)
+        f = cluster_features(cl, readout.cells, z_front)
+        near = np.hypot(f.x - x, f.y - y) < 1.5 * np.maximum(f.size, 1.0)
+        if not near.any():
+            lost += 1
+            continue
+        k = int(np.argmax(np.where(near, f.energy, -1.0)))
+        feats.append(_take(f, np.array([k])))
+        te.append(e)
+        tx.append(x)
+        ty.append(y)
+    return PhotonSample(_concat_features(feats), np.array(te), np.array(tx), np.array(ty), lost)
+
+
+@dataclass
+class ParametricReco:
+    """Linear energy calibration and S-shape-corrected barycentre (fitted by least squares)."""
+
+    energy_coef_: np.ndarray | None = None
+    x_coef_: np.ndarray | None = None
+    y_coef_: np.ndarray | None = None
+
+    @staticmethod
+    def _design(u: np.ndarray, slope: np.ndarray) -> np.ndarray:
+        return np.column_stack([u, u**3, u**5, slope])
+
+    def fit(self, f: ClusterFeatures, e_true: np.ndarray, x_true: np.ndarray, y_true: np.ndarray) -> ParametricReco:
+        A = np.column_stack([f.energy, np.ones(len(f.energy))])
+        self.energy_coef_ = np.linalg.lstsq(A, e_true, rcond=None)[0]
+        z = ECAL_FRONT_Z_MM
+        self.x_coef_ = np.linalg.lstsq(self._design((f.x - f.seed_x) / f.size, f.seed_x / z),
+                                       (x_true - f.seed_x) / f.size, rcond=None)[0]  # fmt: skip
+        self.y_coef_ = np.linalg.lstsq(self._design((f.y - f.seed_y) / f.size, f.seed_y / z),
+                                       (y_true - f.seed_y) / f.size, rcond=None)[0]  # fmt: skip
+        return self
+
+    def predict(self, f: ClusterFeatures) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        assert self.energy_coef_ is not None and self.x_coef_ is not None and self.y_coef_ is not None
+        z = ECAL_FRONT_Z_MM
+        e = self.energy_coef_[0] * f.energy + self.energy_coef_[1]
+        x = f.seed_x + f.size * (self._design((f.x - f.seed_x) / f.size, f.seed_x / z) @ self.x_coef_)
+        y = f.seed_y + f.size * (self._design((f.y - f.seed_y) / f.size, f.seed_y / z) @ self.y_coef_)
+        return e, x, y
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: np.asarray(getattr(self, k)).tolist() for k in ("energy_coef_", "x_coef_", "y_coef_")}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ParametricReco:
+        return cls(**{k: np.asarray(v) for k, v in d.items()})
+
+
+@dataclass
+class XGBReco:
+    """Gradient-boosted regressors (xgboost's native API, no scikit-learn needed) of
+    log(E_true/E_cluster) and of the entry point in units of the seed's cell size, relative to
+    the seed centre."""
+
+    n_estimators: int = 300
+    max_depth: int = 5
+    learning_rate: float = 0.08
+    random_state: int = 0
+    models_: list[Any] | None = None
+
+    def _params(self) -> dict[str, Any]:
+        return {"max_depth": self.max_depth, "eta": self.learning_rate, "subsample": 0.8, "seed": self.random_state,
+                "nthread": 1, "tree_method": "hist", "objective": "reg:squarederror"}  # fmt: skip
+
+    def fit(self, f: ClusterFeatures, e_true: np.ndarray, x_true: np.ndarray, y_true: np.ndarray) -> XGBReco:
+        import xgboost as xgb
+
+        targets = [
+            np.log(e_true / np.maximum(f.energy, 1e-3)),
+            (x_true - f.seed_x) / f.size,
+            (y_true - f.seed_y) / f.size,
+        ]
+        self.models_ = [xgb.train(self._params(), xgb.DMatrix(f.X, label=t), self.n_estimators) for t in targets]
+        return self
+
+    def predict(self, f: ClusterFeatures) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        import xgboost as xgb
+
+        assert self.models_ is not None
+        if len(f.energy) == 0:
+            return np.zeros(0), np.zeros(0), np.zeros(0)
+        d = xgb.DMatrix(f.X)
+        le, dx, dy = (m.predict(d) for m in self.models_)
+        return f.energy * np.exp(le), f.seed_x + dx * f.size, f.seed_y + dy * f.size
+
+    def to_dict(self) -> dict[str, Any]:
+        assert self.models_ is not None
+        params = {k: getattr(self, k) for k in ("n_estimators", "max_depth", "learning_rate", "random_state")}
+        return {"models": [bytes(m.save_raw("json")).decode() for m in self.models_], "params": params}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> XGBReco:
+        import xgboost as xgb
+
+        obj = cls(**d["params"])
+        obj.models_ = []
+        for raw in d["models"]:
+            booster = xgb.Booster()
+            booster.load_model(bytearray(raw.encode()))
+            obj.models_.append(booster)
+        return obj
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    n_train: int = 3000
+    seed: int = 0
+    energy_range: tuple[float, float] = (1.0, 100.0)
+
+
+def get_reconstruction(technology: str, cell_size: float, readout_settings: ReadoutSettings,
+                       training: TrainingSettings | None = None,
+                       libraries: dict[Any, Any] | None = None) -> tuple[XGBReco, ParametricReco]:  # fmt: skip
+    """Trained (XGBoost, parametric) reconstructions for one module type, from the disk cache or
+    trained now (and cached)."""
+    from calopt import __version__
+
+    tr = training or TrainingSettings()
+    key_doc = json.dumps(
+        {"technology": technology, "cell": cell_size, "readout": asdict(readout_settings), "training": asdict(tr),
+         "version": __version__}, sort_keys=True, default=list)  # fmt: skip
+    key = hashlib.sha256(key_doc.encode()).hexdigest()[:16]
+    folder = cache_dir() / "regressors"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{technology}-{cell_size:g}-{key}.json"
+    if path.is_file():
+        doc = json.loads(path.read_text())
+        return XGBReco.from_dict(doc["xgb"]), ParametricReco.from_dict(doc["parametric"])
+    ro = Readout(homogeneous_design(technology, cell_size), readout_settings, libraries=libraries or {})
+    sample = photon_sample(ro, tr.n_train, tr.seed, tr.energy_range)
+    xgb = XGBReco(random_state=tr.seed).fit(sample.features, sample.energy, sample.x, sample.y)
+    par = ParametricReco().fit(sample.features, sample.energy, sample.x, sample.y)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"xgb": xgb.to_dict(), "parametric": par.to_dict(), "inputs": json.loads(key_doc)}))
+    tmp.replace(path)
+    return xgb, par
