@@ -36,6 +36,7 @@ def test_regressors_beat_barycentre():
     raw = _core(test.features.x - test.x)
     e_x, x_x, _ = xgb.predict(test.features)
     e_p, x_p, _ = par.predict(test.features)
+    assert abs(np.median(e_p / test.energy - 1)) < 0.05
     assert _core(x_p - test.x) < raw  # the S-shape correction helps
     assert _core(x_x - test.x) < _core(x_p - test.x)  # and the regressor more
     assert abs(np.median(e_x / test.energy - 1)) < 0.02
