@@ -7,6 +7,7 @@ import sys
 import typer
 from typer.exceptions import Abort, TyperException
 
+from calopt.cli.evaluate import evaluate
 from calopt.cli.events import events_app
 from calopt.cli.layout import layout_app
 from calopt.cli.simulate import simulate
@@ -24,6 +25,7 @@ app = typer.Typer(
 app.command("technologies")(technologies)
 app.command("simulate")(simulate)
 app.command("validate")(validate)
+app.command("evaluate")(evaluate)
 app.add_typer(layout_app, name="layout")
 app.add_typer(events_app, name="events")
 

@@ -57,7 +57,7 @@ class LibrarySpec:
     particle_class: str = "em"
     energies: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
     angles: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3)
-    n_per_point: int = 4
+    n_per_point: int = 8
     seed: int = 0
 
     def validate(self) -> None:

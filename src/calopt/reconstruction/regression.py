@@ -67,9 +67,11 @@ def _take(f: ClusterFeatures, idx: np.ndarray) -> ClusterFeatures:
 
 
 def photon_sample(readout: Readout, n: int, seed: int, energy_range: tuple[float, float] = (1.0, 100.0),
-                  clustering: ClusterSettings | None = None) -> PhotonSample:  # fmt: skip
+                  clustering: ClusterSettings | None = None, margin_cells: float = 2.5) -> PhotonSample:  # fmt: skip
     """``n`` photons, log-uniform in energy [GeV], uniform over the wall's modules, from vertices
-    of the luminous region (sigma_z = 53 mm), each read out alone and clustered."""
+    of the luminous region (sigma_z = 53 mm), each read out alone and clustered. A fiducial cut
+    keeps them ``margin_cells`` cells away from the outer edge of the wall and the beam hole,
+    where showers leak out of the calorimeter."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9407]))
     design = readout.design
     wall = design.wall
@@ -77,10 +79,16 @@ def photon_sample(readout: Readout, n: int, seed: int, energy_range: tuple[float
     feats, te, tx, ty = [], [], [], []
     lost = 0
     z_front = wall.z_front
+    hx, hy = wall.hole_x * wall.pitch / 2, wall.hole_y * wall.pitch / 2
     for _ in range(n):
-        m = rng.integers(len(jj))
-        x = (ii[m] - wall.nx / 2.0 + rng.random()) * wall.pitch
-        y = (jj[m] - wall.ny / 2.0 + rng.random()) * wall.pitch
+        while True:
+            m = rng.integers(len(jj))
+            x = (ii[m] - wall.nx / 2.0 + rng.random()) * wall.pitch
+            y = (jj[m] - wall.ny / 2.0 + rng.random()) * wall.pitch
+            margin = margin_cells * design.cell_size[jj[m], ii[m]]
+            inside = abs(x) < wall.half_width - margin and abs(y) < wall.half_height - margin
+            if inside and not (abs(x) < hx + margin and abs(y) < hy + margin):
+                break
         e = math.exp(rng.uniform(math.log(energy_range[0]), math.log(energy_range[1]))) * 1000.0
         zv = rng.normal(0.0, 53.0)
         d = np.array([x, y, z_front - zv])
@@ -150,6 +158,7 @@ class XGBReco:
     learning_rate: float = 0.08
     random_state: int = 0
     models_: list[Any] | None = None
+    bounds_: np.ndarray | None = None
 
     def _params(self) -> dict[str, Any]:
         return {"max_depth": self.max_depth, "eta": self.learning_rate, "subsample": 0.8, "seed": self.random_state,
@@ -164,6 +173,9 @@ class XGBReco:
             (y_true - f.seed_y) / f.size,
         ]
         self.models_ = [xgb.train(self._params(), xgb.DMatrix(f.X, label=t), self.n_estimators) for t in targets]
+        # predictions are clipped to the central 99 % of the training targets: clusters unlike
+        # the training photons (region borders, overlaps) must not be extrapolated wildly
+        self.bounds_ = np.array([np.percentile(t, [0.5, 99.5]) for t in targets])
         return self
 
     def predict(self, f: ClusterFeatures) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -173,19 +185,26 @@ class XGBReco:
         if len(f.energy) == 0:
             return np.zeros(0), np.zeros(0), np.zeros(0)
         d = xgb.DMatrix(f.X)
-        le, dx, dy = (m.predict(d) for m in self.models_)
+        bounds = self.bounds_ if self.bounds_ is not None else np.array([[-np.inf, np.inf]] * 3)
+        le, dx, dy = (np.clip(m.predict(d), lo, hi) for m, (lo, hi) in zip(self.models_, bounds))
         return f.energy * np.exp(le), f.seed_x + dx * f.size, f.seed_y + dy * f.size
 
     def to_dict(self) -> dict[str, Any]:
         assert self.models_ is not None
         params = {k: getattr(self, k) for k in ("n_estimators", "max_depth", "learning_rate", "random_state")}
-        return {"models": [bytes(m.save_raw("json")).decode() for m in self.models_], "params": params}
+        bounds = None if self.bounds_ is None else self.bounds_.tolist()
+        return {
+            "models": [bytes(m.save_raw("json")).decode() for m in self.models_],
+            "params": params,
+            "bounds": bounds,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> XGBReco:
         import xgboost as xgb
 
         obj = cls(**d["params"])
+        obj.bounds_ = None if d.get("bounds") is None else np.asarray(d["bounds"])
         obj.models_ = []
         for raw in d["models"]:
             booster = xgb.Booster()
@@ -198,7 +217,7 @@ class XGBReco:
 class TrainingSettings:
     n_train: int = 3000
     seed: int = 0
-    energy_range: tuple[float, float] = (1.0, 100.0)
+    energy_range: tuple[float, float] = (0.3, 100.0)
 
 
 def get_reconstruction(technology: str, cell_size: float, readout_settings: ReadoutSettings,

@@ -1,0 +1,60 @@
+"""``calopt evaluate``: the physics metrics and cost of a design."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+
+from calopt.cli._common import JSON_OPTION, SEED_OPTION, print_json
+
+
+def evaluate(
+    design: str = typer.Argument(..., help="Built-in design name or TOML file."),
+    pileup: float = typer.Option(0.0, "--pileup", help="Mean number of pile-up collisions per crossing."),
+    events: int = typer.Option(1000, "--events", help="Number of B0 -> J/psi pi0 signal crossings."),
+    method: str = typer.Option("xgb", "--method", help="Photon reconstruction: xgb or parametric."),
+    n_resolution: int = typer.Option(2000, "--n-resolution", help="Single photons for the resolutions."),
+    plots: Path | None = typer.Option(None, "--plots", help="Folder for mass-peak and resolution plots."),
+    fastsim: str | None = typer.Option(None, "--fastsim", help="Shower source other than the shower library."),
+    quick: bool = typer.Option(False, "--quick", help="Small shower libraries and training samples (smoke test)."),
+    seed: int = SEED_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Resolutions, pi0 and B mass widths, efficiency, significance, channels and cost."""
+    from rich.console import Console
+
+    from calopt.detector.design import load_design
+    from calopt.errors import CaloptInputError
+    from calopt.metrics.evaluate import QUICK_READOUT, QUICK_TRAINING, EvaluateSettings
+    from calopt.metrics.evaluate import evaluate as run_evaluate
+
+    if fastsim is not None:
+        raise CaloptInputError(f"--fastsim {fastsim!r}: only the shower library is available in this version")
+    d = load_design(design)
+    st = EvaluateSettings(pileup=pileup, n_events=events, seed=seed, method=method, n_resolution=n_resolution)
+    if quick:
+        st = replace(st, readout=QUICK_READOUT, training=QUICK_TRAINING)
+    st.validate()
+    if plots is not None:
+        plots.mkdir(parents=True, exist_ok=True)
+    console = Console(stderr=True)
+    with console.status("evaluating") as status:
+        result = run_evaluate(d, st, progress=lambda msg: status.update(msg))
+    if plots is not None:
+        from calopt.metrics.plots import plot_evaluation
+
+        (plots / "evaluate.json").write_text(json.dumps(result, indent=1, default=float))
+        plot_evaluation(result, plots)
+    if json_out:
+        print_json(result)
+        return
+    keys = ("pi0_mass_width_mev", "pi0_efficiency", "energy_resolution_stochastic", "energy_resolution_constant",
+            "position_resolution_mm", "b_mass_width_mev", "significance", "channels", "cost")  # fmt: skip
+    for k in keys:
+        v = result[k]
+        typer.echo(
+            f"{k:>30}: {'failed: ' + result['fits']['pi0' if 'pi0' in k else 'b']['reason'] if v is None else v}"
+        )

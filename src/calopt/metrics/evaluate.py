@@ -1,0 +1,303 @@
+"""``calopt evaluate``: the physics metrics and the cost of one design.
+
+1. photon reconstruction per (technology, cell size) of the design: XGBoost regressors and the
+   parametric baseline, trained on single photons (cached, shared by every design);
+2. energy and position resolution from single photons shot over the whole design (1-100 GeV,
+   log-uniform): Gaussian-core widths per energy bin fitted as a/sqrt(E) (+) b (+) c/E, position
+   residuals on the face, per region;
+3. B0 -> J/psi(mu mu) pi0 crossings with Poisson pile-up (generated once per (events, mu, seed)
+   and cached): read out, clustered, photons reconstructed (and, where the cells have timing,
+   photons more than 3 sigma_t from the time expected from the signal vertex rejected), pi0
+   candidates from photon pairs, B candidates with smeared muons; mass peaks fitted with
+   iminuit (Gaussian on a linear background);
+4. the pi0 width decomposed by combining the true energy with the reconstructed position of the
+   truth-matched photons and vice versa ("inner validation").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from calopt.detector.design import Design
+from calopt.detector.technologies import get_technology
+from calopt.errors import CaloptInputError
+from calopt.generation.events import FLAG, Events, read_events
+from calopt.generation.runner import EventSpec, generate_events
+from calopt.metrics.fits import MassFit, fit_energy_resolution, fit_mass_peak, robust_sigma
+from calopt.readout.library import cache_dir
+from calopt.readout.readout import Readout, ReadoutSettings
+from calopt.reconstruction.candidates import (
+    PI0_MASS,
+    b_masses,
+    expected_time,
+    pair_masses,
+    photon_momenta,
+    smear_muon,
+)
+from calopt.reconstruction.clusters import cluster_cells
+from calopt.reconstruction.features import ClusterFeatures, cluster_features
+from calopt.reconstruction.regression import (
+    ParametricReco,
+    TrainingSettings,
+    XGBReco,
+    get_reconstruction,
+    photon_sample,
+)
+
+__all__ = ["QUICK_READOUT", "QUICK_TRAINING", "EvaluateSettings", "evaluate"]
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """``n_events`` signal crossings at mean pile-up ``pileup``; ``n_resolution`` single photons
+    for the resolutions; ``method``: ``xgb`` or ``parametric`` photon reconstruction; photons
+    enter pi0 candidates above ``photon_et_mev`` and pi0 candidates need ``pi0_pt_mev``."""
+
+    pileup: float = 0.0
+    n_events: int = 1000
+    seed: int = 0
+    n_resolution: int = 2000
+    method: str = "xgb"
+    photon_et_mev: float = 200.0
+    pi0_pt_mev: float = 1000.0
+    readout: ReadoutSettings = field(default_factory=ReadoutSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+
+    def validate(self) -> None:
+        if self.n_events <= 0:
+            raise CaloptInputError(f"--events must be positive, got {self.n_events}")
+        if not (self.pileup >= 0 and math.isfinite(self.pileup)):
+            raise CaloptInputError(f"--pileup must be >= 0, got {self.pileup}")
+        if self.method not in ("xgb", "parametric"):
+            raise CaloptInputError(f"unknown reconstruction method {self.method!r}; expected xgb or parametric")
+
+
+Models = dict[tuple[int, float], tuple[XGBReco, ParametricReco]]
+
+# small libraries and training samples: a smoke test in a few minutes, not a measurement
+QUICK_READOUT = ReadoutSettings(library_energies=(0.2, 1.0, 5.0, 20.0, 100.0), library_angles=(0.0, 0.15, 0.3),
+                                library_n_per_point=3)  # fmt: skip
+QUICK_TRAINING = TrainingSettings(n_train=1000)
+MIN_EVENTS = 50  # below this, mass fits are reported as failed rather than as numbers
+
+
+def _reconstruct(f: ClusterFeatures, models: Models, techs: list[str], method: str) -> tuple[np.ndarray, ...]:
+    e = np.full(len(f.energy), np.nan)
+    x = np.full(len(f.energy), np.nan)
+    y = np.full(len(f.energy), np.nan)
+    for (ti, size), (xgb, par) in models.items():
+        sel = (f.tech == ti) & (np.abs(f.size - size) < 1e-6)
+        if not sel.any():
+            continue
+        sub = ClusterFeatures(*(getattr(f, k)[sel] for k in ClusterFeatures.__dataclass_fields__))
+        e[sel], x[sel], y[sel] = (xgb if method == "xgb" else par).predict(sub)
+    return e, x, y
+
+
+def _events(st: EvaluateSettings, progress: Callable[[str], None] | None) -> Events:
+    spec = EventSpec(process="b0-jpsipi0", n=st.n_events, pileup=st.pileup, seed=st.seed)
+    folder = cache_dir() / "events"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"b0-jpsipi0-{hashlib.sha256(spec.to_json().encode()).hexdigest()[:16]}.h5"
+    if not path.is_file():
+        if progress:
+            progress(f"generating {st.n_events} signal crossings at mu = {st.pileup:g} (cached for later)")
+        generate_events(spec, path)
+    return read_events(path)
+
+
+def _resolution(readout: Readout, models: Models, st: EvaluateSettings) -> dict[str, Any]:
+    sample = photon_sample(readout, st.n_resolution, st.seed + 1000)
+    techs = readout.cells.technologies
+    out: dict[str, Any] = {"lost_photons": sample.lost, "n_photons": len(sample.energy)}
+    design = readout.design
+    i, j, _ = design.wall.slot_of(sample.x, sample.y)
+    region = design.region_index[np.clip(j, 0, design.wall.ny - 1), np.clip(i, 0, design.wall.nx - 1)]
+    for method in ("xgb", "parametric"):
+        e, x, y = _reconstruct(sample.features, models, techs, method)
+        rel = e / sample.energy - 1.0
+        edges = np.geomspace(1.0, 100.0, 7)
+        centres, sig, err = [], [], []
+        for lo, hi in itertools.pairwise(edges):
+            sel = (sample.energy >= lo * 1000) & (sample.energy < hi * 1000) & np.isfinite(rel)
+            if sel.sum() >= 20:
+                centres.append(math.sqrt(lo * hi))
+                s = robust_sigma(rel[sel])
+                sig.append(s)
+                err.append(s / math.sqrt(2 * (sel.sum() - 1)) * 1.3)
+        fit = fit_energy_resolution(np.array(centres), np.array(sig), np.array(err))
+        res = np.concatenate([x - sample.x, y - sample.y])
+        per_region = {}
+        for k, r in enumerate(design.regions):
+            sel = region == k
+            if sel.sum() >= 20:
+                per_region[r.name] = {
+                    "position_resolution_mm": robust_sigma(np.concatenate([(x - sample.x)[sel], (y - sample.y)[sel]])),
+                    "energy_core_sigma": robust_sigma(rel[sel]),
+                    "n": int(sel.sum()),
+                }
+        out[method] = {
+            "energy_fit": fit,
+            "energy_points": {"energy_gev": centres, "sigma_over_e": sig},
+            "energy_bias": float(np.nanmedian(rel)),
+            "position_resolution_mm": robust_sigma(res[np.isfinite(res)]),
+            "raw_barycentre_resolution_mm": robust_sigma(
+                np.concatenate([sample.features.x - sample.x, sample.features.y - sample.y])
+            ),
+            "per_region": per_region,
+        }
+    return out
+
+
+def _hist(x: np.ndarray, lo: float, hi: float, bins: int) -> dict[str, list[float]]:
+    counts, edges = np.histogram(x, bins=bins, range=(lo, hi))
+    return {"edges": edges.tolist(), "counts": counts.tolist()}
+
+
+def evaluate(design: Design, settings: EvaluateSettings | None = None,
+             progress: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """All metrics of ``design`` as one JSON-ready dictionary."""
+    st = settings or EvaluateSettings()
+    st.validate()
+    t0 = time.perf_counter()
+    readout = Readout(design, st.readout)
+    techs = readout.cells.technologies
+    combos = sorted({(r.technology, r.cell_size) for r in design.regions})
+    models: Models = {}
+    for tech, size in combos:
+        if progress:
+            progress(f"photon reconstruction for {tech} {size:g} mm (trained once, then cached)")
+        models[(techs.index(tech), size)] = get_reconstruction(tech, size, st.readout, st.training, readout.libraries)
+    t_models = time.perf_counter() - t0
+    if progress:
+        progress("energy and position resolution")
+    resolution = _resolution(readout, models, st)
+    events = _events(st, progress)
+    t1 = time.perf_counter()
+    if progress:
+        progress(f"reading out and reconstructing {len(events)} crossings")
+    sig_t = {i: get_technology(t).time_resolution for i, t in enumerate(techs)}
+    rng = np.random.default_rng(np.random.SeedSequence([st.seed, 0xE7A1]))
+    z_front = design.wall.z_front
+    pi0_m: list[np.ndarray] = []
+    pi0_store: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+    matched_m: list[float] = []
+    decomposition: dict[str, list[float]] = {"true_energy": [], "true_position": []}
+    n_rejected = n_photons = 0
+    for ev in range(len(events)):
+        hits = readout.read_crossing(events, ev, rng)
+        cl = cluster_cells(hits, readout.cells, z_front)
+        f = cluster_features(cl, readout.cells, z_front)
+        e, x, y = _reconstruct(f, models, techs, st.method)
+        z_pv, t_pv = (float(v) for v in events.pv_position[ev])
+        ok = np.isfinite(e) & (e > 0)
+        # timing: reject photons off the signal vertex's time by more than 3 sigma_t
+        has_t = ok & np.isfinite(cl.time)
+        if has_t.any():
+            a = np.array([sig_t[int(t)][0] for t in f.tech])
+            b = np.array([sig_t[int(t)][1] for t in f.tech])
+            sigma = np.sqrt((a / np.sqrt(np.maximum(e, 1.0) / 1000.0)) ** 2 + b**2) * 1e-3
+            off = np.abs(cl.time - expected_time(x, y, z_front, z_pv, t_pv)) > 3 * sigma
+            n_rejected += int((has_t & off).sum())
+            ok &= ~(has_t & off)
+        p = photon_momenta(np.where(ok, e, 0.0), np.nan_to_num(x), np.nan_to_num(y), z_front, z_pv)
+        et = np.hypot(p[:, 0], p[:, 1])
+        sel = np.nonzero(ok & (et > st.photon_et_mev))[0]
+        n_photons += len(sel)
+        m, i, j = pair_masses(p[sel], e[sel])
+        ptot = p[sel][i] + p[sel][j]
+        keep = (np.hypot(ptot[:, 0], ptot[:, 1]) > st.pi0_pt_mev) & (m < 300.0)
+        pi0_m.append(m[keep])
+        pi0_store.append((ev, m[keep], ptot[keep], e[sel][i[keep]] + e[sel][j[keep]]))
+        # truth matching of the two signal photons, for the efficiency and the decomposition
+        c = events.crossing(ev)
+        gam = np.nonzero((c["flags"] & FLAG.SIGNAL_PI0_PHOTON) > 0)[0]
+        idx = []
+        for g in gam:
+            d = np.hypot(x - c["entry"][g, 0], y - c["entry"][g, 1])
+            d = np.where(ok, d, np.inf)
+            k = int(np.argmin(d)) if len(d) else -1
+            idx.append(k if k >= 0 and d[k] < 1.5 * f.size[k] else -1)
+        if len(gam) == 2 and min(idx) >= 0 and idx[0] != idx[1]:
+            tg = c["entry"][gam]
+            te = c["energy"][gam]
+            rp = np.stack([x[idx], y[idx]], axis=1)
+            re = e[idx]
+            for key, ee, pos in (("reco", re, rp), ("true_energy", te, rp), ("true_position", re, tg[:, :2])):
+                pp = photon_momenta(ee, pos[:, 0], pos[:, 1], z_front, z_pv)
+                mm = math.sqrt(max((ee.sum()) ** 2 - ((pp.sum(axis=0)) ** 2).sum(), 0.0))
+                if key == "reco":
+                    matched_m.append(mm)
+                else:
+                    decomposition[key].append(mm)
+    masses = np.concatenate(pi0_m) if pi0_m else np.zeros(0)
+    pi0_fit = (fit_mass_peak(masses, 50.0, 250.0, PI0_MASS, 10.0) if len(events) >= MIN_EVENTS
+               else MassFit(False, f"too few events for a fit: {len(events)} < {MIN_EVENTS}"))  # fmt: skip
+    # B candidates: pi0 candidates within +-2.5 sigma of the fitted peak (or +-30 MeV if it failed)
+    lo, hi = ((pi0_fit.mean - 2.5 * pi0_fit.sigma, pi0_fit.mean + 2.5 * pi0_fit.sigma) if pi0_fit.valid
+              else (PI0_MASS - 30.0, PI0_MASS + 30.0))  # fmt: skip
+    b_m = []
+    n_pi0_events = 0
+    for ev, m, ptot, etot in pi0_store:
+        w = (m > lo) & (m < hi)
+        if not w.any():
+            continue
+        n_pi0_events += 1
+        mup = smear_muon(events.truth["mu_plus"][ev, :3].astype(float), rng)
+        mum = smear_muon(events.truth["mu_minus"][ev, :3].astype(float), rng)
+        b_m.append(b_masses(mup, mum, ptot[w], etot[w]))
+    bm = np.concatenate(b_m) if b_m else np.zeros(0)
+    b_fit = (fit_mass_peak(bm, 4500.0, 6000.0, 5279.66, 60.0, sigma_max=400.0) if len(events) >= MIN_EVENTS
+             else MassFit(False, f"too few events for a fit: {len(events)} < {MIN_EVENTS}"))  # fmt: skip
+    matched = np.array(matched_m)
+    in_window = ((matched > lo) & (matched < hi)).sum() if len(matched) else 0
+    t_events = time.perf_counter() - t1
+    reso = resolution[st.method]
+    fit = reso["energy_fit"]
+    summary = design.summary()
+
+    def num(v: float) -> float | None:
+        return float(v) if v is not None and math.isfinite(v) else None
+
+    return {
+        "design": design.name,
+        "pileup": st.pileup,
+        "events": len(events),
+        "method": st.method,
+        "pi0_mass_width_mev": num(pi0_fit.sigma) if pi0_fit.valid else None,
+        "pi0_mass_mev": num(pi0_fit.mean) if pi0_fit.valid else None,
+        "pi0_efficiency": float(in_window / len(events)),
+        "energy_resolution_stochastic": num(fit["a"]) if fit.get("valid") else None,
+        "energy_resolution_constant": num(fit["b"]) if fit.get("valid") else None,
+        "energy_resolution_noise": num(fit["c"]) if fit.get("valid") else None,
+        "position_resolution_mm": num(reso["position_resolution_mm"]),
+        "b_mass_width_mev": num(b_fit.sigma) if b_fit.valid else None,
+        "significance": num(b_fit.significance) if b_fit.valid else None,
+        "channels": summary["channels"],
+        "cost": summary["cost"],
+        "fits": {"pi0": pi0_fit.to_dict(), "b": b_fit.to_dict()},
+        "pi0_width_decomposition_mev": {
+            "reco": num(robust_sigma(matched)),
+            "true_energy_reco_position": num(robust_sigma(np.array(decomposition["true_energy"]))),
+            "reco_energy_true_position": num(robust_sigma(np.array(decomposition["true_position"]))),
+            "n_matched": len(matched),
+        },
+        "resolution": resolution,
+        "histograms": {
+            "pi0": _hist(masses, 50.0, 250.0, 80),
+            "b": _hist(bm, 4500.0, 6000.0, 60),
+        },
+        "photons_per_crossing": n_photons / len(events),
+        "photons_rejected_by_timing": n_rejected,
+        "events_with_pi0_candidate": n_pi0_events,
+        "timing_seconds": {"models": round(t_models, 2), "crossings": round(t_events, 2)},
+        "settings": {k: v for k, v in asdict(replace(st)).items()},
+    }

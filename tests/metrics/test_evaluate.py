@@ -1,0 +1,59 @@
+"""The evaluate pipeline end to end on small samples."""
+
+import json
+
+import pytest
+
+from calopt.cli.main import main
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("CALOPT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def _run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def test_evaluate_end_to_end(tmp_path, capsys):
+    code, out, _ = _run(["evaluate", "lhcb-run3", "--quick", "--events", "150", "--n-resolution", "300",
+                         "--plots", str(tmp_path), "--json"], capsys)  # fmt: skip
+    assert code == 0
+    r = json.loads(out)
+    for key in ("pi0_mass_width_mev", "pi0_efficiency", "energy_resolution_stochastic", "energy_resolution_constant",
+                "position_resolution_mm", "b_mass_width_mev", "significance", "channels", "cost"):  # fmt: skip
+        assert key in r
+    assert r["channels"] == 6064
+    # the pi0 peak is found near the pi0 mass with a width of the order of 10 MeV
+    assert r["fits"]["pi0"]["valid"], r["fits"]["pi0"]["reason"]
+    assert 120.0 < r["pi0_mass_mev"] < 150.0 and 3.0 < r["pi0_mass_width_mev"] < 25.0
+    assert 0.2 < r["pi0_efficiency"] <= 1.0
+    # the regressors beat the parametric baseline on position
+    res = r["resolution"]
+    assert res["xgb"]["position_resolution_mm"] < res["parametric"]["position_resolution_mm"]
+    assert res["parametric"]["position_resolution_mm"] < res["xgb"]["raw_barycentre_resolution_mm"]
+    assert {p.name for p in tmp_path.iterdir()} >= {"pi0.png", "b.png", "energy_resolution.png", "evaluate.json"}
+
+
+def test_evaluate_reports_failed_fits(capsys):
+    code, out, _ = _run(
+        ["evaluate", "lhcb-run3", "--quick", "--events", "5", "--n-resolution", "100", "--json"], capsys
+    )
+    assert code == 0
+    r = json.loads(out)
+    assert r["pi0_mass_width_mev"] is None and r["fits"]["pi0"]["valid"] is False
+    assert "too few" in r["fits"]["pi0"]["reason"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["nope"], "unknown design"), (["lhcb-run3", "--pileup", "-3"], "--pileup"),
+     (["lhcb-run3", "--events", "0"], "--events"), (["lhcb-run3", "--method", "nn"], "reconstruction method")],
+)  # fmt: skip
+def test_evaluate_bad_input(capsys, args, message):
+    code, out, err = _run(["evaluate", *args], capsys)
+    assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
