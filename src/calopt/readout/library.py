@@ -153,7 +153,7 @@ class ShowerLibrary:
     grid: int
     pitch: float
     calibration: float
-    _by_point: dict[tuple[int, int, int], np.ndarray] = field(default_factory=dict, repr=False)
+    by_point: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 0), dtype=np.int64), repr=False)
 
     @classmethod
     def load(cls, path: Path) -> ShowerLibrary:
@@ -176,10 +176,13 @@ class ShowerLibrary:
             b=nz[3].astype(np.int16), e=sh.showers[nz].astype(np.float64), t=times[nz].astype(np.float64),
             grid=h, pitch=float(sh.attrs["fine_pitch_mm"]), calibration=calib,
         )  # fmt: skip
-        by_point: dict[tuple[int, int, int], list[int]] = {}
-        for i in range(n):
-            by_point.setdefault((int(lib.grid_e[i]), int(lib.grid_a[i, 0]), int(lib.grid_a[i, 1])), []).append(i)
-        lib._by_point = {k: np.asarray(v) for k, v in by_point.items()}
+        # (energy, angle x, angle y, k) -> shower index: the showers of each grid point
+        shape = (len(spec.energies), len(spec.angles), len(spec.angles))
+        flat = np.ravel_multi_index((lib.grid_e, lib.grid_a[:, 0], lib.grid_a[:, 1]), shape)
+        order = np.argsort(flat, kind="stable")
+        if np.any(np.bincount(flat, minlength=int(np.prod(shape))) != spec.n_per_point):
+            raise ValueError(f"{path}: the library does not hold {spec.n_per_point} showers per grid point")
+        lib.by_point = order.reshape(*shape, spec.n_per_point)
         return lib
 
     def lookup(self, energy_gev: np.ndarray, tan_x: np.ndarray, tan_y: np.ndarray, off_x: np.ndarray,
@@ -193,11 +196,9 @@ class ShowerLibrary:
         ay_ = np.abs(np.arctan(np.abs(tan_y))[:, None] - self.angles[None, :]).argmin(axis=1)
         ox = np.where(fx, -off_x, off_x)
         oy = np.where(fy, -off_y, off_y)
-        idx = np.empty(len(ie), dtype=np.int64)
-        for k in range(len(ie)):
-            cand = self._by_point[(int(ie[k]), int(ax_[k]), int(ay_[k]))]
-            d2 = (self.points[cand, 0] - ox[k]) ** 2 + (self.points[cand, 1] - oy[k]) ** 2
-            idx[k] = cand[int(np.argmin(d2))]
+        cand = self.by_point[ie, ax_, ay_]  # (M, n_per_point)
+        d2 = (self.points[cand, 0] - ox[:, None]) ** 2 + (self.points[cand, 1] - oy[:, None]) ** 2
+        idx = cand[np.arange(len(ie)), np.argmin(d2, axis=1)]
         return idx, energy_gev / self.energies[ie], fx, fy
 
 

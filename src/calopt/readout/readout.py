@@ -34,7 +34,7 @@ from calopt.readout.cells import CellMap
 from calopt.readout.library import CLASSES, LibrarySpec, ShowerLibrary, get_library, species_class
 from calopt.simulation.particles import BY_PDG
 
-__all__ = ["CellHits", "Readout", "ReadoutSettings"]
+__all__ = ["CellHits", "Readout", "ReadoutSettings", "ranges"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class CellHits:
     true_energy: np.ndarray
 
 
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def ranges(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Concatenated ranges [starts[k], starts[k] + lengths[k]) and the owner k of each element."""
     owner = np.repeat(np.arange(len(lengths)), lengths)
     first = np.cumsum(lengths) - lengths
@@ -132,7 +132,7 @@ class Readout:
                 idx, scale, fx, fy = lib.lookup(kinetic[sel] / 1000.0, tx, ty, x[sel] - cx, y[sel] - cy)
                 if c == 2:
                     scale = np.ones_like(scale)  # a muon's MIP deposit does not scale with energy
-                flat, k = _ranges(lib.o[idx], lib.o[idx + 1] - lib.o[idx])
+                flat, k = ranges(lib.o[idx], lib.o[idx + 1] - lib.o[idx])
                 g = lib.grid
                 b = np.where(fx[k], g - 1 - lib.b[flat], lib.b[flat])
                 a = np.where(fy[k], g - 1 - lib.a[flat], lib.a[flat])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from calopt.readout.cells import CellMap
-from calopt.readout.readout import CellHits
+from calopt.readout.readout import CellHits, ranges
 
 __all__ = ["ClusterSettings", "Clusters", "cluster_cells"]
 
@@ -74,21 +74,14 @@ def cluster_cells(hits: CellHits, cells: CellMap, z_front: float,
     r = np.hypot(ct["x"][hit_cells], ct["y"][hit_cells])
     et = e_cell[hit_cells] * r / np.hypot(r, z_front)
     cand = hit_cells[et > st.seed_et_mev]
-    seeds = []
-    for c in cand:
-        neigh = nb[off[c] : off[c + 1]]
-        en = e_cell[neigh]
-        if np.all((en < e_cell[c]) | ((en == e_cell[c]) & (neigh > c))):
-            seeds.append(c)
-    seeds_arr = np.asarray(seeds, dtype=np.int64)
+    # local maxima; equal energies go to the lower index (the key decreases with the index)
+    key = e_cell - np.arange(n) * 1e-9
+    neigh_max = np.maximum.reduceat(key[nb], off[:-1])
+    seeds_arr = cand[key[cand] > neigh_max[cand]]
     k = len(seeds_arr)
-    lens = off[seeds_arr + 1] - off[seeds_arr] + 1
-    member_cluster = np.repeat(np.arange(k), lens)
-    members = (
-        np.concatenate([np.concatenate([[s], nb[off[s] : off[s + 1]]]) for s in seeds_arr])
-        if k
-        else np.zeros(0, dtype=np.int64)
-    )
+    flat, owner = ranges(off[seeds_arr], off[seeds_arr + 1] - off[seeds_arr])
+    members = np.concatenate([seeds_arr, nb[flat]])
+    member_cluster = np.concatenate([np.arange(k), owner])
     keep = e_cell[members] != 0
     members, member_cluster = members[keep], member_cluster[keep]
     e_m = e_cell[members]
