@@ -200,12 +200,12 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
         z_pv, t_pv = (float(v) for v in events.pv_position[ev])
         ok = np.isfinite(e) & (e > 0)
         # timing: reject photons off the signal vertex's time by more than 3 sigma_t
-        has_t = ok & np.isfinite(cl.time)
+        has_t = ok & np.isfinite(f.time)
         if has_t.any():
             a = np.array([sig_t[int(t)][0] for t in f.tech])
             b = np.array([sig_t[int(t)][1] for t in f.tech])
             sigma = np.sqrt((a / np.sqrt(np.maximum(e, 1.0) / 1000.0)) ** 2 + b**2) * 1e-3
-            off = np.abs(cl.time - expected_time(x, y, z_front, z_pv, t_pv)) > 3 * sigma
+            off = np.abs(f.time - expected_time(x, y, z_front, z_pv, t_pv)) > 3 * sigma
             n_rejected += int((has_t & off).sum())
             ok &= ~(has_t & off)
         p = photon_momenta(np.where(ok, e, 0.0), np.nan_to_num(x), np.nan_to_num(y), z_front, z_pv)

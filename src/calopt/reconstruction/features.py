@@ -25,7 +25,9 @@ OFFSETS = np.array([(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)])
 class ClusterFeatures:
     """Per cluster: ``X`` (K, F) features; ``seed_x``, ``seed_y``, ``size`` [mm] of the seed
     cell; ``tech`` index into ``CellMap.technologies``; ``energy`` [MeV], ``x``, ``y`` [mm]
-    of the cluster (barycentre)."""
+    of the cluster (barycentre) and its ``time`` [ns] (NaN without timing; used to reject
+    pile-up photons, not by the regressors: a single photon's time carries no information on
+    its energy or position)."""
 
     X: np.ndarray
     seed_x: np.ndarray
@@ -35,6 +37,7 @@ class ClusterFeatures:
     energy: np.ndarray
     x: np.ndarray
     y: np.ndarray
+    time: np.ndarray
 
 
 def block_energies(cl: Clusters, cells: CellMap) -> np.ndarray:
@@ -85,5 +88,5 @@ def cluster_features(cl: Clusters, cells: CellMap, z_front: float) -> ClusterFea
         ]
     ) if k else np.zeros((0, 1 + 25 + 25 + 11))  # fmt: skip
     return ClusterFeatures(
-        X=X, seed_x=sx, seed_y=sy, size=s, tech=ct["tech"][cl.seed], energy=cl.energy, x=cl.x, y=cl.y
+        X=X, seed_x=sx, seed_y=sy, size=s, tech=ct["tech"][cl.seed], energy=cl.energy, x=cl.x, y=cl.y, time=cl.time
     )
