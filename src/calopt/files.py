@@ -7,10 +7,11 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from calopt.errors import CaloptInputError
+from calopt.errors import CaloptInputError, FileFormatError
 
-__all__ = ["atomic_path", "check_writable"]
+__all__ = ["atomic_path", "check_format", "check_writable", "is_format", "open_format", "read_attrs"]
 
 
 def check_writable(path: Path) -> None:
@@ -40,3 +41,57 @@ def atomic_path(path: Path) -> Iterator[str]:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _format_of(f: Any) -> tuple[Any, int]:
+    fmt = f.attrs.get("format")
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode()
+    return fmt, int(f.attrs.get("format_version", -1))
+
+
+def check_format(path: Path, f: Any, fmt: str, version: int, error: type[FileFormatError] = FileFormatError) -> None:
+    """Raise ``error`` naming what was found if the open HDF5 file ``f`` is not ``fmt`` v``version``."""
+    found, found_version = _format_of(f)
+    if found != fmt:
+        raise error(f"{str(path)!r} is not a {fmt} file (format attribute: {found!r})")
+    if found_version != version:
+        raise error(f"{str(path)!r} has {fmt} format_version {found_version}; this calopt reads version {version}")
+
+
+def is_format(path: str | os.PathLike[str], fmt: str, version: int) -> bool:
+    """True if ``path`` is a readable HDF5 file of ``fmt`` v``version``."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            check_format(Path(path), f, fmt, version)
+        return True
+    except (OSError, FileFormatError):
+        return False
+
+
+def open_format(path: Path, fmt: str, version: int, error: type[FileFormatError] = FileFormatError) -> Any:
+    """Open an HDF5 file of ``fmt`` v``version`` for reading, refusing anything else clearly."""
+    import h5py
+
+    if not path.is_file():
+        raise CaloptInputError(f"{fmt} file {str(path)!r} does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise error(f"{str(path)!r} is not an HDF5 file, expected a {fmt} file") from None
+    try:
+        check_format(path, f, fmt, version, error)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def read_attrs(f: Any) -> dict[str, Any]:
+    """File attributes without the format keys, byte strings decoded."""
+    attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    for k in ("format", "format_version"):
+        attrs.pop(k, None)
+    return attrs

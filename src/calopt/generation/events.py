@@ -30,8 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from calopt.errors import CaloptInputError, FileFormatError
-from calopt.files import atomic_path
+from calopt.files import atomic_path, is_format, open_format, read_attrs
 
 __all__ = ["FLAG", "Events", "concatenate_events", "is_events_file", "read_events", "write_events"]
 
@@ -128,51 +127,18 @@ def write_events(path: str | os.PathLike[str], ev: Events) -> None:
                 t.create_dataset(k, data=v.astype(np.float32))
 
 
-def _check(path: Path, f: Any) -> None:
-    fmt = f.attrs.get("format")
-    if isinstance(fmt, bytes):
-        fmt = fmt.decode()
-    if fmt != FORMAT:
-        raise FileFormatError(f"{str(path)!r} is not a {FORMAT} file (format attribute: {fmt!r})")
-    if int(f.attrs.get("format_version", -1)) != FORMAT_VERSION:
-        raise FileFormatError(
-            f"{str(path)!r} has {FORMAT} format_version {int(f.attrs.get('format_version', -1))}; "
-            f"this calopt reads version {FORMAT_VERSION}"
-        )
-
-
 def is_events_file(path: str | os.PathLike[str]) -> bool:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            _check(Path(path), f)
-        return True
-    except (OSError, FileFormatError):
-        return False
+    return is_format(path, FORMAT, FORMAT_VERSION)
 
 
 def read_events(path: str | os.PathLike[str]) -> Events:
     """Read a calopt-events file (refusing other formats and versions)."""
-    import h5py
-
-    path = Path(path)
-    if not path.is_file():
-        raise CaloptInputError(f"events file {str(path)!r} does not exist")
-    try:
-        f = h5py.File(path, "r")
-    except OSError:
-        raise FileFormatError(f"{str(path)!r} is not an HDF5 file, expected a {FORMAT} file") from None
-    with f:
-        _check(path, f)
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-        for k in ("format", "format_version"):
-            attrs.pop(k, None)
+    with open_format(Path(path), FORMAT, FORMAT_VERSION) as f:
         return Events(
             particles={k: f["particles"][k][()] for k in PARTICLE_FIELDS},
             offsets=f["offsets"][()],
             n_pileup=f["n_pileup"][()],
             pv_position=f["pv_position"][()],
-            attrs=attrs,
+            attrs=read_attrs(f),
             truth={k: f["truth"][k][()] for k in f["truth"]} if "truth" in f else {},
         )

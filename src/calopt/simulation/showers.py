@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from calopt.errors import CaloptInputError, ShowerFormatError
-from calopt.files import atomic_path
+from calopt.errors import ShowerFormatError
+from calopt.files import atomic_path, is_format, open_format, read_attrs
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Showers", "concatenate", "is_shower_file", "read_showers", "write_showers"]
 
@@ -81,48 +81,15 @@ def write_showers(path: str | os.PathLike[str], sh: Showers) -> None:
                 g.create_dataset(k, data=v, **opts)
 
 
-def _check_format(path: Path, f: Any) -> None:
-    fmt = f.attrs.get("format")
-    if isinstance(fmt, bytes):
-        fmt = fmt.decode()
-    if fmt != FORMAT:
-        raise ShowerFormatError(f"{str(path)!r} is not a {FORMAT} file (format attribute: {fmt!r})")
-    version = int(f.attrs.get("format_version", -1))
-    if version != FORMAT_VERSION:
-        raise ShowerFormatError(
-            f"{str(path)!r} has {FORMAT} format_version {version}; this calopt reads version {FORMAT_VERSION}"
-        )
-
-
 def is_shower_file(path: str | os.PathLike[str]) -> bool:
     """True if ``path`` is a readable calopt-showers file of the supported version."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            _check_format(Path(path), f)
-        return True
-    except (OSError, ShowerFormatError):
-        return False
+    return is_format(path, FORMAT, FORMAT_VERSION)
 
 
 def read_showers(path: str | os.PathLike[str], *, diagnostics: bool = True) -> Showers:
     """Read a calopt-showers file; a file of another format or version raises
     :class:`~calopt.errors.ShowerFormatError` naming what it found."""
-    import h5py
-
-    path = Path(path)
-    if not path.is_file():
-        raise CaloptInputError(f"shower file {str(path)!r} does not exist")
-    try:
-        f = h5py.File(path, "r")
-    except OSError:
-        raise ShowerFormatError(f"{str(path)!r} is not an HDF5 file, expected a {FORMAT} file") from None
-    with f:
-        _check_format(path, f)
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-        for k in ("format", "format_version"):
-            attrs.pop(k, None)
+    with open_format(Path(path), FORMAT, FORMAT_VERSION, ShowerFormatError) as f:
         diag = {}
         if diagnostics and "diagnostics" in f:
             diag = {k: f["diagnostics"][k][()] for k in f["diagnostics"]}
@@ -133,7 +100,7 @@ def read_showers(path: str | os.PathLike[str], *, diagnostics: bool = True) -> S
             momenta=f["momenta"][()],
             points=f["points"][()],
             pdg=f["pdg"][()],
-            attrs=attrs,
+            attrs=read_attrs(f),
             diagnostics=diag,
         )
 
