@@ -118,3 +118,16 @@ def test_read_crossing_uses_only_particles_reaching_the_ecal(tmp_path):
         hits = ro.read_crossing(ev, i, np.random.default_rng(i))
         reaching = (ev.crossing(i)["flags"] & 8) > 0
         assert (len(hits.channel) > 0) == bool(reaching.any())
+
+
+def test_cell_times_are_calibrated_to_the_arrival_on_the_face():
+    st = ReadoutSettings(noise_mev=0.0, threshold_mev=0.0, photostatistics=False, **TINY)
+    ro = Readout(load_design("upgrade2-like"), st)
+    pdg, e, p, entry = _photon(700.0, 0.0, 8000.0)
+    hits = ro.read(pdg, e, p, entry, np.random.default_rng(0))
+    phys = ro.cells.physical[hits.channel]
+    seed = phys[np.argmax(hits.energy)]
+    mine = phys == seed  # front and back of the seed cell
+    t_seed = (hits.energy[mine] * hits.time[mine]).sum() / hits.energy[mine].sum()
+    # within a few sigma_t (tens of ps) of the arrival time, not delayed by the shower's depth
+    assert abs(t_seed - 41.7) < 0.1

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from calopt.detector.design import Design
-from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
 from calopt.generation.events import FLAG, Events, read_events
 from calopt.generation.runner import EventSpec, generate_events
@@ -118,6 +117,14 @@ def _resolution(readout: Readout, models: Models, st: EvaluateSettings) -> dict[
     sample = photon_sample(readout, st.n_resolution, st.seed + 1000)
     techs = readout.cells.technologies
     out: dict[str, Any] = {"lost_photons": sample.lost, "n_photons": len(sample.energy)}
+    # time calibration per technology with these single photons: median and Gaussian-core
+    # width of (cluster time - arrival time on the face)
+    residual = sample.features.time - sample.arrival
+    out["time_calibration"] = {}
+    for ti, name in enumerate(techs):
+        r = residual[(sample.features.tech == ti) & np.isfinite(residual)]
+        if len(r) >= 20:
+            out["time_calibration"][name] = {"offset_ns": float(np.median(r)), "sigma_ns": robust_sigma(r)}
     design = readout.design
     i, j, _ = design.wall.slot_of(sample.x, sample.y)
     region = design.region_index[np.clip(j, 0, design.wall.ny - 1), np.clip(i, 0, design.wall.nx - 1)]
@@ -184,7 +191,9 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
     t1 = time.perf_counter()
     if progress:
         progress(f"reading out and reconstructing {len(events)} crossings")
-    sig_t = {i: get_technology(t).time_resolution for i, t in enumerate(techs)}
+    calib = resolution["time_calibration"]
+    t_off = np.array([calib.get(t, {}).get("offset_ns", 0.0) for t in techs])
+    t_cut = np.array([3.0 * calib.get(t, {}).get("sigma_ns", np.inf) for t in techs])
     rng = np.random.default_rng(np.random.SeedSequence([st.seed, 0xE7A1]))
     z_front = design.wall.z_front
     pi0_m: list[np.ndarray] = []
@@ -199,13 +208,12 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
         e, x, y = _reconstruct(f, models, techs, st.method)
         z_pv, t_pv = (float(v) for v in events.pv_position[ev])
         ok = np.isfinite(e) & (e > 0)
-        # timing: reject photons off the signal vertex's time by more than 3 sigma_t
+        # timing: reject photons whose calibrated time is off the signal vertex's by more than
+        # 3 sigma of the single-photon time residuals of their technology
         has_t = ok & np.isfinite(f.time)
         if has_t.any():
-            a = np.array([sig_t[int(t)][0] for t in f.tech])
-            b = np.array([sig_t[int(t)][1] for t in f.tech])
-            sigma = np.sqrt((a / np.sqrt(np.maximum(e, 1.0) / 1000.0)) ** 2 + b**2) * 1e-3
-            off = np.abs(f.time - expected_time(x, y, z_front, z_pv, t_pv)) > 3 * sigma
+            dt = f.time - expected_time(x, y, z_front, z_pv, t_pv) - t_off[f.tech]
+            off = np.abs(dt) > t_cut[f.tech]
             n_rejected += int((has_t & off).sum())
             ok &= ~(has_t & off)
         p = photon_momenta(np.where(ok, e, 0.0), np.nan_to_num(x), np.nan_to_num(y), z_front, z_pv)

@@ -16,7 +16,9 @@ are lost.
 Per channel (``ReadoutSettings``): photo-statistics (Poisson in photo-electrons with the
 technology's light yield), Gaussian electronic noise, zero suppression, and for channels
 with timing the energy-weighted time smeared with sigma_t = a/sqrt(E) (+) b of the
-technology. Noise-only channels above threshold are added (binomial count, Gaussian tail).
+technology. Times are calibrated to the arrival of the particle on the front face: the mean
+energy-weighted delay of EM showers in the technology (from its library) is subtracted.
+Noise-only channels above threshold are added (binomial count, Gaussian tail).
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ class Readout:
         for tech in np.unique(tech_of[ok]):
             t = get_technology(str(tech))
             calib = self.calibration(str(tech))
+            t_offset = self.library(str(tech), "em").time_offset
             for c in range(3):
                 sel = np.nonzero((tech_of == tech) & (cls == c))[0]
                 if len(sel) == 0:
@@ -141,7 +144,7 @@ class Readout:
                 front = lib.s[flat] < t.split_index
                 out_ch.append(self.cells.channel(X, Y, front))
                 out_e.append(lib.e[flat] * scale[k] / calib)
-                out_t.append(entry[sel, 2][k] + lib.t[flat])
+                out_t.append(entry[sel, 2][k] + lib.t[flat] - t_offset)
         if not out_ch:
             return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
         ch, e, tt = np.concatenate(out_ch), np.concatenate(out_e), np.concatenate(out_t)

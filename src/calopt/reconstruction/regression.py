@@ -47,13 +47,15 @@ def homogeneous_design(technology: str, cell_size: float) -> Design:
 @dataclass
 class PhotonSample:
     """Matched clusters of single photons: ``features`` and the truth ``energy`` [MeV], ``x``,
-    ``y`` [mm] at the face; ``lost`` photons had no cluster within 1.5 cells."""
+    ``y`` [mm] at the face and ``arrival`` time [ns] there; ``lost`` photons had no cluster
+    within 1.5 cells."""
 
     features: ClusterFeatures
     energy: np.ndarray
     x: np.ndarray
     y: np.ndarray
     lost: int
+    arrival: np.ndarray
 
 
 def _concat_features(parts: list[ClusterFeatures]) -> ClusterFeatures:
@@ -76,7 +78,7 @@ def photon_sample(readout: Readout, n: int, seed: int, energy_range: tuple[float
     design = readout.design
     wall = design.wall
     jj, ii = np.nonzero(design.region_index >= 0)
-    feats, te, tx, ty = [], [], [], []
+    feats, te, tx, ty, ta = [], [], [], [], []
     lost = 0
     z_front = wall.z_front
     hx, hy = wall.hole_x * wall.pitch / 2, wall.hole_y * wall.pitch / 2
@@ -103,10 +105,11 @@ def photon_sample(readout: Readout, n: int, seed: int, energy_range: tuple[float
             continue
         k = int(np.argmax(np.where(near, f.energy, -1.0)))
         feats.append(_take(f, np.array([k])))
+        ta.append(path / 299.792458)
         te.append(e)
         tx.append(x)
         ty.append(y)
-    return PhotonSample(_concat_features(feats), np.array(te), np.array(tx), np.array(ty), lost)
+    return PhotonSample(_concat_features(feats), np.array(te), np.array(tx), np.array(ty), lost, np.array(ta))
 
 
 @dataclass
