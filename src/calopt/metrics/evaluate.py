@@ -101,6 +101,29 @@ def _reconstruct(f: ClusterFeatures, models: Models, techs: list[str], method: s
     return e, x, y
 
 
+BLOCK = 200  # crossings whose photons are reconstructed together (one regressor call per block)
+
+
+Reconstructed = dict[int, tuple[ClusterFeatures, np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _reconstruct_block(readout: Readout, events: Events, crossings: range, models: Models, method: str,
+                       rng: np.random.Generator) -> Reconstructed:  # fmt: skip
+    """Read out, cluster and reconstruct the photons of several crossings; the regressors are
+    called once for all of them (their per-call overhead dominates otherwise)."""
+    z_front = readout.design.wall.z_front
+    feats = []
+    for ev in crossings:
+        hits = readout.read_crossing(events, ev, rng)
+        feats.append(cluster_features(cluster_cells(hits, readout.cells, z_front), readout.cells, z_front))
+    sizes = np.cumsum([0] + [len(f.energy) for f in feats])
+    allf = ClusterFeatures(
+        *(np.concatenate([getattr(f, k) for f in feats]) for k in ClusterFeatures.__dataclass_fields__)
+    )
+    e, x, y = _reconstruct(allf, models, readout.cells.technologies, method)
+    return {ev: (f, e[a:b], x[a:b], y[a:b]) for ev, f, a, b in zip(crossings, feats, sizes[:-1], sizes[1:])}
+
+
 def _events(st: EvaluateSettings, progress: Callable[[str], None] | None) -> Events:
     spec = EventSpec(process="b0-jpsipi0", n=st.n_events, pileup=st.pileup, seed=st.seed)
     folder = cache_dir() / "events"
@@ -201,11 +224,11 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
     matched_m: list[float] = []
     decomposition: dict[str, list[float]] = {"true_energy": [], "true_position": []}
     n_rejected = n_photons = 0
+    block: Reconstructed = {}
     for ev in range(len(events)):
-        hits = readout.read_crossing(events, ev, rng)
-        cl = cluster_cells(hits, readout.cells, z_front)
-        f = cluster_features(cl, readout.cells, z_front)
-        e, x, y = _reconstruct(f, models, techs, st.method)
+        if ev not in block:
+            block = _reconstruct_block(readout, events, range(ev, min(ev + BLOCK, len(events))), models, st.method, rng)
+        f, e, x, y = block[ev]
         z_pv, t_pv = (float(v) for v in events.pv_position[ev])
         ok = np.isfinite(e) & (e > 0)
         # timing: reject photons whose calibrated time is off the signal vertex's by more than
