@@ -97,43 +97,15 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):
     assert not (tmp_path / "x.h5").exists()
 
 
+ONE_PHOTON = ["simulate", "--technology", "lhcb-shashlik", "--particle", "gamma", "--energy", "1", "--n", "1"]
+
+
 def test_unwritable_and_foreign_outputs_are_refused(tmp_path, capsys):
-    code, _, err = run(
-        [
-            "simulate",
-            "--technology",
-            "lhcb-shashlik",
-            "--particle",
-            "gamma",
-            "--energy",
-            "1",
-            "--n",
-            "1",
-            "--out",
-            str(tmp_path / "missing" / "x.h5"),
-        ],
-        capsys,
-    )
+    code, _, err = run([*ONE_PHOTON, "--out", str(tmp_path / "missing" / "x.h5")], capsys)
     assert code == 2 and "does not exist" in err
     foreign = tmp_path / "data.h5"
     foreign.write_bytes(b"\x89HDF-not-really")
-    code, _, err = run(
-        [
-            "simulate",
-            "--technology",
-            "lhcb-shashlik",
-            "--particle",
-            "gamma",
-            "--energy",
-            "1",
-            "--n",
-            "1",
-            "--out",
-            str(foreign),
-            "--overwrite",
-        ],
-        capsys,
-    )
+    code, _, err = run([*ONE_PHOTON, "--out", str(foreign), "--overwrite"], capsys)
     assert code == 2 and "not a calopt-showers file" in err
     assert foreign.read_bytes() == b"\x89HDF-not-really"
 
