@@ -154,16 +154,7 @@ def _resolution(readout: Readout, models: Models, st: EvaluateSettings) -> dict[
     for method in ("xgb", "parametric"):
         e, x, y = _reconstruct(sample.features, models, techs, method)
         rel = e / sample.energy - 1.0
-        edges = np.geomspace(1.0, 100.0, 7)
-        centres, sig, err = [], [], []
-        for lo, hi in itertools.pairwise(edges):
-            sel = (sample.energy >= lo * 1000) & (sample.energy < hi * 1000) & np.isfinite(rel)
-            if sel.sum() >= 20:
-                centres.append(math.sqrt(lo * hi))
-                s = robust_sigma(rel[sel])
-                sig.append(s)
-                err.append(s / math.sqrt(2 * (sel.sum() - 1)) * 1.3)
-        fit = fit_energy_resolution(np.array(centres), np.array(sig), np.array(err))
+        centres, sig, fit = _energy_resolution(sample.energy, rel, np.ones(len(rel), dtype=bool))
         res = np.concatenate([x - sample.x, y - sample.y])
         per_region = {}
         for k, r in enumerate(design.regions):
@@ -172,6 +163,7 @@ def _resolution(readout: Readout, models: Models, st: EvaluateSettings) -> dict[
                 per_region[r.name] = {
                     "position_resolution_mm": robust_sigma(np.concatenate([(x - sample.x)[sel], (y - sample.y)[sel]])),
                     "energy_core_sigma": robust_sigma(rel[sel]),
+                    "energy_fit": _energy_resolution(sample.energy, rel, sel, bins=4)[2],
                     "n": int(sel.sum()),
                 }
         out[method] = {
@@ -185,6 +177,20 @@ def _resolution(readout: Readout, models: Models, st: EvaluateSettings) -> dict[
             "per_region": per_region,
         }
     return out
+
+
+def _energy_resolution(energy: np.ndarray, rel: np.ndarray, mask: np.ndarray,
+                       bins: int = 6) -> tuple[list[float], list[float], dict[str, Any]]:  # fmt: skip
+    """Gaussian-core sigma/E in log bins of 1-100 GeV (at least 20 photons a bin) and its fit."""
+    centres, sig, err = [], [], []
+    for lo, hi in itertools.pairwise(np.geomspace(1.0, 100.0, bins + 1)):
+        sel = mask & (energy >= lo * 1000) & (energy < hi * 1000) & np.isfinite(rel)
+        if sel.sum() >= 20:
+            centres.append(math.sqrt(lo * hi))
+            s = robust_sigma(rel[sel])
+            sig.append(s)
+            err.append(s / math.sqrt(2 * (sel.sum() - 1)) * 1.3)  # 1.3: efficiency of the quantile estimate
+    return centres, sig, fit_energy_resolution(np.array(centres), np.array(sig), np.array(err))
 
 
 def _hist(x: np.ndarray, lo: float, hi: float, bins: int) -> dict[str, list[float]]:
