@@ -5,14 +5,15 @@ import json
 import numpy as np
 import pytest
 
-from calopt.validation.cascade import ValidationSettings, fit_resolution, shower_maximum, validate_technology
+from calopt.metrics.fits import fit_energy_resolution
+from calopt.validation.cascade import ValidationSettings, shower_maximum, validate_technology
 from calopt.validation.report import plot_validation, summary_lines
 
 
-def test_fit_resolution_recovers_parameters():
+def test_noise_free_resolution_fit_recovers_parameters():
     e = np.array([1.0, 2.0, 5.0, 10.0, 50.0])
     s = np.sqrt(0.09**2 / e + 0.01**2)
-    fit = fit_resolution(e, s, 0.02 * s)
+    fit = fit_energy_resolution(e, s, 0.02 * s, noise=False)
     assert fit["a"] == pytest.approx(0.09, rel=1e-3) and fit["b"] == pytest.approx(0.01, rel=1e-2)
 
 

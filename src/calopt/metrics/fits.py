@@ -27,20 +27,27 @@ def robust_sigma(x: np.ndarray) -> float:
     return float((hi - lo) / 2.0)
 
 
-def fit_energy_resolution(e_gev: np.ndarray, rel_sigma: np.ndarray, rel_err: np.ndarray) -> dict[str, Any]:
-    """Fit (sigma/E)^2 = a^2/E + b^2 + c^2/E^2 to points (E [GeV], sigma/E, its error)."""
+def fit_energy_resolution(e_gev: np.ndarray, rel_sigma: np.ndarray, rel_err: np.ndarray, *,
+                          noise: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Fit (sigma/E)^2 = a^2/E + b^2 + c^2/E^2 to points (E [GeV], sigma/E, its error); with
+    ``noise=False`` (a noise-free simulation) the c term is fixed to 0."""
 
-    def model(e: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
+    def model(e: np.ndarray, a: float, b: float, c: float = 0.0) -> np.ndarray:
         return np.sqrt(a * a / e + b * b + c * c / (e * e))
 
+    n_par = 3 if noise else 2
     ok = np.isfinite(rel_sigma) & np.isfinite(rel_err) & (rel_err > 0)
-    if ok.sum() < 3:
+    if ok.sum() < n_par:
         return {"valid": False, "reason": f"only {int(ok.sum())} usable energy points"}
-    popt, pcov = curve_fit(model, e_gev[ok], rel_sigma[ok], p0=(0.1, 0.01, 0.01), sigma=rel_err[ok],
-                           absolute_sigma=True, bounds=([0, 0, 0], [1.0, 0.5, 1.0]))  # fmt: skip
+    popt, pcov = curve_fit(model, e_gev[ok], rel_sigma[ok], p0=(0.1, 0.01, 0.01)[:n_par], sigma=rel_err[ok],
+                           absolute_sigma=True, bounds=([0, 0, 0][:n_par], [1.0, 0.5, 1.0][:n_par]))  # fmt: skip
     err = np.sqrt(np.diag(pcov))
-    return {"valid": True, "a": float(popt[0]), "b": float(popt[1]), "c": float(popt[2]),
-            "a_err": float(err[0]), "b_err": float(err[1]), "c_err": float(err[2])}  # fmt: skip
+    out: dict[str, Any] = {"valid": True}
+    for k, name in enumerate("abc"[:n_par]):
+        out[name], out[f"{name}_err"] = float(popt[k]), float(err[k])
+    if not noise:
+        out["c"], out["c_err"] = 0.0, 0.0
+    return out
 
 
 @dataclass

@@ -24,13 +24,13 @@ import numpy as np
 from scipy.optimize import curve_fit
 
 from calopt.detector.technologies import Technology, get_technology
-from calopt.metrics.fits import robust_sigma
+from calopt.metrics.fits import fit_energy_resolution, robust_sigma
 from calopt.simulation.cascade.kernel import DIAG
 from calopt.simulation.cascade.simulator import CascadeSimulator
 from calopt.simulation.particles import Particles, species
 from calopt.simulation.showers import Showers
 
-__all__ = ["PUBLISHED", "ValidationSettings", "fit_resolution", "shower_maximum", "validate_technology"]
+__all__ = ["PUBLISHED", "ValidationSettings", "shower_maximum", "validate_technology"]
 
 # Published resolutions (stochastic a [fraction at 1 GeV], constant b); sources in
 # physics-reference.md §1-2.
@@ -89,19 +89,6 @@ def _gun(tech: Technology, particle: str, e_gev: float, n: int, rng: np.random.G
     )
 
 
-def fit_resolution(e_gev: np.ndarray, rel_sigma: np.ndarray, rel_err: np.ndarray) -> dict[str, float]:
-    """Fit (sigma/E)^2 = a^2/E + b^2 (noise-free simulation: no c/E term)."""
-
-    def model(e: np.ndarray, a: float, b: float) -> np.ndarray:
-        return np.sqrt(a * a / e + b * b)
-
-    popt, pcov = curve_fit(
-        model, e_gev, rel_sigma, p0=(0.1, 0.01), sigma=rel_err, absolute_sigma=True, bounds=([0.0, 0.0], [1.0, 0.5])
-    )
-    err = np.sqrt(np.diag(pcov))
-    return {"a": float(popt[0]), "a_err": float(err[0]), "b": float(popt[1]), "b_err": float(err[1])}
-
-
 def shower_maximum(profile: np.ndarray, depth_x0: float) -> float:
     """Depth of the maximum [X0] of a mean longitudinal profile (bins spanning ``depth_x0``),
     from a fit of the gamma-distribution form dE/dt ~ t^(a-1) e^(-b t) (PDG)."""
@@ -147,7 +134,9 @@ def _response(
     e_arr = np.array([r["energy_gev"] for r in rows])
     resp = np.array([r["response"] for r in rows])
     calib = float(np.average(resp, weights=1.0 / np.array([r["response_err"] for r in rows]) ** 2))
-    fit = fit_resolution(e_arr, np.array([r["rel_sigma"] for r in rows]), np.array([r["rel_sigma_err"] for r in rows]))
+    fit = fit_energy_resolution(
+        e_arr, np.array([r["rel_sigma"] for r in rows]), np.array([r["rel_sigma_err"] for r in rows]), noise=False
+    )
     a_pe = 1.0 / math.sqrt(tech.light_yield)  # Poisson photo-statistics term at 1 GeV
     return {
         "points": rows,
