@@ -34,6 +34,7 @@ from calopt.metrics.fits import MassFit, fit_energy_resolution, fit_mass_peak, r
 from calopt.readout.library import cache_dir
 from calopt.readout.readout import Readout, ReadoutSettings
 from calopt.reconstruction.candidates import (
+    B0_MASS,
     PI0_MASS,
     b_masses,
     expected_time,
@@ -96,8 +97,7 @@ def _reconstruct(f: ClusterFeatures, models: Models, techs: list[str], method: s
         sel = (f.tech == ti) & (np.abs(f.size - size) < 1e-6)
         if not sel.any():
             continue
-        sub = ClusterFeatures(*(getattr(f, k)[sel] for k in ClusterFeatures.__dataclass_fields__))
-        e[sel], x[sel], y[sel] = (xgb if method == "xgb" else par).predict(sub)
+        e[sel], x[sel], y[sel] = (xgb if method == "xgb" else par).predict(f.take(sel))
     return e, x, y
 
 
@@ -117,9 +117,7 @@ def _reconstruct_block(readout: Readout, events: Events, crossings: range, model
         hits = readout.read_crossing(events, ev, rng)
         feats.append(cluster_features(cluster_cells(hits, readout.cells, z_front), readout.cells, z_front))
     sizes = np.cumsum([0] + [len(f.energy) for f in feats])
-    allf = ClusterFeatures(
-        *(np.concatenate([getattr(f, k) for f in feats]) for k in ClusterFeatures.__dataclass_fields__)
-    )
+    allf = ClusterFeatures.concat(feats)
     e, x, y = _reconstruct(allf, models, readout.cells.technologies, method)
     return {ev: (f, e[a:b], x[a:b], y[a:b]) for ev, f, a, b in zip(crossings, feats, sizes[:-1], sizes[1:])}
 
@@ -292,7 +290,7 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
         mum = smear_muon(events.truth["mu_minus"][ev, :3].astype(float), rng)
         b_m.append(b_masses(mup, mum, ptot[w], etot[w]))
     bm = np.concatenate(b_m) if b_m else np.zeros(0)
-    b_fit = (fit_mass_peak(bm, 4500.0, 6000.0, 5279.66, 60.0, sigma_max=400.0) if len(events) >= MIN_EVENTS
+    b_fit = (fit_mass_peak(bm, 4500.0, 6000.0, B0_MASS, 60.0, sigma_max=400.0) if len(events) >= MIN_EVENTS
              else MassFit(False, f"too few events for a fit: {len(events)} < {MIN_EVENTS}"))  # fmt: skip
     matched = np.array(matched_m)
     in_window = ((matched > lo) & (matched < hi)).sum() if len(matched) else 0

@@ -12,7 +12,6 @@ from functools import cached_property
 import numpy as np
 
 from calopt.detector.design import Design
-from calopt.detector.technologies import get_technology
 
 __all__ = ["CellMap"]
 
@@ -120,6 +119,3 @@ class CellMap:
     @cached_property
     def technologies(self) -> list[str]:
         return sorted({r.technology for r in self.design.regions})
-
-    def split_index(self, technology: str) -> int:
-        return get_technology(technology).split_index

@@ -34,8 +34,6 @@ from calopt.simulation.showers import Showers, concatenate, read_showers, write_
 __all__ = ["CLASSES", "LibrarySpec", "ShowerLibrary", "cache_dir", "get_library", "species_class"]
 
 CLASSES = {"em": "gamma", "hadron": "pi-", "muon": "mu-"}
-MUON_PDG = {13, -13}
-EM_PDG = {22, 11, -11}
 
 
 def species_class(pdg: np.ndarray) -> np.ndarray:

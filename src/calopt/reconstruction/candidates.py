@@ -8,33 +8,15 @@ mass constraint, m(B) = m(mu mu gamma gamma) - m(mu mu) + m(J/psi) (PDG J/psi ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from calopt.constants import SPEED_OF_LIGHT
 
-__all__ = ["JPSI_MASS", "PI0_MASS", "Photons", "b_masses", "pair_masses", "photon_momenta", "smear_muon"]
+__all__ = ["JPSI_MASS", "PI0_MASS", "b_masses", "pair_masses", "photon_momenta", "smear_muon"]
 
 PI0_MASS = 134.9768  # MeV, PDG
 JPSI_MASS = 3096.900  # MeV, PDG
 B0_MASS = 5279.66  # MeV, PDG
-
-
-@dataclass
-class Photons:
-    """Reconstructed photons: energy [MeV], x, y [mm] on the face, time [ns] (NaN without
-    timing), and the seed cell size [mm] and technology index."""
-
-    energy: np.ndarray
-    x: np.ndarray
-    y: np.ndarray
-    time: np.ndarray
-    size: np.ndarray
-    tech: np.ndarray
-
-    def select(self, mask: np.ndarray) -> Photons:
-        return Photons(*(getattr(self, f)[mask] for f in Photons.__dataclass_fields__))
 
 
 def photon_momenta(energy: np.ndarray, x: np.ndarray, y: np.ndarray, z_front: float, z_pv: float) -> np.ndarray:

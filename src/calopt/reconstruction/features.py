@@ -39,6 +39,17 @@ class ClusterFeatures:
     y: np.ndarray
     time: np.ndarray
 
+    def take(self, idx: np.ndarray) -> ClusterFeatures:
+        """The clusters selected by an index or mask array."""
+        return ClusterFeatures(*(getattr(self, k)[idx] for k in ClusterFeatures.__dataclass_fields__))
+
+    @staticmethod
+    def concat(parts: list[ClusterFeatures]) -> ClusterFeatures:
+        """Clusters of several crossings, in order."""
+        return ClusterFeatures(
+            *(np.concatenate([getattr(p, k) for p in parts]) for k in ClusterFeatures.__dataclass_fields__)
+        )
+
 
 def block_energies(cl: Clusters, cells: CellMap) -> np.ndarray:
     """(K, 2, 25) front/back energies [MeV] of the 5x5 block around each seed (back is zero for

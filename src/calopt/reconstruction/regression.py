@@ -58,16 +58,6 @@ class PhotonSample:
     arrival: np.ndarray
 
 
-def _concat_features(parts: list[ClusterFeatures]) -> ClusterFeatures:
-    return ClusterFeatures(
-        *(np.concatenate([getattr(p, f) for p in parts]) for f in ClusterFeatures.__dataclass_fields__)
-    )
-
-
-def _take(f: ClusterFeatures, idx: np.ndarray) -> ClusterFeatures:
-    return ClusterFeatures(*(getattr(f, name)[idx] for name in ClusterFeatures.__dataclass_fields__))
-
-
 def photon_sample(readout: Readout, n: int, seed: int, energy_range: tuple[float, float] = (1.0, 100.0),
                   clustering: ClusterSettings | None = None, margin_cells: float = 2.5) -> PhotonSample:  # fmt: skip
     """``n`` photons, log-uniform in energy [GeV], uniform over the wall's modules, from vertices
@@ -104,12 +94,12 @@ def photon_sample(readout: Readout, n: int, seed: int, energy_range: tuple[float
             lost += 1
             continue
         k = int(np.argmax(np.where(near, f.energy, -1.0)))
-        feats.append(_take(f, np.array([k])))
+        feats.append(f.take(np.array([k])))
         ta.append(path / 299.792458)
         te.append(e)
         tx.append(x)
         ty.append(y)
-    return PhotonSample(_concat_features(feats), np.array(te), np.array(tx), np.array(ty), lost, np.array(ta))
+    return PhotonSample(ClusterFeatures.concat(feats), np.array(te), np.array(tx), np.array(ty), lost, np.array(ta))
 
 
 @dataclass
