@@ -10,6 +10,15 @@ from calopt.simulation.cascade import CascadeSimulator
 from calopt.simulation.particles import Particles, species
 
 
+@pytest.fixture
+def shared_cache(tmp_path_factory, monkeypatch):
+    """One CALOPT_CACHE for the whole test session: shower libraries, regressors and events built
+    by one test are reused by the next."""
+    path = tmp_path_factory.getbasetemp() / "cache"
+    monkeypatch.setenv("CALOPT_CACHE", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def sim() -> CascadeSimulator:
     return CascadeSimulator()

@@ -11,7 +11,7 @@ from typing import Any
 
 from calopt.errors import CaloptInputError, FileFormatError
 
-__all__ = ["atomic_path", "check_format", "check_writable", "is_format", "open_format", "read_attrs"]
+__all__ = ["atomic_path", "cache_lock", "check_format", "check_writable", "is_format", "open_format", "read_attrs"]
 
 
 def check_writable(path: Path) -> None:
@@ -23,6 +23,22 @@ def check_writable(path: Path) -> None:
         raise CaloptInputError(f"output folder {str(parent)!r} is not writable")
     if path.is_dir():
         raise CaloptInputError(f"output {str(path)!r} is a folder, expected a file name")
+
+
+@contextmanager
+def cache_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` + ".lock" (``fcntl.flock``) while a cache entry is
+    built, so that parallel workers sharing a cache build it once: the others wait, then find
+    it. Build-or-load code checks for the entry again once it holds the lock."""
+    import fcntl
+
+    lock = path.with_name(path.name + ".lock")
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @contextmanager

@@ -11,9 +11,7 @@ from calopt.readout.library import LibrarySpec, get_library
 TINY = {"library_energies": (1.0, 8.0), "library_angles": (0.0, 0.2), "library_n_per_point": 2}
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("CALOPT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+pytestmark = pytest.mark.usefixtures("shared_cache")
 
 
 def test_channel_map_lhcb_run3():

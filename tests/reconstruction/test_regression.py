@@ -16,9 +16,7 @@ from calopt.reconstruction.regression import (
 SETTINGS = ReadoutSettings(library_energies=(1.0, 5.0, 25.0), library_angles=(0.0, 0.2), library_n_per_point=2)
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("CALOPT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+pytestmark = pytest.mark.usefixtures("shared_cache")
 
 
 def _core(r):

@@ -7,9 +7,11 @@ import sys
 import typer
 from typer.exceptions import Abort, TyperException
 
+from calopt.cli.demo import demo
 from calopt.cli.evaluate import evaluate
 from calopt.cli.events import events_app
 from calopt.cli.layout import layout_app
+from calopt.cli.optimize import optimize, report
 from calopt.cli.simulate import simulate
 from calopt.cli.technologies import technologies
 from calopt.cli.validate import validate
@@ -26,6 +28,9 @@ app.command("technologies")(technologies)
 app.command("simulate")(simulate)
 app.command("validate")(validate)
 app.command("evaluate")(evaluate)
+app.command("optimize")(optimize)
+app.command("report")(report)
+app.command("demo")(demo)
 app.add_typer(layout_app, name="layout")
 app.add_typer(events_app, name="events")
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
+from calopt.files import cache_lock
 from calopt.simulation.particles import Particles, species
 from calopt.simulation.showers import Showers, concatenate, read_showers, write_showers
 
@@ -226,7 +227,9 @@ def get_library(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{spec.technology}-{spec.particle_class}-{key}.h5"
     if not path.is_file():
-        build_library(spec, path, progress=progress)
+        with cache_lock(path):
+            if not path.is_file():  # another process may have built it while we waited
+                build_library(spec, path, progress=progress)
     lib = ShowerLibrary.load(path)
     _LOADED[key] = lib
     return lib

@@ -20,12 +20,14 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from calopt.detector.design import Design, design_from_dict
 from calopt.detector.wall import ECAL_FRONT_Z_MM
+from calopt.files import atomic_path, cache_lock
 from calopt.readout.library import cache_dir
 from calopt.readout.readout import Readout, ReadoutSettings
 from calopt.reconstruction.clusters import ClusterSettings, cluster_cells
@@ -228,14 +230,16 @@ def get_reconstruction(technology: str, cell_size: float, readout_settings: Read
     folder = cache_dir() / "regressors"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{technology}-{cell_size:g}-{key}.json"
-    if path.is_file():
-        doc = json.loads(path.read_text())
-        return XGBReco.from_dict(doc["xgb"]), ParametricReco.from_dict(doc["parametric"])
-    ro = Readout(homogeneous_design(technology, cell_size), readout_settings, libraries=libraries or {})
-    sample = photon_sample(ro, tr.n_train, tr.seed, tr.energy_range)
-    xgb = XGBReco(random_state=tr.seed).fit(sample.features, sample.energy, sample.x, sample.y)
-    par = ParametricReco().fit(sample.features, sample.energy, sample.x, sample.y)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"xgb": xgb.to_dict(), "parametric": par.to_dict(), "inputs": json.loads(key_doc)}))
-    tmp.replace(path)
+    if not path.is_file():
+        with cache_lock(path):
+            if not path.is_file():  # another process may have trained them while we waited
+                ro = Readout(homogeneous_design(technology, cell_size), readout_settings, libraries=libraries or {})
+                sample = photon_sample(ro, tr.n_train, tr.seed, tr.energy_range)
+                xgb = XGBReco(random_state=tr.seed).fit(sample.features, sample.energy, sample.x, sample.y)
+                par = ParametricReco().fit(sample.features, sample.energy, sample.x, sample.y)
+                doc = {"xgb": xgb.to_dict(), "parametric": par.to_dict(), "inputs": json.loads(key_doc)}
+                with atomic_path(path) as tmp:
+                    Path(tmp).write_text(json.dumps(doc))
+    doc = json.loads(path.read_text())
+    xgb, par = XGBReco.from_dict(doc["xgb"]), ParametricReco.from_dict(doc["parametric"])
     return xgb, par

@@ -1,0 +1,99 @@
+"""``calopt demo``: the whole cycle on small built-in settings, in a few minutes.
+
+1. simulate 10 GeV photons in a Shashlik module with the cascade Monte Carlo (or with the
+   shipped surrogate once it is there) and print the response and resolution;
+2. evaluate the current LHCb ECAL (``lhcb-run3``) with small shower libraries and regressors
+   (built once, then cached): resolutions, the pi0 and B peaks, channels and cost, with plots;
+3. run a short Bayesian-optimisation campaign over the borders and inner cell size of a Shashlik
+   wall (``calopt/optimize/campaigns/demo.toml``), two evaluations at a time;
+4. write the campaign's HTML report and print where it is.
+
+Started again on the same folder, it reuses what is finished (the campaign resumes).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import typer
+
+from calopt.cli._common import SEED_OPTION
+
+
+def demo(
+    out: Path = typer.Option(Path("calopt-demo"), "--out", help="Folder for everything the demo writes."),
+    workers: int = typer.Option(2, "--workers", help="Dask worker processes for the campaign (1: in this process)."),
+    seed: int = SEED_OPTION,
+) -> None:
+    """Simulate, evaluate the LHCb ECAL, optimise a layout and write the report (a few minutes)."""
+    from calopt.errors import CaloptInputError
+
+    if workers < 1:
+        raise CaloptInputError(f"--workers must be at least 1, got {workers}")
+    if out.exists() and not out.is_dir():
+        raise CaloptInputError(f"--out {str(out)!r} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+
+    def step(k: int, msg: str) -> None:
+        print(f"\n[{k}/4] {msg}  ({time.perf_counter() - t_start:.0f} s)", file=sys.stderr, flush=True)
+
+    # 1. showers
+    step(1, "simulating 100 photons of 10 GeV in lhcb-shashlik with the cascade Monte Carlo")
+    import numpy as np
+
+    from calopt.metrics.fits import robust_sigma
+    from calopt.simulation.runner import RunSpec, run_simulation
+    from calopt.simulation.showers import read_showers
+
+    spec = RunSpec(technology="lhcb-shashlik", particle="gamma", n=100, seed=seed, energy=10.0)
+    shower_file = out / "showers-gamma-10GeV.h5"
+    if not shower_file.exists():
+        run_simulation(spec, shower_file)
+    sh = read_showers(shower_file)
+    response = sh.visible_energy / 10_000.0
+    print(f"      visible energy / E = {response.mean():.4f} (sampling fraction), resolution "
+          f"{robust_sigma(response) / np.median(response):.2%} at 10 GeV -> {shower_file}", file=sys.stderr)  # fmt: skip
+
+    # 2. evaluate lhcb-run3
+    step(2, "evaluating lhcb-run3 (small shower libraries and regressors: built once, then cached)")
+    from dataclasses import replace
+
+    from calopt.detector.design import load_design
+    from calopt.metrics.evaluate import QUICK_READOUT, QUICK_TRAINING, EvaluateSettings, evaluate
+    from calopt.metrics.plots import plot_evaluation
+
+    eval_dir = out / "evaluate-lhcb-run3"
+    eval_dir.mkdir(exist_ok=True)
+    st = replace(EvaluateSettings(n_events=500, seed=seed + 1, n_resolution=1000), readout=QUICK_READOUT,
+                 training=QUICK_TRAINING)  # fmt: skip
+    result = evaluate(load_design("lhcb-run3"), st, progress=lambda m: print(f"      {m}", file=sys.stderr, flush=True))
+    (eval_dir / "evaluate.json").write_text(json.dumps(result, indent=1, default=float))
+    plot_evaluation(result, eval_dir)
+    for key in ("pi0_mass_width_mev", "energy_resolution_stochastic", "position_resolution_mm", "significance",
+                "channels", "cost"):  # fmt: skip
+        v = result[key]
+        print(f"      {key:>30}: {'failed' if v is None else f'{v:.4g}'}", file=sys.stderr)
+
+    # 3. campaign
+    step(3, f"optimising the layout with Bayesian optimisation ({workers} worker{'s' if workers > 1 else ''})")
+    from calopt.optimize.campaign import DB_NAME, Campaign, run_campaign
+
+    doc = tomllib.loads(resources.files("calopt.optimize").joinpath("campaigns/demo.toml").read_text())
+    campaign = Campaign.from_dict(doc, "demo campaign")
+    folder = out / "campaign"
+    run_campaign(campaign, folder, workers=workers, resume=(folder / DB_NAME).exists(),
+                 progress=lambda m: print(f"      {m}", file=sys.stderr, flush=True))  # fmt: skip
+
+    # 4. report
+    step(4, "writing the report")
+    from calopt.report.html import write_report
+
+    path = write_report(folder)
+    print(f"\ndone in {time.perf_counter() - t_start:.0f} s", file=sys.stderr)
+    typer.echo(f"report: {path.resolve()}")

@@ -1,0 +1,75 @@
+"""``calopt optimize`` and ``calopt report``: design optimisation campaigns."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from calopt.cli._common import JSON_OPTION, print_json
+
+
+def optimize(
+    campaign_file: Path = typer.Argument(..., help="Campaign TOML file (see examples/quick-campaign.toml)."),
+    out: Path | None = typer.Option(None, "--out", help="Campaign folder (default: ./NAME from the campaign file)."),
+    workers: int = typer.Option(1, "--workers", help="Dask worker processes (1: evaluate in this process)."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the campaign in its folder."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Run a design optimisation campaign; every trial is stored in CAMPAIGN/campaign.sqlite."""
+    from calopt.errors import CaloptInputError
+    from calopt.optimize.campaign import load_campaign, run_campaign
+    from calopt.optimize.store import CampaignStore
+
+    if workers < 1:
+        raise CaloptInputError(f"--workers must be at least 1, got {workers}")
+    if scheduler is not None and workers != 1:
+        raise CaloptInputError("give --workers or --scheduler, not both")
+    campaign = load_campaign(campaign_file)
+    folder = out if out is not None else Path(campaign.name)
+
+    def say(msg: str) -> None:
+        print(f"[{campaign.name}] {msg}", file=sys.stderr, flush=True)
+
+    db = run_campaign(campaign, folder, workers=workers, scheduler=scheduler, resume=resume, progress=say)
+    path = None
+    if report:
+        from calopt.report.html import write_report
+
+        path = write_report(folder)
+    with CampaignStore(db) as store:
+        trials = store.trials()
+    ok = [t for t in trials if t.objectives is not None]
+    best = min(ok, key=lambda t: t.objectives[0]) if ok else None  # type: ignore[index]
+    summary = {
+        "campaign": campaign.name,
+        "folder": str(folder),
+        "database": str(db),
+        "report": str(path) if path else None,
+        "trials": len(trials),
+        "failed": sum(t.status == "failed" for t in trials),
+        "best": None if best is None else {"trial": best.id, "objectives": best.objectives, "params": best.params,
+                                           "cost": best.cost, "channels": best.channels},  # fmt: skip
+    }
+    if json_out:
+        print_json(summary)
+        return
+    typer.echo(f"{len(trials)} trials ({summary['failed']} failed) in {db}")
+    if best is not None:
+        typer.echo(f"best: trial {best.id}, objectives {best.objectives}, cost {best.cost:.0f} kCHF, "
+                   f"{best.channels} channels")  # fmt: skip
+    if path:
+        typer.echo(f"report: {path}")
+
+
+def report(
+    campaign_dir: Path = typer.Argument(..., help="Campaign folder (holding campaign.sqlite)."),
+    out: Path | None = typer.Option(None, "--out", help="HTML file (default: CAMPAIGN_DIR/report.html)."),
+) -> None:
+    """Write a self-contained HTML report of a campaign."""
+    from calopt.report.html import write_report
+
+    typer.echo(str(write_report(campaign_dir, out)))

@@ -1,0 +1,520 @@
+"""Optimisation campaigns: a design space, an objective, evaluation settings and one or more
+optimisers, run in parallel on Dask with every trial kept in the campaign database.
+
+A campaign file (TOML)::
+
+    name = "quick"
+    description = "..."
+
+    [evaluate]                 # settings of every `evaluate` (calopt.metrics.evaluate)
+    pileup = 0
+    events = 300
+    n_resolution = 600
+    quick = true               # small shower libraries and regressor training samples
+    seed = 1                   # the same for every design: common random numbers
+
+    [objective]
+    metrics = ["pi0_mass_width_mev"]   # one metric, or two for a Pareto front
+    budget = 25000             # optional soft budget [kCHF] (single objective):
+    penalty = 2.0              #   + penalty * (overrun / 10 %)^2 in the metric's units
+
+    [[optimizers]]             # run one after another; they share finished evaluations
+    name = "bo"
+    evaluations = 20
+    batch = 2                  # points asked together and evaluated in parallel
+    seed = 0
+    options = { n_initial = 6 }
+
+    [space]                    # calopt.optimize.family
+    ...
+
+Objectives are minimised: metrics that are better when larger (``significance``,
+``pi0_efficiency``) enter with a minus sign. A hard budget is ``max_cost`` in ``[space]``
+(designs above it are never proposed).
+
+Determinism: optimisers ask in batches of a fixed size and are told the whole batch in asking
+order, so the sequence of designs does not depend on the number of workers or on which
+evaluation finishes first. ``--resume`` replays the finished batches into fresh optimisers
+(asking again and checking that the same designs come out), re-evaluates the trials that were
+pending when the campaign stopped, and goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import tomllib
+import traceback
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calopt.errors import CaloptInputError
+from calopt.optimize.family import DesignFamily
+from calopt.optimize.optimizers import OPTIMIZERS, get_optimizer
+from calopt.optimize.store import CampaignStore, Trial
+
+__all__ = ["METRICS", "Campaign", "EvaluateConfig", "Objective", "OptimizerConfig", "evaluate_design", "load_campaign",
+           "run_campaign"]  # fmt: skip
+
+METRICS = (
+    "pi0_mass_width_mev",
+    "pi0_efficiency",
+    "energy_resolution_stochastic",
+    "energy_resolution_constant",
+    "position_resolution_mm",
+    "b_mass_width_mev",
+    "significance",
+    "channels",
+    "cost",
+)
+MAXIMISED = ("significance", "pi0_efficiency")
+DB_NAME = "campaign.sqlite"
+
+
+def _check_keys(doc: dict[str, Any], allowed: set[str], where: str) -> None:
+    bad = set(doc) - allowed
+    if bad:
+        raise CaloptInputError(f"{where}: unknown key {sorted(bad)[0]!r} (expected {', '.join(sorted(allowed))})")
+
+
+def _number(doc: dict[str, Any], key: str, where: str, default: Any, *, integer: bool = False,
+            minimum: float = 0.0, strict: bool = False) -> Any:  # fmt: skip
+    v = doc.get(key, default)
+    if v is None:
+        return None
+    ok = isinstance(v, int) if integer else isinstance(v, int | float)
+    if isinstance(v, bool) or not ok or not math.isfinite(v) or (v <= minimum if strict else v < minimum):
+        kind = "an integer" if integer else "a number"
+        raise CaloptInputError(f"{where}: {key} must be {kind} {'>' if strict else '>='} {minimum:g}, got {v!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The ``[evaluate]`` table: the settings of every design evaluation."""
+
+    pileup: float = 0.0
+    events: int = 300
+    n_resolution: int = 600
+    quick: bool = True
+    seed: int = 1
+    method: str = "xgb"
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> EvaluateConfig:
+        w = "[evaluate]"
+        _check_keys(doc, {f for f in cls.__dataclass_fields__}, w)
+        quick = doc.get("quick", True)
+        if not isinstance(quick, bool):
+            raise CaloptInputError(f"{w}: quick must be true or false, got {quick!r}")
+        method = doc.get("method", "xgb")
+        if method not in ("xgb", "parametric"):
+            raise CaloptInputError(f"{w}: method must be xgb or parametric, got {method!r}")
+        return cls(
+            pileup=float(_number(doc, "pileup", w, 0.0)),
+            events=_number(doc, "events", w, 300, integer=True, strict=True),
+            n_resolution=_number(doc, "n_resolution", w, 600, integer=True, strict=True),
+            quick=quick,
+            seed=_number(doc, "seed", w, 1, integer=True),
+            method=method,
+        )
+
+    def settings(self) -> Any:
+        from calopt.metrics.evaluate import QUICK_READOUT, QUICK_TRAINING, EvaluateSettings
+
+        st = EvaluateSettings(pileup=self.pileup, n_events=self.events, seed=self.seed, n_resolution=self.n_resolution,
+                              method=self.method)  # fmt: skip
+        return replace(st, readout=QUICK_READOUT, training=QUICK_TRAINING) if self.quick else st
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The ``[objective]`` table: what is minimised (module docstring)."""
+
+    metrics: tuple[str, ...] = ("pi0_mass_width_mev",)
+    budget: float | None = None
+    penalty: float = 0.0
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Objective:
+        w = "[objective]"
+        _check_keys(doc, {"metrics", "budget", "penalty"}, w)
+        metrics = doc.get("metrics", ["pi0_mass_width_mev"])
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        if not isinstance(metrics, list) or not 1 <= len(metrics) <= 2:
+            raise CaloptInputError(f"{w}: metrics must be a list of one or two metric names, got {metrics!r}")
+        for m in metrics:
+            if m not in METRICS:
+                raise CaloptInputError(f"{w}: unknown metric {m!r}; expected one of {', '.join(METRICS)}")
+        if len(set(metrics)) != len(metrics):
+            raise CaloptInputError(f"{w}: the metrics {metrics!r} repeat")
+        budget = _number(doc, "budget", w, None, strict=True)
+        penalty = float(_number(doc, "penalty", w, 0.0))
+        if budget is not None and len(metrics) > 1:
+            raise CaloptInputError(f"{w}: a soft budget applies to a single metric; for a Pareto front put the cost "
+                                   "among the metrics or set max_cost in [space]")  # fmt: skip
+        if (budget is None) != (penalty == 0.0):
+            raise CaloptInputError(f"{w}: give both budget and penalty (> 0) for a soft budget, or neither")
+        return cls(tuple(metrics), budget, penalty)
+
+    @property
+    def n_objectives(self) -> int:
+        return len(self.metrics)
+
+    def values(self, result: dict[str, Any]) -> tuple[list[float] | None, str | None]:
+        """The minimised objective values of an evaluation, or None and why it failed."""
+        out = []
+        for m in self.metrics:
+            v = result.get(m)
+            if v is None or not math.isfinite(float(v)):
+                fits = result.get("fits", {})
+                reason = fits.get("pi0" if "pi0" in m else "b", {}).get("reason") if m in (
+                    "pi0_mass_width_mev", "b_mass_width_mev", "significance") else None  # fmt: skip
+                return None, f"{m} not measured" + (f": {reason}" if reason else "")
+            out.append(-float(v) if m in MAXIMISED else float(v))
+        if self.budget is not None:
+            overrun = max(0.0, float(result["cost"]) / self.budget - 1.0)
+            out[0] += self.penalty * (overrun / 0.1) ** 2
+        return out, None
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """One ``[[optimizers]]`` entry."""
+
+    name: str
+    evaluations: int
+    batch: int = 1
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], k: int) -> OptimizerConfig:
+        w = f"[[optimizers]] {k + 1}"
+        _check_keys(doc, {"name", "evaluations", "batch", "seed", "options"}, w)
+        name = doc.get("name")
+        if name not in OPTIMIZERS:
+            raise CaloptInputError(f"{w}: unknown optimizer {name!r}; expected one of {', '.join(sorted(OPTIMIZERS))}")
+        options = doc.get("options", {})
+        if not isinstance(options, dict):
+            raise CaloptInputError(f"{w}: options must be a table, got {options!r}")
+        return cls(
+            name=name,
+            evaluations=_number(doc, "evaluations", w, None, integer=True, minimum=1) or 0,
+            batch=_number(doc, "batch", w, 1, integer=True, minimum=1),
+            seed=_number(doc, "seed", w, 0, integer=True),
+            options=dict(options),
+        )
+
+
+@dataclass(frozen=True)
+class Campaign:
+    name: str
+    family: DesignFamily
+    objective: Objective
+    evaluate: EvaluateConfig
+    optimizers: tuple[OptimizerConfig, ...]
+    description: str = ""
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], source: str = "campaign") -> Campaign:
+        _check_keys(doc, {"name", "description", "evaluate", "objective", "optimizers", "space"}, source)
+        name = doc.get("name")
+        if not isinstance(name, str) or not name:
+            raise CaloptInputError(f"{source}: the campaign needs a name")
+        for key in ("evaluate", "objective", "space"):
+            if not isinstance(doc.get(key, {}), dict):
+                raise CaloptInputError(f"{source}: [{key}] must be a table")
+        if "space" not in doc:
+            raise CaloptInputError(f"{source}: no [space] table: nothing to optimise")
+        opts = doc.get("optimizers")
+        if not isinstance(opts, list) or not opts:
+            raise CaloptInputError(f"{source}: give at least one [[optimizers]] entry")
+        objective = Objective.from_dict(doc.get("objective", {}))
+        optimizers = tuple(OptimizerConfig.from_dict(o if isinstance(o, dict) else {}, k) for k, o in enumerate(opts))
+        family = DesignFamily.from_dict(doc["space"])
+        campaign = cls(name, family, objective, EvaluateConfig.from_dict(doc.get("evaluate", {})), optimizers,
+                       str(doc.get("description", "")))  # fmt: skip
+        space = family.space
+        try:
+            if space.is_finite:
+                space.size  # noqa: B018
+            else:
+                space.sample(np.random.default_rng(0), 1)
+        except CaloptInputError:
+            raise CaloptInputError(f"{source}: the design space has no valid design (check the ranges, cell sizes "
+                                   "and limits)") from None
+        for k, o in enumerate(optimizers):  # constructing them checks names, options and objectives
+            try:
+                get_optimizer(o.name, space, seed=o.seed, n_objectives=objective.n_objectives, **o.options)
+            except CaloptInputError as exc:
+                raise CaloptInputError(f"{source}: [[optimizers]] {k + 1}: {exc}") from None
+        return campaign
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "evaluate": asdict(self.evaluate),
+            "objective": {k: v for k, v in asdict(self.objective).items() if v is not None}
+            | {"metrics": list(self.objective.metrics)},
+            "optimizers": [asdict(o) for o in self.optimizers],
+            "space": self.family.to_dict(),
+        }
+
+    def digest(self) -> str:
+        """Hash of everything that determines the trials (not the description)."""
+        d = self.to_dict()
+        d.pop("description")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    p = Path(path)
+    if not p.is_file():
+        raise CaloptInputError(f"campaign file {str(path)!r} not found")
+    try:
+        doc = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise CaloptInputError(f"{path}: not valid TOML ({exc})") from None
+    return Campaign.from_dict(doc, str(path))
+
+
+def evaluate_design(design_doc: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate one design (runs on a Dask worker or in this process); the ``evaluate`` result."""
+    from calopt.detector.design import design_from_dict
+    from calopt.metrics.evaluate import evaluate
+
+    design = design_from_dict(design_doc, "trial design")
+    result = evaluate(design, EvaluateConfig(**config).settings())
+    # keep the database small: drop the per-photon arrays, keep the numbers and histograms
+
+    def clean(o: Any) -> Any:
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, list | tuple):
+            return [clean(v) for v in o]
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
+        return o
+
+    return clean(result)  # type: ignore[no-any-return]
+
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class _Runner:
+    campaign: Campaign
+    store: CampaignStore
+    submit: Callable[[list[tuple[int, dict[str, Any]]]], None]
+    progress: Progress
+
+    def run(self) -> None:
+        space = self.campaign.family.space
+        for k, oc in enumerate(self.campaign.optimizers):
+            opt = get_optimizer(oc.name, space, seed=oc.seed, n_objectives=self.campaign.objective.n_objectives,
+                                **oc.options)  # fmt: skip
+            done = self._replay(k, oc, opt)
+            batch = max((t.batch for t in self.store.trials(k)), default=-1) + 1
+            while done < oc.evaluations:
+                points = opt.ask(min(oc.batch, oc.evaluations - done))
+                if not points:
+                    self.progress(f"{oc.name}: the space is exhausted after {done} evaluations")
+                    break
+                ids = self.store.add_batch(oc.name, k, batch, [(space.key(p), p) for p in points],
+                                           self.campaign.evaluate.seed)  # fmt: skip
+                rows = [t for t in self.store.trials(k) if t.batch == batch]
+                values = self._evaluate(rows)
+                opt.tell(points, [values[i] for i in ids])
+                done += len(points)
+                batch += 1
+                self.progress(self._status(k, oc, done))
+
+    def _replay(self, k: int, oc: OptimizerConfig, opt: Any) -> int:
+        """Tell the optimiser the batches already in the database (evaluating pending trials)."""
+        space = self.campaign.family.space
+        trials = self.store.trials(k)
+        batches: dict[int, list[Trial]] = {}
+        for t in trials:
+            batches.setdefault(t.batch, []).append(t)
+        done = 0
+        for b in sorted(batches):
+            rows = batches[b]
+            asked = opt.ask(len(rows))
+            if [space.key(p) for p in asked] != [t.design_key for t in rows]:
+                warnings.warn(f"{oc.name}: batch {b} replayed differently from the database (another calopt "
+                              "version?); the stored designs are used", stacklevel=2)  # fmt: skip
+            if any(not t.finished for t in rows):
+                self.progress(f"{oc.name}: resuming batch {b}")
+            values = self._evaluate(rows)
+            opt.tell([t.params for t in rows], [values[t.id] for t in rows])
+            done += len(rows)
+        if done:
+            self.progress(f"{oc.name}: {done} evaluations replayed from the database")
+        return done
+
+    def _evaluate(self, rows: list[Trial]) -> dict[int, list[float] | None]:
+        """Objective values of a batch; evaluates the unfinished rows (reusing a finished trial of
+        the same design when there is one) and stores each result as soon as it arrives."""
+        todo = []
+        for t in rows:
+            if t.finished:
+                continue
+            prior = self.store.finished_result(t.design_key)
+            if prior is not None:
+                self.store.finish(t.id, status=prior.status, objectives=prior.objectives, metrics=prior.metrics,
+                                  cost=prior.cost, channels=prior.channels, seconds=0.0, error=prior.error,
+                                  cached=True)  # fmt: skip
+            else:
+                todo.append(t)
+        if todo:
+            for t in todo:
+                self.store.start(t.id)
+            self.submit([(t.id, self.campaign.family.design_dict(t.params, f"trial-{t.id}")) for t in todo])
+        by_id = {t.id: t for t in self.store.trials()}
+        return {t.id: by_id[t.id].objectives for t in rows}
+
+    def record(self, trial_id: int, result: dict[str, Any] | None, error: str | None, seconds: float) -> None:
+        if result is None:
+            self.store.finish(trial_id, status="failed", objectives=None, metrics=None, cost=None, channels=None,
+                              seconds=seconds, error=error)  # fmt: skip
+            self.progress(f"trial {trial_id} failed: {error}")
+            return
+        values, why = self.campaign.objective.values(result)
+        self.store.finish(trial_id, status="done" if values is not None else "failed", objectives=values,
+                          metrics=result, cost=float(result["cost"]), channels=int(result["channels"]),
+                          seconds=seconds, error=why)  # fmt: skip
+        shown = ", ".join(f"{m} {result.get(m)!s:.6}" for m in self.campaign.objective.metrics)
+        self.progress(f"trial {trial_id}: {shown}" + (f" (failed: {why})" if why else "") + f" [{seconds:.0f} s]")
+
+    def _status(self, k: int, oc: OptimizerConfig, done: int) -> str:
+        ok = [t.objectives for t in self.store.trials(k) if t.objectives is not None]
+        best = min((o[0] for o in ok), default=None)
+        return f"{oc.name}: {done}/{oc.evaluations} evaluations" + (f", best {best:.4g}" if best is not None else "")
+
+
+Evaluator = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
+
+
+def run_campaign(campaign: Campaign, out: str | Path, *, workers: int = 1, scheduler: str | None = None,
+                 resume: bool = False, progress: Progress | None = None,
+                 evaluator: Evaluator = evaluate_design) -> Path:  # fmt: skip
+    """Run (or resume) a campaign in folder ``out``; returns the database path.
+
+    ``evaluator(design_document, evaluate_config) -> metrics`` evaluates one design (default:
+    :func:`evaluate_design`); it must be importable by the Dask workers."""
+    out = Path(out)
+    db_path = out / DB_NAME
+    say = progress or (lambda msg: None)
+    if workers < 1:
+        raise CaloptInputError(f"--workers must be at least 1, got {workers}")
+    if db_path.exists() and not resume:
+        raise CaloptInputError(f"{db_path} exists: continue it with --resume, or choose another output folder")
+    if out.exists() and not out.is_dir():
+        raise CaloptInputError(f"output {str(out)!r} exists and is not a folder")
+    digest = campaign.digest()
+    if db_path.exists():
+        with CampaignStore(db_path) as st:
+            old = st.get_meta("digest")
+        if old is not None and old != digest:
+            raise CaloptInputError(f"{db_path} belongs to a campaign with other settings; --resume needs the same "
+                                   "campaign file (or choose another output folder)")  # fmt: skip
+    # parallel evaluations share the caches of shower libraries, regressors and events: the first
+    # evaluation that needs one builds it under a file lock while the others wait for it
+    client = _client(workers, scheduler) if (workers > 1 or scheduler) else None
+    out.mkdir(parents=True, exist_ok=True)
+    from calopt import __version__
+
+    with CampaignStore(db_path) as store:
+        if store.get_meta("digest") is None:
+            store.set_meta(digest=digest, settings=json.dumps(campaign.to_dict()), calopt_version=__version__,
+                           created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), name=campaign.name)  # fmt: skip
+        (out / "campaign.toml").write_text(_to_toml(campaign))
+        config = asdict(campaign.evaluate)
+        runner = _Runner(campaign, store, lambda jobs: None, say)
+
+        def submit_local(jobs: list[tuple[int, dict[str, Any]]]) -> None:
+            for tid, doc in jobs:
+                t0 = time.perf_counter()
+                try:
+                    result, error = evaluator(doc, config), None
+                except CaloptInputError as exc:
+                    result, error = None, str(exc)
+                except Exception as exc:  # a failed evaluation is recorded, the campaign goes on
+                    result, error = None, f"{type(exc).__name__}: {exc}"
+                    warnings.warn(f"trial {tid} failed:\n{traceback.format_exc()}", stacklevel=2)
+                runner.record(tid, result, error, time.perf_counter() - t0)
+
+        def submit_dask(jobs: list[tuple[int, dict[str, Any]]]) -> None:
+            from distributed import as_completed
+
+            assert client is not None
+            futures = {client.submit(_timed, evaluator, doc, config, key=f"calopt-trial-{tid}-{time.time_ns()}", retries=1,
+                                     pure=False): tid for tid, doc in jobs}  # fmt: skip
+            for fut in as_completed(futures):
+                tid = futures[fut]
+                try:
+                    result, seconds = fut.result()
+                    runner.record(tid, result, None, seconds)
+                except Exception as exc:  # the evaluation raised, or its worker died twice
+                    runner.record(tid, None, f"{type(exc).__name__}: {exc}", 0.0)
+
+        runner.submit = submit_dask if client is not None else submit_local
+        try:
+            runner.run()
+        finally:
+            if client is not None:
+                cluster = getattr(client, "_calopt_cluster", None)
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+    return db_path
+
+
+def _timed(evaluator: Evaluator, doc: dict[str, Any], config: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    t0 = time.perf_counter()
+    result = evaluator(doc, config)
+    return result, time.perf_counter() - t0
+
+
+def _client(workers: int, scheduler: str | None) -> Any:
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)  # no worker chatter between the progress lines
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise CaloptInputError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from None
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(cluster)
+    client._calopt_cluster = cluster  # type: ignore[attr-defined]
+    return client
+
+
+def _to_toml(campaign: Campaign) -> str:
+    import tomli_w
+
+    def drop_none(o: Any) -> Any:
+        if isinstance(o, dict):
+            return {k: drop_none(v) for k, v in o.items() if v is not None}
+        if isinstance(o, list):
+            return [drop_none(v) for v in o]
+        return o
+
+    return tomli_w.dumps(drop_none(campaign.to_dict()))

@@ -1,0 +1,222 @@
+"""The campaign database: one SQLite file per campaign, every trial stored as soon as it is
+asked and again as soon as it finishes.
+
+Tables:
+
+* ``campaign`` (key, value): the campaign settings (JSON), their hash, the calopt version and
+  the creation time;
+* ``trials``: one row per evaluated design -- ``id``, ``optimizer`` (name), ``optimizer_index``
+  (its position in the campaign file), ``batch`` and ``position`` (the ask it came from),
+  ``design_key`` (:meth:`Space.key` of the parameters), ``params`` (JSON), ``status``
+  (``pending``, ``done`` or ``failed``), ``objectives`` (JSON list, minimised), ``metrics``
+  (the JSON of ``evaluate``), ``cost``, ``channels``, ``seed`` (of the evaluation), ``cached``
+  (1 when the result was copied from an earlier trial of the same design), ``attempts``,
+  ``started_at``, ``finished_at``, ``seconds``, ``error``.
+
+Every change is one transaction in WAL mode, so killing the process at any moment leaves the
+database consistent: a trial is either finished with its result or still pending (and is
+evaluated again by ``--resume``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from calopt.errors import CaloptInputError
+
+__all__ = ["SCHEMA_VERSION", "CampaignStore", "Trial"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS campaign (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    optimizer TEXT NOT NULL,
+    optimizer_index INTEGER NOT NULL,
+    batch INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    design_key TEXT NOT NULL,
+    params TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'failed')),
+    objectives TEXT,
+    metrics TEXT,
+    cost REAL,
+    channels INTEGER,
+    seed INTEGER NOT NULL,
+    cached INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started_at REAL,
+    finished_at REAL,
+    seconds REAL,
+    error TEXT,
+    UNIQUE (optimizer_index, batch, position)
+);
+CREATE INDEX IF NOT EXISTS trials_key ON trials (design_key, status);
+"""
+
+
+@dataclass
+class Trial:
+    """One row of ``trials``."""
+
+    id: int
+    optimizer: str
+    optimizer_index: int
+    batch: int
+    position: int
+    design_key: str
+    params: dict[str, Any]
+    status: str
+    objectives: list[float] | None
+    metrics: dict[str, Any] | None
+    cost: float | None
+    channels: int | None
+    seed: int
+    cached: bool
+    attempts: int
+    started_at: float | None
+    finished_at: float | None
+    seconds: float | None
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Trial:
+        d = dict(row)
+        d["params"] = json.loads(d["params"])
+        d["objectives"] = json.loads(d["objectives"]) if d["objectives"] else None
+        d["metrics"] = json.loads(d["metrics"]) if d["metrics"] else None
+        d["cached"] = bool(d["cached"])
+        return cls(**d)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed")
+
+
+class CampaignStore:
+    """A campaign database (module docstring). Opening a file that is not a calopt campaign
+    database is refused without touching it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.exists() and self.path.stat().st_size > 0:  # an empty file: a creation that was killed
+            _check_database(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(
+            f"BEGIN IMMEDIATE; {_SCHEMA} INSERT OR IGNORE INTO campaign VALUES ('schema_version', '{SCHEMA_VERSION}');"
+            " COMMIT;"
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> CampaignStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- campaign settings -----------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM campaign WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, **values: str) -> None:
+        with self._transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO campaign VALUES (?, ?)", list(values.items()))
+
+    # -- trials ------------------------------------------------------------------------------------
+    def add_batch(self, optimizer: str, optimizer_index: int, batch: int, points: list[tuple[str, dict[str, Any]]],
+                  seed: int) -> list[int]:  # fmt: skip
+        """Insert the asked points of one batch as pending trials (one transaction); their ids."""
+        ids = []
+        with self._transaction() as db:
+            for position, (key, params) in enumerate(points):
+                cur = db.execute(
+                    "INSERT INTO trials (optimizer, optimizer_index, batch, position, design_key, params, status, seed)"
+                    " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
+                    (optimizer, optimizer_index, batch, position, key, json.dumps(params, sort_keys=True), seed),
+                )
+                ids.append(int(cur.lastrowid or 0))
+        return ids
+
+    def start(self, trial_id: int) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE trials SET attempts = attempts + 1, started_at = ? WHERE id = ?", (time.time(), trial_id))
+
+    def finish(self, trial_id: int, *, status: str, objectives: list[float] | None, metrics: dict[str, Any] | None,
+               cost: float | None, channels: int | None, seconds: float, error: str | None = None,
+               cached: bool = False) -> None:  # fmt: skip
+        if status not in ("done", "failed"):
+            raise ValueError(f"finish: status must be done or failed, got {status!r}")
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE trials SET status = ?, objectives = ?, metrics = ?, cost = ?, channels = ?, seconds = ?,"
+                " error = ?, cached = ?, finished_at = ? WHERE id = ?",
+                (status, json.dumps(objectives) if objectives is not None else None,
+                 json.dumps(metrics, default=float) if metrics is not None else None, cost, channels, seconds, error,
+                 int(cached), time.time(), trial_id),
+            )  # fmt: skip
+
+    def trials(self, optimizer_index: int | None = None) -> list[Trial]:
+        """Trials in asking order (per optimiser: by batch, then position)."""
+        sql = "SELECT * FROM trials"
+        args: tuple[Any, ...] = ()
+        if optimizer_index is not None:
+            sql += " WHERE optimizer_index = ?"
+            args = (optimizer_index,)
+        sql += " ORDER BY optimizer_index, batch, position"
+        return [Trial.from_row(r) for r in self._db.execute(sql, args).fetchall()]
+
+    def finished_result(self, design_key: str) -> Trial | None:
+        """A finished trial of this design (any optimiser), to reuse its result."""
+        row = self._db.execute(
+            "SELECT * FROM trials WHERE design_key = ? AND status IN ('done', 'failed') ORDER BY id LIMIT 1",
+            (design_key,),
+        ).fetchone()
+        return None if row is None else Trial.from_row(row)
+
+
+def _check_database(path: Path) -> None:
+    """Refuse (without modifying it) a file that is not a calopt campaign database."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise CaloptInputError(f"{path}: cannot read the campaign database ({exc.strerror})") from None
+    if head != b"SQLite format 3\x00":
+        raise CaloptInputError(f"{path}: not a calopt campaign database (not an SQLite file)")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT value FROM campaign WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError:
+        row = None
+    finally:
+        db.close()
+    if row is None:
+        raise CaloptInputError(f"{path}: not a calopt campaign database (no campaign table)")
+    if row[0] != str(SCHEMA_VERSION):
+        raise CaloptInputError(f"{path}: campaign database schema version {row[0]}; this calopt reads version "
+                               f"{SCHEMA_VERSION}")  # fmt: skip

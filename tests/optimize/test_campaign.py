@@ -1,0 +1,236 @@
+"""Campaigns: parsing, the database, resuming, parallel determinism, failures, the report and
+the command line. Evaluations use the cheap stand-in of ``fake.py`` (the real pipeline runs in
+test_campaign_end_to_end)."""
+
+import json
+import sqlite3
+import tomllib
+
+import pytest
+
+from calopt.cli.main import main
+from calopt.errors import CaloptInputError
+from calopt.optimize.campaign import Campaign, evaluate_design, run_campaign
+from calopt.optimize.store import CampaignStore
+from tests.optimize.fake import fake_evaluate
+
+CAMPAIGN = """
+name = "t"
+[evaluate]
+events = 60
+n_resolution = 200
+seed = 3
+[objective]
+metrics = ["pi0_mass_width_mev"]
+[[optimizers]]
+name = "random"
+evaluations = 6
+batch = 3
+seed = 1
+[[optimizers]]
+name = "bo"
+evaluations = 6
+batch = 2
+seed = 0
+options = { n_initial = 4 }
+[space]
+[[space.regions]]
+name = "inner"
+shape = "rectangle"
+half_x = { min = 3, max = 10 }
+half_y = { min = 3, max = 6 }
+technology = "lhcb-shashlik"
+cell_size = [40.4, 60.6]
+[[space.regions]]
+name = "middle"
+shape = "rectangle"
+half_x = 16
+half_y = 10
+technology = "lhcb-shashlik"
+cell_size = 60.6
+[[space.regions]]
+name = "outer"
+shape = "rest"
+technology = "lhcb-shashlik"
+cell_size = 121.2
+"""
+
+
+def campaign(text=CAMPAIGN):
+    return Campaign.from_dict(tomllib.loads(text))
+
+
+def rows(folder):
+    with CampaignStore(folder / "campaign.sqlite") as st:
+        return [(t.optimizer, t.batch, t.position, t.design_key, t.status, t.objectives) for t in st.trials()]
+
+
+def test_campaign_runs_and_stores_every_trial(tmp_path):
+    db = run_campaign(campaign(), tmp_path / "c", evaluator=fake_evaluate)
+    with CampaignStore(db) as st:
+        trials = st.trials()
+        assert json.loads(st.get_meta("settings"))["name"] == "t"
+    assert len(trials) == 12 and all(t.finished for t in trials)
+    assert [t.optimizer for t in trials] == ["random"] * 6 + ["bo"] * 6
+    failed = [t for t in trials if t.status == "failed"]
+    # the stand-in fails for an inner half-width of 9 modules: recorded, and the campaign went on
+    assert all(t.params["inner.half_x"] == 9 and "no peak" in t.error for t in failed)
+    for t in trials:
+        if t.status == "done":
+            assert t.objectives == [t.metrics["pi0_mass_width_mev"]] and t.metrics["seed"] == 3
+            assert t.cost > 0 and t.channels > 0
+    # BO reuses the random trials' knowledge only through its own asks; a design evaluated twice is
+    # copied, not recomputed
+    keys = [t.design_key for t in trials]
+    for t in trials:
+        if t.cached:
+            assert keys.index(t.design_key) < trials.index(t)
+    assert (tmp_path / "c" / "campaign.toml").is_file()
+
+
+def test_interrupted_campaign_resumes_without_losing_or_repeating(tmp_path):
+    reference = tmp_path / "ref"
+    run_campaign(campaign(), reference, evaluator=fake_evaluate)
+    calls = []
+
+    def dying(doc, config):
+        calls.append(doc)
+        if len(calls) == 9:  # killed in the middle of a BO batch
+            raise KeyboardInterrupt
+        return fake_evaluate(doc, config)
+
+    folder = tmp_path / "c"
+    with pytest.raises(KeyboardInterrupt):
+        run_campaign(campaign(), folder, evaluator=dying)
+    partial = rows(folder)
+    assert any(r[4] == "pending" for r in partial)
+    finished_before = [r for r in partial if r[4] != "pending"]
+    with pytest.raises(CaloptInputError, match="--resume"):
+        run_campaign(campaign(), folder, evaluator=fake_evaluate)
+    seen = []
+
+    def counting(doc, config):
+        seen.append(doc)
+        return fake_evaluate(doc, config)
+
+    run_campaign(campaign(), folder, resume=True, evaluator=counting)
+    final = rows(folder)
+    assert final == rows(reference)  # the same trials as without the interruption
+    assert all(r in final for r in finished_before)
+    assert len(seen) <= len(final) - len(finished_before)  # no finished trial evaluated again
+
+
+def test_parallel_workers_give_the_same_trials(tmp_path):
+    run_campaign(campaign(), tmp_path / "seq", evaluator=fake_evaluate)
+    run_campaign(campaign(), tmp_path / "par", workers=2, evaluator=fake_evaluate)
+    assert rows(tmp_path / "par") == rows(tmp_path / "seq")
+
+
+def test_two_objectives_and_soft_budget(tmp_path):
+    text = CAMPAIGN.replace('metrics = ["pi0_mass_width_mev"]', 'metrics = ["significance", "channels"]')
+    text = text.replace('name = "random"', 'name = "mobo"').replace('name = "bo"', 'name = "random"')
+    text = text.replace("options = { n_initial = 4 }", "")
+    db = run_campaign(campaign(text), tmp_path / "mo", evaluator=fake_evaluate)
+    with CampaignStore(db) as st:
+        done = [t for t in st.trials() if t.status == "done"]
+    assert done and all(t.objectives == [-t.metrics["significance"], t.channels] for t in done)
+    soft = campaign(CAMPAIGN.replace('metrics = ["pi0_mass_width_mev"]',
+                                     'metrics = ["pi0_mass_width_mev"]\nbudget = 23000\npenalty = 1.5'))  # fmt: skip
+    values, _ = soft.objective.values({"pi0_mass_width_mev": 10.0, "cost": 23000 * 1.2})
+    assert values == pytest.approx([10.0 + 1.5 * 2.0**2])
+    values, _ = soft.objective.values({"pi0_mass_width_mev": 10.0, "cost": 22000})
+    assert values == [10.0]
+
+
+def test_report(tmp_path):
+    from calopt.report.html import write_report
+
+    run_campaign(campaign(), tmp_path / "c", evaluator=fake_evaluate)
+    path = write_report(tmp_path / "c")
+    text = path.read_text()
+    for section in ("Best so far", "Physics against channels and cost", "Best layouts", "Trials", "Reproduce"):
+        assert section in text
+    assert text.count("<img") >= 3 and text.count("<tr>") >= 12
+    assert "calopt optimize campaign.toml" in text
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [(("[objective]", "[objective]\ncolour = 1"), "unknown key 'colour'"),
+     (('name = "random"', 'name = "simplex"'), "unknown optimizer 'simplex'"),
+     (("evaluations = 6", "evaluations = 0"), "evaluations must be"),
+     (('metrics = ["pi0_mass_width_mev"]', 'metrics = ["beauty"]'), "unknown metric 'beauty'"),
+     (("batch = 3", "batch = 3\noptions = { zeal = 2 }"), "unknown option 'zeal'"),
+     (('name = "random"', 'name = "mobo"'), "needs n_objectives"),
+     (("[evaluate]", "[evaluate]\nmethod = 'nn'"), "method must be"),
+     (('cell_size = [40.4, 60.6]', 'cell_size = [15.15]'), "no valid design")],
+)  # fmt: skip
+def test_bad_campaign(change, message):
+    with pytest.raises(CaloptInputError, match=message):
+        campaign(CAMPAIGN.replace(*change))
+
+
+def _cli(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def test_cli_refuses_bad_input_without_damaging_the_database(tmp_path, capsys):
+    good = tmp_path / "c.toml"
+    good.write_text(CAMPAIGN)
+    run_campaign(campaign(), tmp_path / "t", evaluator=fake_evaluate)
+    db = tmp_path / "t" / "campaign.sqlite"
+    before = db.read_bytes()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(CAMPAIGN.replace("[objective]", "[objective]\ncolour = 1"))
+    other = tmp_path / "other.toml"
+    other.write_text(CAMPAIGN.replace("seed = 3", "seed = 4"))
+    cases = [
+        (["optimize", str(bad), "--out", str(tmp_path / "t")], "unknown key 'colour'"),
+        (["optimize", str(good), "--out", str(tmp_path / "t")], "--resume"),
+        (["optimize", str(other), "--out", str(tmp_path / "t"), "--resume"], "other settings"),
+        (["optimize", str(tmp_path / "none.toml")], "not found"),
+        (["optimize", str(good), "--workers", "0"], "--workers"),
+        (["optimize", str(good), "--out", str(tmp_path / "s"), "--scheduler", "tcp://127.0.0.1:9"], "scheduler"),
+        (["report", str(tmp_path)], "not a campaign folder"),
+    ]
+    for argv, message in cases:
+        code, out, err = _cli(argv, capsys)
+        assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1, (argv, err)
+    assert db.read_bytes() == before
+    # a file that is not a campaign database is refused, untouched
+    (tmp_path / "x").mkdir()
+    junk = tmp_path / "x" / "campaign.sqlite"
+    junk.write_bytes(b"not a database")
+    code, _, err = _cli(["optimize", str(good), "--out", str(tmp_path / "x"), "--resume"], capsys)
+    assert code == 2 and "not a calopt campaign database" in err and junk.read_bytes() == b"not a database"
+    sqlite3.connect(tmp_path / "y.sqlite").execute("CREATE TABLE a (b)")
+    with pytest.raises(CaloptInputError, match="no campaign table"):
+        CampaignStore(tmp_path / "y.sqlite")
+
+
+def test_campaign_end_to_end(tmp_path, capsys, shared_cache):
+    """The real pipeline: three evaluations of small designs, the report, from the command line."""
+    text = CAMPAIGN.replace("evaluations = 6", "evaluations = 2").replace("evaluations = 8", "evaluations = 1")
+    text = text.replace("batch = 3", "batch = 2")
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    code, out, err = _cli(["optimize", str(path), "--out", str(tmp_path / "c"), "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["trials"] == 3 and (tmp_path / "c" / "report.html").is_file()
+    with CampaignStore(tmp_path / "c" / "campaign.sqlite") as st:
+        trials = st.trials()
+    for t in trials:
+        assert t.metrics["channels"] == t.channels and t.metrics["events"] == 60
+        if t.status == "done":
+            assert 3.0 < t.objectives[0] < 40.0
+        else:
+            assert t.error
+    # the stored metrics are what evaluate gives for that design
+    again = evaluate_design(trials[0].metrics and Campaign.from_dict(tomllib.loads(text)).family.design_dict(
+        trials[0].params, "again"), {"events": 60, "n_resolution": 200, "seed": 3, "pileup": 0.0, "quick": True,
+                                     "method": "xgb"})  # fmt: skip
+    assert again["pi0_mass_width_mev"] == trials[0].metrics["pi0_mass_width_mev"]

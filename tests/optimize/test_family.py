@@ -1,0 +1,86 @@
+"""Design families: campaign [space] tables to parameter spaces and designs."""
+
+import numpy as np
+import pytest
+
+from calopt.errors import CaloptInputError
+from calopt.optimize.family import DesignFamily
+from calopt.optimize.space import Categorical, Integer, Real
+
+SHASHLIK = "lhcb-shashlik"
+
+
+def family(**inner):
+    regions = [
+        {"name": "inner", "shape": "rectangle", "half_x": {"min": 3, "max": 8}, "half_y": {"min": 3, "max": 5},
+         "technology": SHASHLIK, "cell_size": [40.4, 60.6]} | inner,
+        {"name": "middle", "shape": "rectangle", "half_x": 16, "half_y": 10, "technology": SHASHLIK,
+         "cell_size": 60.6},
+        {"name": "outer", "shape": "rest", "technology": SHASHLIK, "cell_size": 121.2},
+    ]  # fmt: skip
+    return DesignFamily.from_dict({"regions": regions})
+
+
+def test_parameters_and_designs():
+    fam = family()
+    space = fam.space
+    assert space.names == ["inner.half_x", "inner.half_y", "inner.cell_size"]
+    assert isinstance(space.params[0], Integer) and isinstance(space.params[2], Categorical)
+    assert space.size == 6 * 3 * 2
+    d = fam.design({"inner.half_x": 8, "inner.half_y": 6 - 1, "inner.cell_size": 40.4})
+    # 16 x 10 modules in the inner region minus the 4 x 4 hole; 40.4 mm cells: 9 per module
+    counts = d.module_counts()[SHASHLIK]
+    assert counts["40.4"] == 16 * 10 - 16
+    assert counts["60.6"] == 32 * 20 - 16 * 10
+    # the LHCb Run-3 layout is a point of the family with 8 x 6 modules: same channels as lhcb-run3
+    from calopt.detector.design import load_design
+
+    run3 = family(half_y={"min": 3, "max": 6}).design({"inner.half_x": 8, "inner.half_y": 6, "inner.cell_size": 40.4})
+    assert run3.n_channels == load_design("lhcb-run3").n_channels
+
+
+def test_real_ranges_and_gamma_borders():
+    fam = DesignFamily.from_dict({"regions": [
+        {"name": "inner", "shape": "gamma", "height": {"min": 3, "max": 8}, "k": {"min": 0.5, "max": 4.0},
+         "scale": {"min": 2.0, "max": 10.0, "log": True}, "technology": [SHASHLIK, "spacal-pb"], "cell_size": 40.4,
+         "split": [False, True]},
+        {"name": "outer", "shape": "rest", "technology": SHASHLIK, "cell_size": 121.2},
+    ]})  # fmt: skip
+    space = fam.space
+    assert not space.is_finite
+    assert isinstance(space.params[1], Real) and space.params[2].log
+    points = space.sample(np.random.default_rng(1), 20)
+    for p in points:
+        d = fam.design(p)
+        assert d.regions[0].shape.type == "gamma" and (d.region_index == 0).sum() > 0
+
+
+def test_cost_and_channel_limits_exclude_designs():
+    free = family()
+    capped = DesignFamily.from_dict({**free.to_dict(), "max_channels": 5500})
+    assert 0 < capped.space.size < free.space.size
+    for p in capped.space.enumerate():
+        assert capped.design(p).n_channels <= 5500
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"shape": "circle"}, "unknown shape"), ({"colour": "red"}, "unknown key 'colour'"),
+     ({"half_x": {"min": 5}}, "a range is a table"), ({"half_x": {"min": 5, "max": 2}}, "must be below"),
+     ({"cell_size": []}, "empty list")],
+)  # fmt: skip
+def test_bad_space(change, message):
+    with pytest.raises(CaloptInputError, match=message):
+        family(**change)
+
+
+def test_rest_must_be_last_and_space_not_empty():
+    with pytest.raises(CaloptInputError, match="shape 'rest'"):
+        DesignFamily.from_dict({"regions": [{"name": "a", "shape": "rectangle", "half_x": 5, "half_y": 5,
+                                             "technology": SHASHLIK, "cell_size": 40.4}]})  # fmt: skip
+    with pytest.raises(CaloptInputError, match="every setting is fixed"):
+        DesignFamily.from_dict({"regions": [{"name": "a", "shape": "rest", "technology": SHASHLIK,
+                                             "cell_size": 121.2}]})  # fmt: skip
+    # a cell size no technology choice allows: no valid design at all
+    with pytest.raises(CaloptInputError, match="no valid design"):
+        family(cell_size=[15.15, 20.2])
