@@ -6,7 +6,6 @@ import pytest
 
 from calopt.cli.main import main
 
-
 pytestmark = pytest.mark.usefixtures("shared_cache")
 
 

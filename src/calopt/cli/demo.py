@@ -57,8 +57,9 @@ def demo(
         run_simulation(spec, shower_file)
     sh = read_showers(shower_file)
     response = sh.visible_energy / 10_000.0
-    print(f"      visible energy / E = {response.mean():.4f} (sampling fraction), resolution "
-          f"{robust_sigma(response) / np.median(response):.2%} at 10 GeV -> {shower_file}", file=sys.stderr)  # fmt: skip
+    resolution = robust_sigma(response) / np.median(response)
+    print(f"      visible energy / E = {response.mean():.4f} (sampling fraction), resolution {resolution:.2%} at "
+          f"10 GeV -> {shower_file}", file=sys.stderr)  # fmt: skip
 
     # 2. evaluate lhcb-run3
     step(2, "evaluating lhcb-run3 (small shower libraries and regressors: built once, then cached)")

@@ -51,9 +51,11 @@ def optimize(
         "report": str(path) if path else None,
         "trials": len(trials),
         "failed": sum(t.status == "failed" for t in trials),
-        "best": None if best is None else {"trial": best.id, "objectives": best.objectives, "params": best.params,
-                                           "cost": best.cost, "channels": best.channels},  # fmt: skip
-    }
+        "best": None
+        if best is None
+        else {"trial": best.id, "objectives": best.objectives, "params": best.params, "cost": best.cost,
+              "channels": best.channels},
+    }  # fmt: skip
     if json_out:
         print_json(summary)
         return

@@ -308,7 +308,7 @@ def evaluate_design(design_doc: dict[str, Any], config: dict[str, Any]) -> dict[
             return None
         return o
 
-    return clean(result)  # type: ignore[no-any-return]
+    return clean(result)
 
 
 Progress = Callable[[str], None]
@@ -461,8 +461,8 @@ def run_campaign(campaign: Campaign, out: str | Path, *, workers: int = 1, sched
             from distributed import as_completed
 
             assert client is not None
-            futures = {client.submit(_timed, evaluator, doc, config, key=f"calopt-trial-{tid}-{time.time_ns()}", retries=1,
-                                     pure=False): tid for tid, doc in jobs}  # fmt: skip
+            futures = {client.submit(_timed, evaluator, doc, config, key=f"calopt-trial-{tid}-{time.time_ns()}",
+                                     retries=1, pure=False): tid for tid, doc in jobs}  # fmt: skip
             for fut in as_completed(futures):
                 tid = futures[fut]
                 try:

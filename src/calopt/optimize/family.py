@@ -31,7 +31,7 @@ the check builds the design, so no invalid design ever reaches an evaluation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -82,7 +82,7 @@ class DesignFamily:
     regions: tuple[dict[str, Any], ...]
     max_cost: float | None = None
     max_channels: int | None = None
-    wall: WallSpec = WallSpec()
+    wall: WallSpec = field(default_factory=WallSpec)
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], source: str = "[space]") -> DesignFamily:

@@ -164,7 +164,8 @@ class CampaignStore:
 
     def start(self, trial_id: int) -> None:
         with self._transaction() as db:
-            db.execute("UPDATE trials SET attempts = attempts + 1, started_at = ? WHERE id = ?", (time.time(), trial_id))
+            db.execute("UPDATE trials SET attempts = attempts + 1, started_at = ? WHERE id = ?",
+                       (time.time(), trial_id))  # fmt: skip
 
     def finish(self, trial_id: int, *, status: str, objectives: list[float] | None, metrics: dict[str, Any] | None,
                cost: float | None, channels: int | None, seconds: float, error: str | None = None,

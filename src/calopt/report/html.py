@@ -175,6 +175,8 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
         trials = store.trials()
     campaign = Campaign.from_dict(json.loads(settings), str(db))
     summary, best = _summary(campaign, trials)
+    toml_file = folder / "campaign.toml"
+    toml_text = toml_file.read_text() if toml_file.is_file() else settings
     finished = [t for t in trials if t.finished]
     parts = [
         f"<html><head><meta charset='utf-8'><title>calopt campaign {html.escape(campaign.name)}</title>"
@@ -194,7 +196,7 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
         "<h2>Reproduce</h2><p>Save the settings below as <code>campaign.toml</code> (they are also in the campaign "
         "folder) and run <code>calopt optimize campaign.toml</code>; the same settings give the same trials with any "
         f"number of workers (settings digest {meta['digest']}).</p>"
-        f"<pre>{html.escape((folder / 'campaign.toml').read_text() if (folder / 'campaign.toml').is_file() else settings)}</pre>",
+        f"<pre>{html.escape(toml_text)}</pre>",
         "</body></html>",
     ]
     path = Path(out) if out is not None else folder / "report.html"
