@@ -264,7 +264,7 @@ class GFlashSimulator:
         edges = np.asarray(tech.section_edges, dtype=np.float64)
         ns, g, pitch = len(edges) - 1, tech.grid, tech.fine_pitch
         rngs = [np.random.default_rng(int(sd)) for sd in seeds]
-        head = np.array([r.random(3) for r in rngs]).reshape(n, 3)  # two normals, one conversion
+        head = np.array([gen.random(3) for gen in rngs]).reshape(n, 3)  # two normals, one conversion
         z = ndtri(np.clip(head[:, :2], 1e-300, 1.0 - 1e-16))
         e = p.energies
         e_gev = e / 1000.0
@@ -279,7 +279,7 @@ class GFlashSimulator:
         cdf = gammainc(alpha[:, None], beta[:, None] * tk)
         frac = np.diff(cdf, axis=1)  # energy fraction per section (n, S)
         spot_frac = np.diff(gammainc(par["alpha_spot"][:, None], beta_s[:, None] * tk), axis=1)
-        n_spots = SPOT_N[0] / med.stochastic_term * e_gev**SPOT_N[1]
+        n_spots = SPOT_N[0] / med.stochastic_term * e_gev ** SPOT_N[1]
         nk = np.rint(n_spots[:, None] * spot_frac).astype(np.int64)
         nk = np.where(frac > 1e-9, np.maximum(nk, 1), 0)
         # flat spot arrays
@@ -294,11 +294,11 @@ class GFlashSimulator:
         gam = np.empty(len(owner))
         k_spot = e_spot / theta if theta > 0 else e_spot
         first = np.concatenate([[0], np.cumsum(per_shower)])
-        for i, r in enumerate(rngs):
+        for i, gen in enumerate(rngs):
             a, b = first[i], first[i + 1]
-            u[a:b] = r.random((b - a, 4))
+            u[a:b] = gen.random((b - a, 4))
             if theta > 0:
-                gam[a:b] = r.standard_gamma(k_spot[a:b])
+                gam[a:b] = gen.standard_gamma(k_spot[a:b])
         e_vis = (gam * theta if theta > 0 else e_spot) * med.sampling_fraction
         # depth: inverse CDF of the energy profile inside the section
         c_lo = cdf[owner, sec]
