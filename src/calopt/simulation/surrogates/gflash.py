@@ -110,6 +110,7 @@ SPOT_T = (0.813, 0.0019)
 SPOT_A = (0.844, 0.0026)
 # ---- photon conversion: mean free path 9/7 X0 (PDG, pair production; Geant4 GenerateExponential)
 PHOTON_MFP_X0 = 9.0 / 7.0
+N_QUANTILE = 33  # points of the tabulated inverse CDF of the depth per (shower, section)
 R_MAX_RM = 50.0  # radii are capped at 50 R_M (far outside any window) to keep numbers finite
 
 
@@ -300,12 +301,16 @@ class GFlashSimulator:
             if theta > 0:
                 gam[a:b] = gen.standard_gamma(k_spot[a:b])
         e_vis = (gam * theta if theta > 0 else e_spot) * med.sampling_fraction
-        # depth: inverse CDF of the energy profile inside the section
-        c_lo = cdf[owner, sec]
-        c_hi = cdf[owner, sec + 1]
-        q = np.clip(c_lo + u[:, 0] * (c_hi - c_lo), 1e-300, 1.0 - 1e-16)
-        t = gammaincinv(alpha[owner], q) / beta[owner]
-        t = np.clip(t, tk[owner, sec], tk[owner, sec + 1])
+        # depth: inverse CDF of the energy profile inside the section, tabulated at N_QUANTILE
+        # points per (shower, section) and interpolated linearly
+        qs = np.linspace(0.0, 1.0, N_QUANTILE)
+        c_lo, c_hi = cdf[:, :-1, None], cdf[:, 1:, None]
+        q = np.clip(c_lo + qs * (c_hi - c_lo), 1e-300, 1.0 - 1e-16)
+        table = gammaincinv(alpha[:, None, None], q) / beta[:, None, None]  # (n, S, N_QUANTILE)
+        table = np.clip(table, tk[:, :-1, None], tk[:, 1:, None]).reshape(n * ns, N_QUANTILE)
+        pos = u[:, 0] * (N_QUANTILE - 1)
+        j = np.minimum(pos.astype(np.int64), N_QUANTILE - 2)
+        t = table[owner_sec, j] + (pos - j) * (table[owner_sec, j + 1] - table[owner_sec, j])
         path = (t + t0[owner]) * med.X0_mm  # mm along the direction
         tau = t / t_max[owner]
         r_c, r_t, w = radial_parameters(med, e_gev[owner], tau)
