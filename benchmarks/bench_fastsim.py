@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 from calopt.detector.technologies import get_technology
 from calopt.simulation.base import get_simulator
 from calopt.simulation.cascade.simulator import shower_seeds
