@@ -142,3 +142,14 @@ def test_library_backend(tmp_path):
     # shifted by one fine cell: the same deposits one column further (none lost at the edge here)
     np.testing.assert_allclose(sh.showers[3][:, :, 1:], ref[:, :, :-1], rtol=1e-6)
     assert sh.attrs["generator"] == "library"
+
+
+def test_tuning_recovers_scale_and_stochastic_term():
+    rng = np.random.default_rng(5)
+    n = 600
+    p = Particles(np.full(n, 22), 1000.0 * np.exp(rng.uniform(0, np.log(30), n)), np.tile([0, 0, 1.0], (n, 1)),
+                  rng.uniform(-10, 10, (n, 2)))  # fmt: skip
+    ref = GFlashSimulator(sampling_fraction=0.2, stochastic_term=0.07).simulate(p, TECH, 11)
+    tuned = GFlashSimulator.tuned_to(ref, TECH, seed=12)
+    assert tuned.sampling_fraction == pytest.approx(0.2, rel=0.01)
+    assert tuned.stochastic_term == pytest.approx(0.07, rel=0.2)

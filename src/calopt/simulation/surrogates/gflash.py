@@ -62,8 +62,9 @@ is lost (the Gamma tail) and so is energy outside the scoring window.
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -202,13 +203,49 @@ class GFlashSimulator:
 
     sampling_profile: bool = True
     chunk: int = 256
+    sampling_fraction: float | None = None
+    stochastic_term: float | None = None
     name: str = "gflash"
     _media: dict[str, GFlashMedium] = field(default_factory=dict, init=False, repr=False)
 
     def medium(self, tech: Technology) -> GFlashMedium:
+        """The technology's GFlash parameters; ``sampling_fraction`` and ``stochastic_term``,
+        when set, replace the nominal ones (a GFlash tuned to a reference simulation)."""
         if tech.name not in self._media:
-            self._media[tech.name] = GFlashMedium.of(tech)
+            med = GFlashMedium.of(tech)
+            if self.sampling_fraction is not None:
+                med = replace(med, sampling_fraction=float(self.sampling_fraction))
+            if self.stochastic_term is not None:
+                med = replace(med, stochastic_term=float(self.stochastic_term))
+            self._media[tech.name] = med
         return self._media[tech.name]
+
+    @classmethod
+    def tuned_to(cls, ref: Showers, tech: Technology, seed: int = 0) -> GFlashSimulator:
+        """GFlash with its visible scale and stochastic term tuned to a reference sample of EM
+        showers (the usual practice: GFlash is tuned to the full simulation). The scale is
+        multiplied by the ratio of median responses; the stochastic term c solves
+        c^2 = c_0^2 - median_E[E (sigma_gflash^2 - sigma_ref^2)] (relative resolutions; the
+        leakage part cancels), from GFlash showers of the reference's particles."""
+        from calopt.metrics.fits import robust_sigma
+        from calopt.simulation.surrogates.evaluation import particles_from_showers
+
+        base = cls()
+        med = base.medium(tech)
+        sim = base.simulate(particles_from_showers(ref), tech, seed)
+        e = ref.incident_energies[:, 0]
+        rr, rg = ref.visible_energy / e, sim.visible_energy / e
+        scale = float(np.median(rr) / np.median(rg))
+        edges = np.geomspace(e.min(), e.max() * 1.0001, 7)
+        terms = []
+        for lo, hi in itertools.pairwise(edges):
+            m = (e >= lo) & (e < hi)
+            if m.sum() >= 20:
+                sr = robust_sigma(rr[m]) / np.median(rr[m])
+                sg = robust_sigma(rg[m]) / np.median(rg[m])
+                terms.append(float(np.median(e[m])) / 1000.0 * (sg**2 - sr**2))
+        c2 = med.stochastic_term**2 - (float(np.median(terms)) if terms else 0.0)
+        return cls(sampling_fraction=med.sampling_fraction * scale, stochastic_term=math.sqrt(max(c2, 1e-4)))
 
     def check_particles(self, pdg: np.ndarray) -> None:
         """Refuse species other than gamma, e-, e+ with a one-line error."""
