@@ -317,7 +317,7 @@ class GFlashSimulator:
         cdf = gammainc(alpha[:, None], beta[:, None] * tk)
         frac = np.diff(cdf, axis=1)  # energy fraction per section (n, S)
         spot_frac = np.diff(gammainc(par["alpha_spot"][:, None], beta_s[:, None] * tk), axis=1)
-        n_spots = SPOT_N[0] / med.stochastic_term * e_gev ** SPOT_N[1]
+        n_spots = SPOT_N[0] / max(med.stochastic_term, 0.01) * e_gev ** SPOT_N[1]
         nk = np.rint(n_spots[:, None] * spot_frac).astype(np.int64)
         nk = np.where(frac > 1e-9, np.maximum(nk, 1), 0)
         # flat spot arrays
