@@ -115,7 +115,11 @@ def test_evaluate_backend_with_floor_and_plots(samples, capsys):
             "--plots", str(d / "plots"), "--seed", "5", "--json"]  # fmt: skip
     code, out, _ = run(argv, capsys)
     assert code == 0
-    res = json.loads(out)
+
+    def strict(const):
+        raise AssertionError(f"non-standard JSON constant {const}")
+
+    res = json.loads(out, parse_constant=strict)
     assert res["n_reference"] == 30 and res["n_model"] == 30 and res["model_source"] == "backend"
     assert set(res["features"]) >= {"evis_over_e", "E1", "E2", "E3", "E4", "section_0", "sparsity", "centroid_x"}
     for key in ("auc_features", "auc_cells"):

@@ -135,9 +135,20 @@ def evaluate_cmd(
         "plots": None if plots is None else [str(plots / "features.png"), str(plots / "average_showers.png")],
     }
     if json_out:
-        print_json(out)
+        print_json(_finite(out))
     else:
         _print_summary(out)
+
+
+def _finite(o: Any) -> Any:
+    """NaN and infinities become null, so that the JSON output is strict JSON."""
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(v) for v in o]
+    if isinstance(o, float | np.floating) and not np.isfinite(o):
+        return None
+    return o
 
 
 def _fmt(v: Any, spec: str = ".3f") -> str:
