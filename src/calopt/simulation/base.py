@@ -15,7 +15,7 @@ from calopt.simulation.showers import Showers
 __all__ = ["BACKENDS", "ShowerSimulator", "get_simulator"]
 
 BACKENDS = ("cascade", "gflash", "library", "surrogate")
-AVAILABLE = ("cascade",)
+AVAILABLE = ("cascade", "gflash", "library")
 
 
 @runtime_checkable
@@ -40,6 +40,14 @@ def get_simulator(backend: str) -> ShowerSimulator:
         from calopt.simulation.cascade.simulator import CascadeSimulator
 
         return CascadeSimulator()
+    if backend == "gflash":
+        from calopt.simulation.surrogates.gflash import GFlashSimulator
+
+        return GFlashSimulator()
+    if backend == "library":
+        from calopt.simulation.surrogates.library import LibrarySimulator
+
+        return LibrarySimulator()
     if backend in BACKENDS:
         raise CaloptInputError(
             f"backend {backend!r} is not available in this version of calopt; available: {', '.join(AVAILABLE)}"

@@ -49,7 +49,10 @@ class RunSpec:
         get_technology(self.technology)
         species(self.particle)
         if self.backend != "cascade":
-            get_simulator(self.backend)  # raises a clear error for backends not available yet
+            sim = get_simulator(self.backend)  # raises a clear error for unknown backends
+            check = getattr(sim, "check_particles", None)  # backends limited to some species
+            if check is not None:
+                check(np.array([species(self.particle).pdg]))
         if self.n <= 0:
             raise CaloptInputError(f"--n must be a positive number of showers, got {self.n}")
         if self.chunk_size <= 0:

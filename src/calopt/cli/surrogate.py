@@ -1,0 +1,183 @@
+"""``calopt surrogate``: fast simulation -- evaluation against the cascade Monte Carlo."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+
+from calopt.cli._common import JSON_OPTION, SEED_OPTION, print_json, progress_bar
+from calopt.errors import CaloptInputError
+
+surrogate_app = typer.Typer(help="Generative fast simulation: evaluation against the cascade MC.", no_args_is_help=True)
+
+GENERATE_CHUNK = 100
+MIN_SHOWERS = 10
+
+
+def _take(sh: Any, n: int | None) -> Any:
+    from calopt.simulation.showers import Showers
+
+    if n is None or n >= len(sh):
+        return sh
+    return Showers(
+        showers=sh.showers[:n],
+        times=None if sh.times is None else sh.times[:n],
+        incident_energies=sh.incident_energies[:n],
+        momenta=sh.momenta[:n],
+        points=sh.points[:n],
+        pdg=sh.pdg[:n],
+        attrs=sh.attrs,
+    )
+
+
+def _read(path: Path, what: str, n: int | None) -> Any:
+    from calopt.simulation.showers import read_showers
+
+    sh = _take(read_showers(path, diagnostics=False), n)
+    if len(sh) < MIN_SHOWERS:
+        raise CaloptInputError(f"{what} {str(path)!r} holds {len(sh)} showers; at least {MIN_SHOWERS} are needed")
+    return sh
+
+
+def _same_technology(sh: Any, ref: Any, what: str, path: str) -> None:
+    if str(sh.attrs["technology"]) != str(ref.attrs["technology"]) or sh.showers.shape[1:] != ref.showers.shape[1:]:
+        raise CaloptInputError(
+            f"{what} {path!r} is of technology {sh.attrs['technology']!r} with grid {list(sh.showers.shape[1:])}; "
+            f"the reference is {ref.attrs['technology']!r} with grid {list(ref.showers.shape[1:])}"
+        )
+
+
+def _generate(model: str, ref: Any, seed: int, quiet: bool) -> tuple[Any, float]:
+    """Simulate the reference's particles with backend ``model``; per-shower seeds as in
+    ``calopt simulate``, so the result does not depend on the chunking."""
+    from calopt.detector.technologies import get_technology
+    from calopt.simulation.base import get_simulator
+    from calopt.simulation.cascade.simulator import shower_seeds
+    from calopt.simulation.showers import concatenate
+    from calopt.simulation.surrogates.evaluation import particles_from_showers
+
+    sim = get_simulator(model)
+    tech = get_technology(str(ref.attrs["technology"]))
+    particles = particles_from_showers(ref)
+    check = getattr(sim, "check_particles", None)
+    if check is not None:
+        check(particles.pdg)
+    n = len(particles)
+    parts = []
+    t0 = time.perf_counter()
+    with progress_bar(f"simulate with {model}", n, enabled=not quiet) as update:
+        for start in range(0, n, GENERATE_CHUNK):
+            stop = min(start + GENERATE_CHUNK, n)
+            parts.append(sim.simulate(particles[start:stop], tech, seed, seeds=shower_seeds(seed, start, stop - start)))
+            update(stop)
+    return concatenate(parts), time.perf_counter() - t0
+
+
+@surrogate_app.command("evaluate")
+def evaluate_cmd(
+    model: str = typer.Argument(..., help="Backend (gflash, library, cascade, ...) or a calopt-showers file."),
+    reference: Path = typer.Option(..., "--reference", help="Cascade reference sample (calopt-showers file)."),
+    floor: Path | None = typer.Option(None, "--floor", help="A second, independent reference sample: the floor."),
+    n: int | None = typer.Option(None, "--n", help="Use the first N showers of each sample (default: all)."),
+    plots: Path | None = typer.Option(None, "--plots", help="Folder for the feature and average-shower plots."),
+    seed: int = SEED_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Compare a fast simulation with the cascade reference: features, separation powers,
+    classifier AUCs, FPD/KPD, response and resolution per energy bin."""
+    from calopt.simulation.showers import is_shower_file
+    from calopt.simulation.surrogates.evaluation import evaluate, plot_average_showers, plot_features
+
+    if n is not None and n <= 0:
+        raise CaloptInputError(f"--n must be a positive number of showers, got {n}")
+    if plots is not None and plots.exists() and not plots.is_dir():
+        raise CaloptInputError(f"--plots {str(plots)!r} exists and is not a folder")
+    ref = _read(reference, "reference", n)
+    floor_sh = None
+    if floor is not None:
+        floor_sh = _read(floor, "floor sample", n)
+        _same_technology(floor_sh, ref, "floor sample", str(floor))
+    t_total = time.perf_counter()
+    if Path(model).is_file() and is_shower_file(model):
+        model_sh = _read(Path(model), "model sample", n)
+        _same_technology(model_sh, ref, "model sample", model)
+        gen_s = None
+        source = "file"
+    else:
+        model_sh, gen_s = _generate(model, ref, seed, quiet=False)
+        source = "backend"
+    t0 = time.perf_counter()
+    res = evaluate(model_sh, ref, floor_sh, seed)
+    eval_s = time.perf_counter() - t0
+    if plots is not None:
+        plots.mkdir(parents=True, exist_ok=True)
+        label = Path(model).stem if source == "file" else model
+        plot_features(model_sh, ref, plots / "features.png", floor_sh, label=label)
+        plot_average_showers(model_sh, ref, plots / "average_showers.png", label=label)
+    out = {
+        "model": model,
+        "model_source": source,
+        "reference": str(reference),
+        "floor_file": None if floor is None else str(floor),
+        "technology": str(ref.attrs["technology"]),
+        "seed": seed,
+        **res,
+        "timing": {
+            "generate_s": gen_s,
+            "ms_per_shower": None if gen_s is None else 1000.0 * gen_s / len(model_sh),
+            "evaluate_s": eval_s,
+            "total_s": time.perf_counter() - t_total,
+        },
+        "plots": None if plots is None else [str(plots / "features.png"), str(plots / "average_showers.png")],
+    }
+    if json_out:
+        print_json(_finite(out))
+    else:
+        _print_summary(out)
+
+
+def _finite(o: Any) -> Any:
+    """NaN and infinities become null, so that the JSON output is strict JSON."""
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(v) for v in o]
+    if isinstance(o, float | np.floating) and not np.isfinite(o):
+        return None
+    return o
+
+
+def _fmt(v: Any, spec: str = ".3f") -> str:
+    return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)
+
+
+def _print_summary(out: dict[str, Any]) -> None:
+    fl = out.get("floor")
+    typer.echo(f"{out['model']} vs {out['reference']} ({out['technology']}, {out['n_reference']} showers)")
+    typer.echo(f"{'metric':<22}{'model':>12}{'floor':>12}")
+    rows = [
+        ("AUC high-level", out["auc_features"], fl and fl["auc_features"]),
+        ("AUC cells", out.get("auc_cells"), fl and fl.get("auc_cells")),
+        ("FPD", out["fpd"]["value"], fl and fl["fpd"]["value"]),
+        ("KPD", out["kpd"]["value"], fl and fl["kpd"]["value"]),
+    ]
+    for name, a, b in rows:
+        typer.echo(f"{name:<22}{_fmt(a, '.4f'):>12}{_fmt(b, '.4f'):>12}")
+    typer.echo("separation power (worst):")
+    for k, v in out["worst_separation_power"]:
+        fv = fl["features"][k]["separation_power"] if fl else None
+        typer.echo(f"  {k:<20}{_fmt(v, '.4f'):>12}{_fmt(fv, '.4f'):>12}")
+    typer.echo(f"{'E [GeV]':<14}{'resp ratio':>12}{'res model':>11}{'res ref':>10}{'res ratio':>11}")
+    for b in out["energy_bins"]:
+        typer.echo(
+            f"{b['e_lo_gev']:5.1f}-{b['e_hi_gev']:<7.1f}{_fmt(b['response_ratio']):>12}"
+            f"{_fmt(b['resolution_model'], '.4f'):>11}{_fmt(b['resolution_reference'], '.4f'):>10}"
+            f"{_fmt(b['resolution_ratio']):>11}"
+        )
+    t = out["timing"]
+    if t["ms_per_shower"] is not None:
+        typer.echo(f"generation: {t['ms_per_shower']:.2f} ms per shower; evaluation {t['evaluate_s']:.1f} s")
