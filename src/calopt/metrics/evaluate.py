@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from calopt.detector.design import Design
+from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
 from calopt.files import cache_lock
 from calopt.generation.events import FLAG, Events, read_events
@@ -254,7 +255,11 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
         progress(f"reading out and reconstructing {len(events)} crossings")
     calib = resolution["time_calibration"]
     t_off = np.array([calib.get(t, {}).get("offset_ns", 0.0) for t in techs])
-    t_cut = np.array([3.0 * calib.get(t, {}).get("sigma_ns", np.inf) for t in techs])
+    t_sigma = np.array([calib.get(t, {}).get("sigma_ns", np.inf) for t in techs])
+    # per-photon time resolution: the technology's a/sqrt(E) (+) b at the photon's energy, never
+    # below the core width measured with the single photons (dominated by high energies)
+    t_a = np.array([get_technology(t).time_resolution[0] for t in techs]) * 1e-3  # ns sqrt(GeV)
+    t_b = np.array([get_technology(t).time_resolution[1] for t in techs]) * 1e-3  # ns
     rng = np.random.default_rng(np.random.SeedSequence([st.seed, 0xE7A1]))
     z_front = design.wall.z_front
     pi0_m: list[np.ndarray] = []
@@ -277,7 +282,9 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
         has_t = ok & np.isfinite(f.time)
         if has_t.any():
             dt = f.time - expected_time(x, y, z_front, z_pv, t_pv) - t_off[f.tech]
-            off = np.abs(dt) > t_cut[f.tech]
+            egev = np.maximum(np.nan_to_num(e), 1.0) / 1000.0
+            sigma = np.maximum(np.hypot(t_a[f.tech] / np.sqrt(egev), t_b[f.tech]), t_sigma[f.tech])
+            off = np.abs(dt) > 3.0 * sigma
             n_rejected += int((has_t & off).sum())
             ok &= ~(has_t & off)
         p = photon_momenta(np.where(ok, e, 0.0), np.nan_to_num(x), np.nan_to_num(y), z_front, z_pv)
