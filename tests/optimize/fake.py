@@ -26,3 +26,19 @@ def fake_evaluate(doc: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]
         "cost": s["cost"],
         "seed": config["seed"],
     }
+
+
+def dies_once_evaluate(doc: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Like :func:`fake_evaluate`, but the worker process evaluating the first design with a 5 x 5
+    inner region dies (``os._exit``) the first time: the marker file named by the environment
+    variable CALOPT_TEST_MARKER records that it happened."""
+    import os
+    from pathlib import Path
+
+    marker = Path(os.environ["CALOPT_TEST_MARKER"])
+    d = design_from_dict(doc)
+    inner = d.regions[0].shape
+    if round(inner.half_x / d.wall.pitch) == 5 and not marker.exists():  # type: ignore[union-attr]
+        marker.write_text("died")
+        os._exit(1)
+    return fake_evaluate(doc, config)

@@ -126,6 +126,18 @@ def test_parallel_workers_give_the_same_trials(tmp_path):
     assert rows(tmp_path / "par") == rows(tmp_path / "seq")
 
 
+def test_a_dying_worker_costs_a_retry(tmp_path, monkeypatch):
+    from tests.optimize.fake import dies_once_evaluate
+
+    marker = tmp_path / "marker"
+    monkeypatch.setenv("CALOPT_TEST_MARKER", str(marker))
+    text = CAMPAIGN.replace("half_x = { min = 3, max = 10 }", "half_x = { min = 5, max = 6 }")
+    run_campaign(campaign(text), tmp_path / "par", workers=2, evaluator=dies_once_evaluate)
+    assert marker.exists()  # a worker died...
+    run_campaign(campaign(text), tmp_path / "seq", evaluator=fake_evaluate)
+    assert rows(tmp_path / "par") == rows(tmp_path / "seq")  # ...and the campaign lost nothing
+
+
 def test_two_objectives_and_soft_budget(tmp_path):
     text = CAMPAIGN.replace('metrics = ["pi0_mass_width_mev"]', 'metrics = ["significance", "channels"]')
     text = text.replace('name = "random"', 'name = "mobo"').replace('name = "bo"', 'name = "random"')
