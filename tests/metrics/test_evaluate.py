@@ -49,7 +49,8 @@ def test_evaluate_reports_failed_fits(capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["nope"], "unknown design"), (["lhcb-run3", "--pileup", "-3"], "--pileup"),
-     (["lhcb-run3", "--events", "0"], "--events"), (["lhcb-run3", "--method", "nn"], "reconstruction method")],
+     (["lhcb-run3", "--events", "0"], "--events"), (["lhcb-run3", "--method", "nn"], "reconstruction method"),
+     (["lhcb-run3", "--fastsim", "library"], "--fastsim 'library'"), (["lhcb-run3", "--fastsim", "nope"], "nope")],
 )  # fmt: skip
 def test_evaluate_bad_input(capsys, args, message):
     code, out, err = _run(["evaluate", *args], capsys)

@@ -42,6 +42,24 @@ def test_library_lookup_and_calibration():
     assert lib.grid_a[idx[1]].tolist() == [1, 1]
 
 
+def test_fastsim_libraries():
+    """EM libraries can come from a fast simulation (here GFlash): another cache entry, filled by
+    that generator, with its own calibration; hadron libraries stay cascade-only."""
+    from calopt.errors import CaloptInputError
+    from calopt.readout.library import build_library
+
+    spec = LibrarySpec("lhcb-shashlik", "em", (1.0, 8.0), (0.0, 0.2), 2, generator="gflash")
+    assert spec.key() != LibrarySpec("lhcb-shashlik", "em", (1.0, 8.0), (0.0, 0.2), 2).key()
+    lib = get_library(spec)
+    assert lib.spec.generator == "gflash"
+    assert lib.calibration == pytest.approx(get_technology("lhcb-shashlik").sampling_fraction, rel=0.1)
+    ro = Readout(load_design("lhcb-run3"), ReadoutSettings(**TINY, fastsim="gflash"))
+    assert ro.library("lhcb-shashlik", "em").spec.generator == "gflash"
+    assert ro.library("lhcb-shashlik", "hadron").spec.generator == "cascade"
+    with pytest.raises(CaloptInputError, match="cascade MC only"):
+        build_library(LibrarySpec("lhcb-shashlik", "hadron", generator="gflash"), None)  # type: ignore[arg-type]
+
+
 def _photon(x, y, e_mev):
     d = np.array([x, y, 12490.0])
     d /= np.linalg.norm(d)

@@ -18,7 +18,8 @@ def evaluate(
     method: str = typer.Option("xgb", "--method", help="Photon reconstruction: xgb or parametric."),
     n_resolution: int = typer.Option(2000, "--n-resolution", help="Single photons for the resolutions."),
     plots: Path | None = typer.Option(None, "--plots", help="Folder for mass-peak and resolution plots."),
-    fastsim: str | None = typer.Option(None, "--fastsim", help="Shower source other than the shower library."),
+    fastsim: str | None = typer.Option(None, "--fastsim", help="EM showers of the libraries from gflash, surrogate or "
+                                       "a surrogate checkpoint instead of the cascade MC."),
     quick: bool = typer.Option(False, "--quick", help="Small shower libraries and training samples (smoke test)."),
     seed: int = SEED_OPTION,
     json_out: bool = JSON_OPTION,
@@ -27,16 +28,15 @@ def evaluate(
     from rich.console import Console
 
     from calopt.detector.design import load_design
-    from calopt.errors import CaloptInputError
     from calopt.metrics.evaluate import QUICK_READOUT, QUICK_TRAINING, EvaluateSettings
     from calopt.metrics.evaluate import evaluate as run_evaluate
 
-    if fastsim is not None:
-        raise CaloptInputError(f"--fastsim {fastsim!r}: only the shower library is available in this version")
     d = load_design(design)
     st = EvaluateSettings(pileup=pileup, n_events=events, seed=seed, method=method, n_resolution=n_resolution)
     if quick:
         st = replace(st, readout=QUICK_READOUT, training=QUICK_TRAINING)
+    if fastsim is not None:
+        st = replace(st, readout=replace(st.readout, fastsim=fastsim))
     st.validate()
     if plots is not None:
         plots.mkdir(parents=True, exist_ok=True)

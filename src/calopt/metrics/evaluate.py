@@ -93,6 +93,15 @@ class EvaluateSettings:
             raise CaloptInputError(f"--pileup must be >= 0, got {self.pileup}")
         if self.method not in ("xgb", "parametric"):
             raise CaloptInputError(f"unknown reconstruction method {self.method!r}; expected xgb or parametric")
+        if self.readout.fastsim is not None:
+            from calopt.simulation.base import get_simulator
+
+            if self.readout.fastsim in ("cascade", "library"):
+                raise CaloptInputError(
+                    f"--fastsim {self.readout.fastsim!r}: the libraries are cascade showers by default; --fastsim "
+                    "takes gflash, surrogate or a surrogate checkpoint"
+                )
+            get_simulator(self.readout.fastsim)  # an unknown backend or a bad checkpoint: a clear error now
 
 
 Models = dict[tuple[int, float], tuple[XGBReco, ParametricReco]]

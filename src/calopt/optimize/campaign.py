@@ -106,6 +106,7 @@ class EvaluateConfig:
     quick: bool = True
     seed: int = 1
     method: str = "xgb"
+    fastsim: str | None = None
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> EvaluateConfig:
@@ -117,6 +118,9 @@ class EvaluateConfig:
         method = doc.get("method", "xgb")
         if method not in ("xgb", "parametric"):
             raise CaloptInputError(f"{w}: method must be xgb or parametric, got {method!r}")
+        fastsim = doc.get("fastsim")
+        if fastsim is not None and not isinstance(fastsim, str):
+            raise CaloptInputError(f"{w}: fastsim must be a backend name or a checkpoint path, got {fastsim!r}")
         return cls(
             pileup=float(_number(doc, "pileup", w, 0.0)),
             events=_number(doc, "events", w, 300, integer=True, strict=True),
@@ -124,6 +128,7 @@ class EvaluateConfig:
             quick=quick,
             seed=_number(doc, "seed", w, 1, integer=True),
             method=method,
+            fastsim=fastsim,
         )
 
     def settings(self) -> Any:
@@ -131,7 +136,9 @@ class EvaluateConfig:
 
         st = EvaluateSettings(pileup=self.pileup, n_events=self.events, seed=self.seed, n_resolution=self.n_resolution,
                               method=self.method)  # fmt: skip
-        return replace(st, readout=QUICK_READOUT, training=QUICK_TRAINING) if self.quick else st
+        if self.quick:
+            st = replace(st, readout=QUICK_READOUT, training=QUICK_TRAINING)
+        return replace(st, readout=replace(st.readout, fastsim=self.fastsim)) if self.fastsim else st
 
 
 @dataclass(frozen=True)
@@ -243,6 +250,7 @@ class Campaign:
         family = DesignFamily.from_dict(doc["space"])
         campaign = cls(name, family, objective, EvaluateConfig.from_dict(doc.get("evaluate", {})), optimizers,
                        str(doc.get("description", "")))  # fmt: skip
+        campaign.evaluate.settings().validate()  # e.g. an unknown fastsim backend
         space = family.space
         try:
             if space.is_finite:

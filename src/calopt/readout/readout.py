@@ -44,7 +44,8 @@ class ReadoutSettings:
     """Per-channel effects. ``noise_mev``: electronic noise per channel (an assumption, of the
     order of LHCb's ~1 ADC count); ``threshold_mev``: zero suppression; ``photostatistics``:
     Poisson photo-electron statistics on/off; library grid: ``library_energies`` [GeV],
-    ``library_angles`` [rad], ``library_n_per_point``."""
+    ``library_angles`` [rad], ``library_n_per_point``; ``fastsim``: a fast-simulation backend
+    that fills the EM libraries instead of the cascade MC (hadrons and muons stay cascade)."""
 
     noise_mev: float = 5.0
     threshold_mev: float = 15.0
@@ -54,6 +55,7 @@ class ReadoutSettings:
     library_angles: tuple[float, ...] = LibrarySpec.angles
     library_n_per_point: int = LibrarySpec.n_per_point
     library_seed: int = 0
+    fastsim: str | None = None
 
 
 @dataclass
@@ -91,8 +93,9 @@ class Readout:
         key = (technology, particle_class)
         if key not in self.libraries:
             st = self.settings
+            generator = st.fastsim if st.fastsim is not None and particle_class == "em" else "cascade"
             spec = LibrarySpec(technology, particle_class, st.library_energies, st.library_angles,
-                               st.library_n_per_point, st.library_seed)  # fmt: skip
+                               st.library_n_per_point, st.library_seed, generator)  # fmt: skip
             self.libraries[key] = get_library(spec)
         return self.libraries[key]
 

@@ -223,8 +223,11 @@ def get_reconstruction(technology: str, cell_size: float, readout_settings: Read
     from calopt import __version__
 
     tr = training or TrainingSettings()
+    readout_doc = asdict(readout_settings)
+    if readout_doc["fastsim"] is None:
+        readout_doc.pop("fastsim")  # keys of cascade-based regressors as before the field existed
     key_doc = json.dumps(
-        {"technology": technology, "cell": cell_size, "readout": asdict(readout_settings), "training": asdict(tr),
+        {"technology": technology, "cell": cell_size, "readout": readout_doc, "training": asdict(tr),
          "version": __version__}, sort_keys=True, default=list)  # fmt: skip
     key = hashlib.sha256(key_doc.encode()).hexdigest()[:16]
     folder = cache_dir() / "regressors"
