@@ -128,8 +128,9 @@ class Integer:
         return list(range(self.low, self.high + 1))
 
     def contains(self, v: object) -> bool:
-        ok = isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
-        return ok and self.low <= int(v) <= self.high  # type: ignore[arg-type]
+        if not isinstance(v, int | np.integer) or isinstance(v, bool | np.bool_):
+            return False
+        return self.low <= int(v) <= self.high
 
     def native(self, v: Any) -> int:
         return int(v)
