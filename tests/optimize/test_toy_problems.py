@@ -73,7 +73,7 @@ def test_noisy_quadratic(name: str, budget: int, tol: float, options: dict[str, 
 def test_lgso_converges_on_the_noisy_quadratic() -> None:
     """psi itself (not just the best proposal) ends near the optimum."""
     problem = noisy_quadratic(noise=0.05)
-    _, truths, opt = run(problem, "lgso", 200, seed=1)
+    _, _, opt = run(problem, "lgso", 200, seed=1)
     psi = problem.space.decode(opt.psi)[0]  # type: ignore[attr-defined]
     assert opt.n_steps >= 15  # type: ignore[attr-defined]
     assert problem.truth(psi) < 0.05  # measured 0.017 after 25 steps; random points average 2.9
