@@ -70,6 +70,7 @@ def test_noisy_quadratic(name: str, budget: int, tol: float, options: dict[str, 
     assert n is not None, f"{name}: best {min(truths):.4f} after {budget} evaluations"
 
 
+@pytest.mark.slow
 def test_lgso_converges_on_the_noisy_quadratic() -> None:
     """psi itself (not just the best proposal) ends near the optimum."""
     problem = noisy_quadratic(noise=0.05)
