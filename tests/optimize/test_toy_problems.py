@@ -19,10 +19,13 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
-def _quiet() -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
+def _no_fallback() -> Any:
+    """The model-based optimisers never fall back to random points on these problems."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         yield
+    failed = [str(w.message) for w in caught if "model-based proposal failed" in str(w.message)]
+    assert not failed, failed[0]
 
 
 def run(problem: ToyProblem, name: str, budget: int, *, seed: int = 0, batch: int = 4, tol: float | None = None,
