@@ -87,10 +87,9 @@ class Real:
 
     def decode(self, x: np.ndarray) -> float:
         u = float(np.clip(x[0], 0.0, 1.0))
-        if self.log:
-            v = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
-        else:
-            v = self.low + u * (self.high - self.low)
+        if u >= 1.0:
+            return self.high
+        v = self.low * (self.high / self.low) ** u if self.log else self.low + u * (self.high - self.low)
         return min(max(v, self.low), self.high)
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,7 +128,9 @@ class Integer:
         return list(range(self.low, self.high + 1))
 
     def contains(self, v: object) -> bool:
-        return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_) and self.low <= v <= self.high
+        if not isinstance(v, int | np.integer) or isinstance(v, bool | np.bool_):
+            return False
+        return self.low <= int(v) <= self.high
 
     def native(self, v: Any) -> int:
         return int(v)
@@ -171,7 +172,7 @@ class Categorical:
         choices = tuple(self.choices)
         if not choices:
             raise CaloptInputError(f"parameter {self.name!r}: empty choices")
-        native = []
+        native: list[Any] = []
         for c in choices:
             if isinstance(c, bool | np.bool_):
                 native.append(bool(c))
@@ -302,7 +303,10 @@ class Space:
         """Number of combinations before the constraint (finite spaces only)."""
         if not self.is_finite:
             raise CaloptInputError("the parameter space is not finite (it has real parameters)")
-        return math.prod(len(p.values()) for p in self.params)  # type: ignore[union-attr]
+        n = 1
+        for p in self.params:
+            n *= len(p.values())  # type: ignore[union-attr]
+        return n
 
     @property
     def size(self) -> int:
@@ -395,7 +399,7 @@ class Space:
             if isinstance(p, Real):
                 u = rng.uniform(0.0, 1.0, n)
                 if p.log:
-                    v = np.exp(math.log(p.low) + u * (math.log(p.high) - math.log(p.low)))
+                    v = p.low * (p.high / p.low) ** u
                 else:
                     v = p.low + u * (p.high - p.low)
                 cols.append([float(x) for x in np.clip(v, p.low, p.high)])

@@ -3,7 +3,8 @@
 * model: a Gaussian process on the encoded points (:meth:`Space.encode`, [0, 1]^dim) --
   ``SingleTaskGP`` (Matern-5/2, ARD), or ``MixedSingleTaskGP`` (a categorical kernel on the
   one-hot columns) when the space has categorical parameters -- with standardised outcomes,
-  hyper-parameters fitted by maximum marginal likelihood;
+  hyper-parameters fitted by maximum marginal likelihood (each fit starting from the previous
+  one's);
 * acquisition: ``qLogExpectedImprovement`` of the negated objective; a batch of q points is
   chosen sequentially greedily, each point conditioned on the pending ones (asked, not told)
   and on those already chosen for the batch;
@@ -45,6 +46,7 @@ class BayesianOptimization(Optimizer):
 
     name: ClassVar[str] = "bo"
     default_options: ClassVar[dict[str, Any]] = {"n_initial": None, "n_candidates": 4000, "mc_samples": 128}
+    _n_refine: ClassVar[int] = 60  # perturbations per scale around each of the 5 best candidates
 
     def __init__(self, space: Space, *, seed: int = 0, n_objectives: int = 1, **options: Any) -> None:
         super().__init__(space, seed=seed, n_objectives=n_objectives, **options)
@@ -57,6 +59,7 @@ class BayesianOptimization(Optimizer):
                           for i in range(sl.start, sl.stop)]  # fmt: skip
         self._ordinal = np.ones(space.dim, dtype=bool)
         self._ordinal[self._cat_dims] = False
+        self._hyper: dict[int, dict[str, Any]] = {}  # fitted GP hyper-parameters per objective
 
     # -- ask ---------------------------------------------------------------------------------------
     def _ask(self, n: int) -> list[dict[str, Any]]:
@@ -102,8 +105,9 @@ class BayesianOptimization(Optimizer):
         return out
 
     # -- model and acquisition (overridden by the multi-objective variant) ---------------------------
-    def _gp(self, X: torch.Tensor, y: torch.Tensor) -> Any:
-        """A fitted single-output GP on X (n, dim), y (n, 1) (to be maximised)."""
+    def _gp(self, X: torch.Tensor, y: torch.Tensor, j: int = 0) -> Any:
+        """A fitted single-output GP on X (n, dim), y (n, 1) (to be maximised), for objective j.
+        The fit starts from the hyper-parameters of the previous fit for the same objective."""
         from botorch.fit import fit_gpytorch_mll
         from botorch.models import MixedSingleTaskGP, SingleTaskGP
         from gpytorch.mlls import ExactMarginalLogLikelihood
@@ -113,10 +117,16 @@ class BayesianOptimization(Optimizer):
             model = MixedSingleTaskGP(X, y, cat_dims=self._cat_dims)
         else:
             model = SingleTaskGP(X, y)
+        if j in self._hyper:
+            model.load_state_dict(self._hyper[j], strict=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # botorch reports retried fits and input scaling at length
-            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model),
-                             optimizer_kwargs={"options": {"maxiter": _FIT_MAXITER}})
+            fit_gpytorch_mll(
+                ExactMarginalLogLikelihood(model.likelihood, model),
+                optimizer_kwargs={"options": {"maxiter": _FIT_MAXITER}},
+            )
+        self._hyper[j] = {k: v.detach().clone() for k, v in model.state_dict().items()
+                          if not k.startswith(("outcome_transform", "input_transform"))}  # fmt: skip
         return model
 
     def _fit_model(self, X: torch.Tensor, Y: torch.Tensor) -> Any:
@@ -195,7 +205,7 @@ class BayesianOptimization(Optimizer):
         if not self._enumerable():  # refine around the best candidates
             top = np.argsort(-s)[:5]
             local = self._unused(self._perturb(self.space.encode([cands[int(j)] for j in top]),
-                                               [0.003, 0.01, 0.03], 60), chosen)  # fmt: skip
+                                               [0.003, 0.01, 0.03], self._n_refine), chosen)  # fmt: skip
             if local:
                 sl = self._score(acq, local)
                 if sl.max() > s[i]:
