@@ -122,7 +122,7 @@ class ChunkedJob:
             if scheduler is not None:
                 client = Client(scheduler, timeout="10s")
             else:
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
                 client = Client(cluster)
         except OSError as exc:
             raise CaloptInputError(f"cannot reach Dask scheduler {scheduler!r}: {exc}") from None

@@ -335,7 +335,7 @@ class _Runner:
             opt = get_optimizer(oc.name, space, seed=oc.seed, n_objectives=self.campaign.objective.n_objectives,
                                 **oc.options)  # fmt: skip
             done = self._replay(k, oc, opt)
-            batch = max((t.batch for t in self.store.trials(k)), default=-1) + 1
+            batch = max((t.batch for t in self.store.trials(k, metrics=False)), default=-1) + 1
             while done < oc.evaluations:
                 points = opt.ask(min(oc.batch, oc.evaluations - done))
                 if not points:
@@ -343,8 +343,7 @@ class _Runner:
                     break
                 ids = self.store.add_batch(oc.name, k, batch, [(space.key(p), p) for p in points],
                                            self.campaign.evaluate.seed)  # fmt: skip
-                rows = [t for t in self.store.trials(k) if t.batch == batch]
-                values = self._evaluate(rows)
+                values = self._evaluate(self.store.trials(k, batch=batch, metrics=False))
                 opt.tell(points, [values[i] for i in ids])
                 done += len(points)
                 batch += 1
@@ -353,7 +352,7 @@ class _Runner:
     def _replay(self, k: int, oc: OptimizerConfig, opt: Any) -> int:
         """Tell the optimiser the batches already in the database (evaluating pending trials)."""
         space = self.campaign.family.space
-        trials = self.store.trials(k)
+        trials = self.store.trials(k, metrics=False)
         batches: dict[int, list[Trial]] = {}
         for t in trials:
             batches.setdefault(t.batch, []).append(t)
@@ -391,8 +390,7 @@ class _Runner:
             for t in todo:
                 self.store.start(t.id)
             self.submit([(t.id, self.campaign.family.design_dict(t.params, f"trial-{t.id}")) for t in todo])
-        by_id = {t.id: t for t in self.store.trials()}
-        return {t.id: by_id[t.id].objectives for t in rows}
+        return {t.id: t.objectives for t in self.store.trials(ids=[t.id for t in rows], metrics=False)}
 
     def record(self, trial_id: int, result: dict[str, Any] | None, error: str | None, seconds: float) -> None:
         if result is None:
@@ -408,7 +406,7 @@ class _Runner:
         self.progress(f"trial {trial_id}: {shown}" + (f" (failed: {why})" if why else "") + f" [{seconds:.0f} s]")
 
     def _status(self, k: int, oc: OptimizerConfig, done: int) -> str:
-        ok = [t.objectives for t in self.store.trials(k) if t.objectives is not None]
+        ok = [t.objectives for t in self.store.trials(k, metrics=False) if t.objectives is not None]
         best = min((o[0] for o in ok), default=None)
         return f"{oc.name}: {done}/{oc.evaluations} evaluations" + (f", best {best:.4g}" if best is not None else "")
 
@@ -509,7 +507,7 @@ def _client(workers: int, scheduler: str | None) -> Any:
             return Client(scheduler, timeout="10s")
         except (OSError, TimeoutError) as exc:
             raise CaloptInputError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = Client(cluster)
     client._calopt_cluster = cluster  # type: ignore[attr-defined]
     return client

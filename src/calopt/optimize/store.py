@@ -63,6 +63,11 @@ CREATE INDEX IF NOT EXISTS trials_key ON trials (design_key, status);
 """
 
 
+_COLUMNS = ("id", "optimizer", "optimizer_index", "batch", "position", "design_key", "params", "status",
+            "objectives", "metrics", "cost", "channels", "seed", "cached", "attempts", "started_at", "finished_at",
+            "seconds", "error")  # fmt: skip
+
+
 @dataclass
 class Trial:
     """One row of ``trials``."""
@@ -88,8 +93,8 @@ class Trial:
     error: str | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Trial:
-        d = dict(row)
+    def from_dict(cls, d: dict[str, Any]) -> Trial:
+        d = dict(d)
         d["params"] = json.loads(d["params"])
         d["objectives"] = json.loads(d["objectives"]) if d["objectives"] else None
         d["metrics"] = json.loads(d["metrics"]) if d["metrics"] else None
@@ -181,15 +186,22 @@ class CampaignStore:
                  int(cached), time.time(), trial_id),
             )  # fmt: skip
 
-    def trials(self, optimizer_index: int | None = None) -> list[Trial]:
-        """Trials in asking order (per optimiser: by batch, then position)."""
-        sql = "SELECT * FROM trials"
-        args: tuple[Any, ...] = ()
-        if optimizer_index is not None:
-            sql += " WHERE optimizer_index = ?"
-            args = (optimizer_index,)
-        sql += " ORDER BY optimizer_index, batch, position"
-        return [Trial.from_row(r) for r in self._db.execute(sql, args).fetchall()]
+    def trials(self, optimizer_index: int | None = None, *, batch: int | None = None, ids: list[int] | None = None,
+               metrics: bool = True) -> list[Trial]:  # fmt: skip
+        """Trials in asking order (per optimiser: by batch, then position), optionally of one
+        optimiser, one of its batches, or given ids; ``metrics=False`` skips the (large) metrics."""
+        where, args = [], []
+        for column, value in (("optimizer_index", optimizer_index), ("batch", batch)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if ids is not None:
+            where.append(f"id IN ({', '.join('?' * len(ids))})")
+            args.extend(ids)
+        columns = "*" if metrics else ", ".join("NULL AS metrics" if c == "metrics" else c for c in _COLUMNS)
+        sql = f"SELECT {columns} FROM trials" + (f" WHERE {' AND '.join(where)}" if where else "")
+        rows = self._db.execute(sql + " ORDER BY optimizer_index, batch, position", args).fetchall()
+        return [Trial.from_dict(dict(r)) for r in rows]
 
     def finished_result(self, design_key: str) -> Trial | None:
         """A finished trial of this design (any optimiser), to reuse its result."""
@@ -197,7 +209,7 @@ class CampaignStore:
             "SELECT * FROM trials WHERE design_key = ? AND status IN ('done', 'failed') ORDER BY id LIMIT 1",
             (design_key,),
         ).fetchone()
-        return None if row is None else Trial.from_row(row)
+        return None if row is None else Trial.from_dict(dict(row))
 
 
 def _check_database(path: Path) -> None:
