@@ -11,6 +11,7 @@ from calopt.cli.evaluate import evaluate
 from calopt.cli.events import events_app
 from calopt.cli.layout import layout_app
 from calopt.cli.simulate import simulate
+from calopt.cli.surrogate import surrogate_app
 from calopt.cli.technologies import technologies
 from calopt.cli.validate import validate
 from calopt.errors import CaloptInputError
@@ -28,6 +29,7 @@ app.command("validate")(validate)
 app.command("evaluate")(evaluate)
 app.add_typer(layout_app, name="layout")
 app.add_typer(events_app, name="events")
+app.add_typer(surrogate_app, name="surrogate")
 
 
 def main(argv: list[str] | None = None) -> None:
