@@ -20,7 +20,14 @@ def main() -> None:
 
     from calopt.detector.technologies import get_technology
     from calopt.simulation.showers import read_showers
-    from calopt.simulation.surrogates._quick import FEATURES, classifier_auc, features, particles_of, response_table
+    from calopt.simulation.surrogates._quick import (
+        FEATURES,
+        classifier_auc,
+        features,
+        particles_of,
+        response_table,
+        section_times,
+    )
     from calopt.simulation.surrogates.simulator import load_surrogate
 
     ap = argparse.ArgumentParser()
@@ -45,6 +52,8 @@ def main() -> None:
                 "response": response_table(ref, gen),
                 "features_cascade": dict(zip(FEATURES, fr.mean(axis=0).round(4).tolist())),
                 "features_surrogate": dict(zip(FEATURES, fg.mean(axis=0).round(4).tolist())),
+                "section_times_cascade": section_times(ref).round(4).tolist(),
+                "section_times_surrogate": section_times(gen).round(4).tolist(),
             }
             if not args.json:
                 r = out[key]
@@ -59,6 +68,8 @@ def main() -> None:
                     )
                 fc, fs = r["features_cascade"], r["features_surrogate"]
                 print("  mean features cascade / surrogate: " + ", ".join(f"{k} {fc[k]}/{fs[k]}" for k in FEATURES))
+                tc, ts = r["section_times_cascade"], r["section_times_surrogate"]
+                print(f"  section times [ns] cascade {tc} surrogate {ts}")
     if args.json:
         print(json.dumps(out, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
 

@@ -13,7 +13,7 @@ import numpy as np
 from calopt.simulation.particles import Particles
 from calopt.simulation.showers import Showers
 
-__all__ = ["BINS_GEV", "auc", "classifier_auc", "features", "particles_of", "response_table"]
+__all__ = ["BINS_GEV", "auc", "classifier_auc", "features", "particles_of", "response_table", "section_times"]
 
 BINS_GEV = (1.0, 3.0, 10.0, 30.0, 100.0)
 FEATURES = ("evis_over_e", "sec0", "sec1", "sec2", "sec3", "E1", "E2", "E3", "E4")
@@ -41,6 +41,14 @@ def features(sh: Showers) -> np.ndarray:
         cols.append(box - prev)
         prev = box
     return np.stack(cols, axis=1)
+
+
+def section_times(sh: Showers) -> np.ndarray:
+    """(S,) energy-weighted mean time per section over all showers [ns] (0 without times)."""
+    if sh.times is None:
+        return np.zeros(sh.showers.shape[1])
+    w = sh.showers.astype(np.float64)
+    return (sh.times * w).sum(axis=(0, 2, 3)) / np.maximum(w.sum(axis=(0, 2, 3)), 1e-30)
 
 
 def response_table(ref: Showers, gen: Showers) -> list[dict[str, Any]]:
