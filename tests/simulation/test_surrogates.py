@@ -12,7 +12,7 @@ import torch
 
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError, FileFormatError
-from calopt.simulation.base import get_simulator
+from calopt.simulation.base import AVAILABLE, get_simulator
 from calopt.simulation.particles import Particles
 from calopt.simulation.runner import RunSpec
 from calopt.simulation.showers import Showers, read_showers, write_showers
@@ -247,7 +247,12 @@ def test_noise_is_per_shower():
 def test_shipped_default_energy_scale():
     assert DEFAULT_MODEL.is_file() and DEFAULT_MODEL.stat().st_size < 5_000_000
     sim = get_simulator("surrogate")
-    assert "surrogate" in __import__("calopt.simulation.base", fromlist=["AVAILABLE"]).AVAILABLE
+    assert "surrogate" in AVAILABLE
+    RunSpec("lhcb-shashlik", "e-", 5, energy_range=(1.0, 100.0), theta_max=0.3, backend="surrogate").validate()
+    with pytest.raises(CaloptInputError, match="energy 200 GeV is outside"):
+        RunSpec("lhcb-shashlik", "gamma", 5, energy=200.0, backend="surrogate").validate()
+    with pytest.raises(CaloptInputError, match="not 'spacal-pb'"):
+        RunSpec("spacal-pb", "gamma", 5, energy=20.0, backend="surrogate").validate()
     for pdg in (22, 11):
         sh = sim.simulate(gun(500, 10_000.0, pdg=pdg), TECH, 1)
         response = sh.visible_energy / 10_000.0

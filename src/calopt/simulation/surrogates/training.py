@@ -12,8 +12,12 @@ fractions, standardised ln(E_vis/E)); Adam(lr 1e-3) with cosine decay.
 
 ``adagan`` (Tolstikhin et al. 2017, arXiv:1701.02386; seeds/004): T components trained in
 sequence, the total number of generator steps split evenly. Before component t (t >= 1) a
-mixture discriminator D (an MLP on the shower and its conditions) separates the training
-showers (label 1) from as many showers of the current mixture (label 0, same conditions);
+mixture discriminator D separates the training showers (label 1) from as many showers of the
+current mixture (label 0, same conditions). By default (``disc_input = "features"``) D is an
+MLP on the shower observables (ln E_vis/E, section fractions, E1-E4) and the conditions: on
+the full cell representation (``"full"``) it separates GAN showers perfectly at our budgets
+(accuracy 1.0), D saturates and the weights come out uniform, so the reweighting targets the
+observables where the mixture is worst instead;
 the training showers are then weighted ``w_i = p_i / beta (lambda* - (1 - beta) h_i)_+``
 with ``h_i = (1 - D(X_i)) / D(X_i)`` (the estimated density ratio mixture / data),
 ``p_i = 1 / N`` and lambda* normalising the weights (:func:`adagan_weights`). Component t
@@ -63,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "lr_flow": 1e-3,
     "components": 3,
     "disc_steps": 600,
+    "disc_input": "features",
     "warm_start": True,
 }
 
@@ -110,6 +115,7 @@ class _Data:
         lnevis = ds.r + np.log(ds.energies)
         self.v_mean, self.v_std = float(lnevis.mean()), float(max(lnevis.std(), 1e-6))
         self.n = len(ds)
+        self.sections, self.crop = ds.sections, ds.crop
 
     def index(self, batch: int, weights: Any = None) -> Any:
         if weights is None:
@@ -222,8 +228,25 @@ def _mixture_samples(d: _Data, gens: list[Any], betas: list[float], nz: int) -> 
     return g, r
 
 
+def _high_level(g: Any, r: Any, sections: int, crop: int) -> Any:
+    """Shower observables from the representation: standardised ln(E_vis/E), the section
+    fractions and the E1-E4 ring fractions around the window centre (seeds/002)."""
+    import torch
+
+    f = (g * g).reshape(len(g), sections, crop, crop)
+    sec = f.sum(dim=(2, 3))
+    img = f.sum(dim=1)
+    rings, prev = [], torch.zeros(len(g))
+    for k in range(1, min(4, crop // 2) + 1):
+        a = crop // 2 - k
+        box = img[:, a : a + 2 * k, a : a + 2 * k].sum(dim=(1, 2))
+        rings.append(box - prev)
+        prev = box
+    return torch.cat([r[:, None], sec, torch.stack(rings, dim=1)], dim=1)
+
+
 def _mixture_discriminator(
-    d: _Data, g_fake: Any, r_fake: Any, steps: int, tick: Callable[[], None]
+    d: _Data, g_fake: Any, r_fake: Any, s: dict[str, Any], tick: Callable[[], None]
 ) -> tuple[np.ndarray, float]:
     """Train the MIXDISC (data 1 : mixture 0, 1:1) and return D(X_i) on the training data and
     its final accuracy on the training sample."""
@@ -231,15 +254,18 @@ def _mixture_discriminator(
 
     from calopt.simulation.surrogates.models import mlp
 
-    net = mlp(d.g.shape[1] + 1 + d.c.shape[1], [256, 128], 1)
-    opt = torch.optim.Adam(net.parameters(), lr=3e-4)
+    full = s["disc_input"] == "full"
+    n_in = (d.g.shape[1] + 1 if full else 1 + d.sections + min(4, d.crop // 2)) + d.c.shape[1]
+    net = mlp(n_in, [256, 128] if full else [64, 64], 1)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-4 if full else 1e-3)
     bce = torch.nn.BCEWithLogitsLoss()
 
     def logits(g: Any, r: Any, c: Any) -> Any:
-        return net(torch.cat([g, r[:, None], c], dim=1))[:, 0]
+        x = torch.cat([g, r[:, None]], dim=1) if full else _high_level(g, r, d.sections, d.crop)
+        return net(torch.cat([x, c], dim=1))[:, 0]
 
     B = 256
-    for _ in range(steps):
+    for _ in range(s["disc_steps"]):
         i = d.index(B)
         j = d.index(B)
         x = logits(torch.cat([d.g[i], g_fake[j]]), torch.cat([d.r[i], r_fake[j]]), torch.cat([d.c[i], d.c[j]]))
@@ -295,6 +321,8 @@ def train_on_set(
     unknown = set(s) - set(DEFAULTS)
     if unknown:
         raise CaloptInputError(f"unknown training settings: {sorted(unknown)}")
+    if s["disc_input"] not in ("features", "full"):
+        raise CaloptInputError(f"disc_input must be 'features' or 'full', got {s['disc_input']!r}")
     if model_type == "adagan" and not 1 <= s["components"] <= steps:
         raise CaloptInputError(f"adagan needs 1 <= components <= steps, got {s['components']} components")
     torch.manual_seed(seed)
@@ -356,7 +384,7 @@ def train_on_set(
             for t in range(T):
                 if t > 0:
                     g_fake, r_fake = _mixture_samples(d, gens, mixture, s["nz"])
-                    p_data, acc = _mixture_discriminator(d, g_fake, r_fake, s["disc_steps"], tick)
+                    p_data, acc = _mixture_discriminator(d, g_fake, r_fake, s, tick)
                     pd = np.clip(p_data, 1e-3, 1 - 1e-3)
                     beta = 1.0 / (t + 1)
                     w = adagan_weights((1 - pd) / pd, beta)
