@@ -126,14 +126,16 @@ class SurrogateSimulator:
         evis = np.exp(r.astype(np.float64) * self.norm["r_std"] + self.norm["r_mean"]) * e
         showers = np.zeros((n, S, H, H), dtype=np.float32)
         sl = crop_slice(H, C)
-        showers[:, :, sl, sl] = (g * g * evis[:, None].astype(np.float32)).reshape(n, S, C, C)
+        inner = (g * g * evis[:, None].astype(np.float32)).reshape(n, S, C, C)
+        showers[:, :, sl, sl] = inner
         rows = np.zeros(n, dtype=np.int64)
         for i, q in enumerate(self.space.pdgs):
             rows[particles.pdg == q] = i
         ta = np.asarray(self.ck["time_model"]["a"], dtype=np.float64)[rows]
         tb = np.asarray(self.ck["time_model"]["b"], dtype=np.float64)[rows]
         t_sec = time_of(ta, tb, e, particles.directions[:, 2]).astype(np.float32)
-        times = np.where(showers > 0, t_sec[:, :, None, None], np.float32(0.0))
+        times = np.zeros_like(showers)
+        times[:, :, sl, sl] = np.where(inner > 0, t_sec[:, :, None, None], np.float32(0.0))
         return Showers(
             showers=showers,
             times=times,
