@@ -253,14 +253,21 @@ def test_shipped_default_energy_scale():
         RunSpec("lhcb-shashlik", "gamma", 5, energy=200.0, backend="surrogate").validate()
     with pytest.raises(CaloptInputError, match="not 'spacal-pb'"):
         RunSpec("spacal-pb", "gamma", 5, energy=20.0, backend="surrogate").validate()
+    with pytest.raises(CaloptInputError, match="got particle pi\\+"):
+        RunSpec("lhcb-shashlik", "pi+", 5, energy=20.0, backend="surrogate").validate()
     for pdg in (22, 11):
         sh = sim.simulate(gun(500, 10_000.0, pdg=pdg), TECH, 1)
         response = sh.visible_energy / 10_000.0
-        # the cascade gives E_vis/E = 0.166 with ~2 % resolution at 10 GeV (physics-reference)
-        assert response.mean() == pytest.approx(0.166, rel=0.03)
-        assert 0.005 < response.std() / response.mean() < 0.06
-        # the shower is centred on the entry point (within a cell) and mostly in the central 4x4 cells
-        assert sh.showers[:, :, 13:17, 13:17].sum() / sh.showers.sum() > 0.8
+        # the cascade gives E_vis/E = 0.167 with ~2 % spread at 10 GeV; the shipped model was
+        # measured at 0.166 (gamma and e-) with 2.2 % spread
+        assert response.mean() == pytest.approx(0.166, rel=0.015)
+        assert 0.012 < response.std() / response.mean() < 0.035
+        # the shower is centred on the entry point (within a cell): ~94 % in the central 4x4 cells
+        assert sh.showers[:, :, 13:17, 13:17].sum() / sh.showers.sum() > 0.9
+        # times: about the time of flight to the mean depth of each section (cascade 0.19-1.08 ns)
+        w = sh.showers.astype(np.float64)
+        t = (sh.times * w).sum(axis=(0, 2, 3)) / w.sum(axis=(0, 2, 3))
+        assert np.all(np.diff(t) > 0) and 0.1 < t[0] < 0.3 and 0.9 < t[3] < 1.2
 
 
 def run_cli(argv, capsys):
