@@ -1,4 +1,5 @@
-"""``calopt surrogate``: fast simulation -- evaluation against the cascade Monte Carlo."""
+"""``calopt surrogate``: generative fast simulation -- train and sample surrogates
+(:mod:`calopt.cli.surrogate_train`), and evaluate any fast simulation against the cascade."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import numpy as np
 import typer
 
 from calopt.cli._common import JSON_OPTION, SEED_OPTION, print_json, progress_bar
+from calopt.cli.surrogate_train import sample, train
 from calopt.errors import CaloptInputError
 
-surrogate_app = typer.Typer(help="Generative fast simulation: evaluation against the cascade MC.", no_args_is_help=True)
+surrogate_app = typer.Typer(help="Generative fast simulation: train, sample, evaluate against the cascade MC.",
+                            no_args_is_help=True)  # fmt: skip
+surrogate_app.command("train")(train)
+surrogate_app.command("sample")(sample)
 
 GENERATE_CHUNK = 100
 MIN_SHOWERS = 10

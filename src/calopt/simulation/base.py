@@ -3,6 +3,7 @@ module technology into showers on that technology's fine grid (DESIGN.md, stage 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -15,7 +16,7 @@ from calopt.simulation.showers import Showers
 __all__ = ["BACKENDS", "ShowerSimulator", "get_simulator"]
 
 BACKENDS = ("cascade", "gflash", "library", "surrogate")
-AVAILABLE = ("cascade", "gflash", "library")
+AVAILABLE = ("cascade", "gflash", "library", "surrogate")
 
 
 @runtime_checkable
@@ -35,7 +36,8 @@ class ShowerSimulator(Protocol):
 
 
 def get_simulator(backend: str) -> ShowerSimulator:
-    """The simulator for a backend name."""
+    """The simulator for a backend name, or for the path of a ``calopt-surrogate`` checkpoint
+    (``surrogate`` is the default model shipped with calopt)."""
     if backend == "cascade":
         from calopt.simulation.cascade.simulator import CascadeSimulator
 
@@ -48,8 +50,14 @@ def get_simulator(backend: str) -> ShowerSimulator:
         from calopt.simulation.surrogates.library import LibrarySimulator
 
         return LibrarySimulator()
+    if backend == "surrogate" or backend.endswith(".pt") or (backend not in BACKENDS and Path(backend).is_file()):
+        from calopt.simulation.surrogates.simulator import load_surrogate
+
+        return load_surrogate(None if backend == "surrogate" else backend)
     if backend in BACKENDS:
         raise CaloptInputError(
             f"backend {backend!r} is not available in this version of calopt; available: {', '.join(AVAILABLE)}"
         )
-    raise CaloptInputError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    raise CaloptInputError(
+        f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)} or the path of a surrogate checkpoint"
+    )

@@ -48,11 +48,10 @@ class RunSpec:
     def validate(self) -> None:
         get_technology(self.technology)
         species(self.particle)
-        if self.backend != "cascade":
-            sim = get_simulator(self.backend)  # raises a clear error for unknown backends
-            check = getattr(sim, "check_particles", None)  # backends limited to some species
-            if check is not None:
-                check(np.array([species(self.particle).pdg]))
+        sim = get_simulator(self.backend) if self.backend != "cascade" else None  # clear error if unavailable
+        check = getattr(sim, "check_particles", None)  # backends limited to some species
+        if check is not None:
+            check(np.array([species(self.particle).pdg]))
         if self.n <= 0:
             raise CaloptInputError(f"--n must be a positive number of showers, got {self.n}")
         if self.chunk_size <= 0:
@@ -69,11 +68,15 @@ class RunSpec:
             raise CaloptInputError(f"--theta-max must be in [0, pi/2) rad, got {self.theta_max}")
         mass_gev = species(self.particle).mass / 1000.0
         e_min = self.energy if self.energy is not None else self.energy_range[0]  # type: ignore[index]
+        e_max = self.energy if self.energy is not None else self.energy_range[1]  # type: ignore[index]
         if e_min <= mass_gev:
             raise CaloptInputError(
                 f"energy {e_min} GeV is below the {self.particle} mass ({mass_gev:.4f} GeV); "
                 "energies are total energies"
             )
+        check_run = getattr(sim, "check_run", None)
+        if check_run is not None:  # trained backends refuse settings outside their training range
+            check_run(self.technology, self.particle, e_min, e_max, self.theta_max)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -1,2 +1,4 @@
-"""Fast simulation: the parametrised GFlash baseline, the shower library as a simulator, the
-generative surrogates, and the standard evaluation of any fast simulation against the cascade."""
+"""Fast simulation: the parametrised GFlash baseline (:mod:`.gflash`), the shower library as a
+simulator (:mod:`.library`), generative surrogates trained on the cascade Monte Carlo (WGAN-GP,
+normalising flow, AdaGAN ensembles: :mod:`.training`, :mod:`.simulator`), and the standard
+evaluation of any fast simulation against the cascade (:mod:`.evaluation`)."""

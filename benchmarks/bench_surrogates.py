@@ -1,0 +1,77 @@
+"""Speed of the generative surrogates: ms per shower at batch 1, 100 and 10^4 on this CPU for
+each model type, against the cascade's ms per 10 GeV photon measured in the same run.
+
+    python benchmarks/bench_surrogates.py [MODEL.pt ...] [--threads N]
+
+Without arguments: the shipped default and the checkpoints found in benchmarks/models/
+(if any). Targets: <= 0.5 ms/shower at batch >= 256 and >= 1000x faster than the cascade.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def gun(n: int, pdg: int = 22, energy_mev: float = 10_000.0, seed: int = 0):
+    from calopt.simulation.particles import Particles
+
+    rng = np.random.default_rng(seed)
+    th = rng.uniform(0, 0.2, n)
+    ph = rng.uniform(0, 2 * np.pi, n)
+    d = np.stack([np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph), np.cos(th)], axis=1)
+    return Particles(np.full(n, pdg), np.full(n, energy_mev), d, rng.uniform(-10, 10, (n, 2)))
+
+
+def ms_per_shower(sim, tech, n: int, repeat: int) -> float:
+    p = gun(n)
+    sim.simulate(p, tech, 0)  # warm-up
+    best = float("inf")
+    for r in range(repeat):
+        t0 = time.perf_counter()
+        sim.simulate(p, tech, r + 1)
+        best = min(best, time.perf_counter() - t0)
+    return 1000.0 * best / n
+
+
+def main() -> None:
+    import torch
+
+    from calopt.detector.technologies import get_technology
+    from calopt.simulation.cascade import CascadeSimulator
+    from calopt.simulation.surrogates.simulator import DEFAULT_MODEL, load_surrogate
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("models", nargs="*", type=Path)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cascade-n", type=int, default=20)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    tech = get_technology("lhcb-shashlik")
+    models = args.models or [DEFAULT_MODEL, *sorted((Path(__file__).parent / "models").glob("*.pt"))]
+    cas = CascadeSimulator()
+    cas.simulate(gun(2), tech, 0)  # tables and JIT
+    t0 = time.perf_counter()
+    cas.simulate(gun(args.cascade_n), tech, 1)
+    cascade_ms = 1000.0 * (time.perf_counter() - t0) / args.cascade_n
+    print(f"torch threads: {args.threads}; cascade: {cascade_ms:.1f} ms per 10 GeV photon ({args.cascade_n} showers)")
+    print(f"{'model':38s} {'type':7s} {'batch 1':>9s} {'batch 100':>10s} {'batch 1e4':>10s} {'speed-up':>9s}")
+    for path in models:
+        if not path.is_file():
+            print(f"{path}: missing")
+            continue
+        sim = load_surrogate(path)
+        t1 = ms_per_shower(sim, tech, 1, 50)
+        t100 = ms_per_shower(sim, tech, 100, 10)
+        t1e4 = ms_per_shower(sim, tech, 10_000, 2)
+        print(
+            f"{path.name:38s} {sim.model_type:7s} {t1:8.3f}  {t100:9.4f}  {t1e4:9.4f}  {cascade_ms / t1e4:8.0f}x"
+            "   (ms per shower)"
+        )
+
+
+if __name__ == "__main__":
+    main()

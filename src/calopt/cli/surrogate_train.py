@@ -1,0 +1,152 @@
+"""``calopt surrogate train`` and ``calopt surrogate sample``: generative surrogates of the
+cascade (see :mod:`calopt.simulation.surrogates`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from calopt.cli._common import JSON_OPTION, SEED_OPTION, print_json, progress_bar
+from calopt.errors import CaloptInputError
+
+
+def train(
+    model: str = typer.Option(..., "--model", help="wgan | flow | adagan"),
+    data: list[Path] = typer.Option(..., "--data", help="Training calopt-showers file(s): --data A.h5 [B.h5 ...]."),
+    more_data: list[Path] | None = typer.Argument(None, help="More training files (after --data).", show_default=False),
+    out: Path = typer.Option(..., "--out", help="Output checkpoint (.pt)."),
+    steps: int = typer.Option(2000, "--steps", help="Generator steps (flow: gradient steps)."),
+    components: int = typer.Option(3, "--components", help="adagan: number of GANs in the ensemble."),
+    regressor_steps: int = typer.Option(
+        1500, "--regressor-steps", help="wgan/adagan: training steps of the auxiliary condition regressor."
+    ),
+    energy_range: tuple[float, float] | None = typer.Option(
+        None, "--energy-range", help="Declared training range LO HI [GeV] (default: the range of the data)."
+    ),
+    theta_max: float | None = typer.Option(None, "--theta-max", help="Declared maximum angle [rad]."),
+    crop: int = typer.Option(20, "--crop", help="Central crop of the fine grid that is modelled (cells per side)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT."),
+    seed: int = SEED_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Train a surrogate on cascade showers and save a calopt-surrogate checkpoint."""
+    from calopt.files import check_writable
+    from calopt.simulation.surrogates.training import DEFAULTS, MODEL_TYPES, total_work, train_surrogate
+
+    if model not in MODEL_TYPES:
+        hint = " (a VAE is not implemented; the likelihood model is 'flow')" if model == "vae" else ""
+        raise CaloptInputError(f"unknown --model {model!r}{hint}; expected one of {', '.join(MODEL_TYPES)}")
+    if steps <= 0:
+        raise CaloptInputError(f"--steps must be positive, got {steps}")
+    files = [*data, *(more_data or [])]
+    for f in files:
+        if not f.is_file():
+            raise CaloptInputError(f"training file {str(f)!r} does not exist")
+    check_writable(out)
+    if out.exists() and not overwrite:
+        raise CaloptInputError(f"output {str(out)!r} already exists; use --overwrite to replace it")
+    t0 = time.perf_counter()
+    if regressor_steps < 0:
+        raise CaloptInputError(f"--regressor-steps must be >= 0, got {regressor_steps}")
+    settings: dict[str, int] = {"reg_steps": regressor_steps}
+    if model == "adagan":
+        settings["components"] = components
+    total = total_work(model, steps, {**DEFAULTS, **settings})
+    with progress_bar(f"train {model}", total, enabled=True) as update:
+        ck = train_surrogate(
+            model,
+            files,
+            out,
+            steps=steps,
+            seed=seed,
+            progress=lambda done, total: update(done),
+            crop=crop,
+            energy_range_gev=tuple(energy_range) if energy_range else None,  # type: ignore[arg-type]
+            theta_max=theta_max,
+            settings=settings,
+        )
+    dt = time.perf_counter() - t0
+    summary = {
+        "out": str(out),
+        "model": model,
+        "technology": ck["technology"],
+        "n_train": ck["training"]["n_train"],
+        "steps": steps,
+        "seed": seed,
+        "seconds": round(dt, 3),
+    }
+    if json_out:
+        print_json(summary)
+    else:
+        typer.echo(f"trained {model} on {summary['n_train']} showers in {dt:.1f} s; wrote {out}")
+
+
+def sample(
+    model: str = typer.Argument(..., help="Checkpoint file, or 'surrogate' for the shipped default."),
+    particle: str = typer.Option(..., "--particle", help="gamma, e-, ... (species the model was trained on)"),
+    n: int = typer.Option(..., "--n", help="Number of showers."),
+    out: Path = typer.Option(..., "--out", help="Output calopt-showers HDF5 file."),
+    energy: float | None = typer.Option(None, "--energy", help="Fixed total energy [GeV]."),
+    energy_range: tuple[float, float] | None = typer.Option(None, "--energy-range", help="LO HI [GeV]."),
+    log_uniform: bool = typer.Option(False, "--log-uniform", help="Energies uniform in log E within the range."),
+    theta_max: float = typer.Option(0.0, "--theta-max", help="Maximum angle to the module axis [rad]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT."),
+    seed: int = SEED_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Generate showers with a surrogate (particle gun as in `calopt simulate`)."""
+    from calopt.detector.technologies import get_technology
+    from calopt.files import check_writable
+    from calopt.simulation.runner import RunSpec, sample_particles
+    from calopt.simulation.showers import write_showers
+    from calopt.simulation.surrogates.simulator import load_surrogate
+
+    if model != "surrogate" and not Path(model).is_file():
+        raise CaloptInputError(f"surrogate checkpoint {model!r} does not exist")
+    sim = load_surrogate(None if model == "surrogate" else model)
+    spec = RunSpec(
+        technology=sim.technology,
+        particle=particle,
+        n=n,
+        seed=seed,
+        energy=energy,
+        energy_range=tuple(energy_range) if energy_range else None,  # type: ignore[arg-type]
+        log_uniform=log_uniform,
+        theta_max=theta_max,
+        backend=model,
+    )
+    spec.validate()
+    check_writable(out)
+    if out.exists() and not overwrite:
+        raise CaloptInputError(f"output {str(out)!r} already exists; use --overwrite to replace it")
+    t0 = time.perf_counter()
+    tech = get_technology(sim.technology)
+    parts = []
+    chunk = 10000
+    with progress_bar(f"sample {particle} with {sim.model_type}", n, enabled=n > chunk) as update:
+        from calopt.simulation.showers import concatenate
+        from calopt.simulation.surrogates.noise import run_seeds
+
+        for a in range(0, n, chunk):
+            b = min(a + chunk, n)
+            parts.append(sim.simulate(sample_particles(spec, a, b), tech, seed, seeds=run_seeds(seed, a, b - a)))
+            update(b)
+    showers = concatenate(parts)
+    write_showers(out, showers)
+    dt = time.perf_counter() - t0
+    evis = showers.visible_energy / showers.incident_energies[:, 0]
+    summary = {
+        "out": str(out),
+        "n": n,
+        "technology": sim.technology,
+        "particle": particle,
+        "model_type": sim.model_type,
+        "mean_evis_over_e": round(float(evis.mean()), 5),
+        "seconds": round(dt, 3),
+    }
+    if json_out:
+        print_json(summary)
+    else:
+        typer.echo(f"wrote {n} {sim.model_type} showers to {out} in {dt:.2f} s (mean E_vis/E {evis.mean():.4f})")

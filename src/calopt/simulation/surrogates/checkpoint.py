@@ -1,0 +1,91 @@
+"""The ``calopt-surrogate`` v1 checkpoint: one ``torch.save`` file of plain containers and
+tensors, read back with ``torch.load(..., weights_only=True)`` (no pickled code).
+
+Keys: ``format`` (``"calopt-surrogate"``), ``format_version`` (1), ``model_type`` (``wgan``,
+``flow`` or ``adagan``), ``technology``, ``calopt_version``, ``conditions`` (the training
+range, :class:`~calopt.simulation.surrogates.conditions.ConditionSpace`), ``representation``
+(grid, crop, sections, pitch, section edges, sampling fraction, energy fraction outside the
+crop), ``normalisation`` (mean and std of ln(E_vis/E) and of ln E_vis), ``time_model``
+(per species and section coefficients a, b [ns]), ``architecture`` (what rebuilds the
+networks), ``training`` (settings, seed, files, timings, summary), ``state`` (state dict of
+the sampling network(s)) and, for ``adagan``, ``mixture_weights`` (beta of each component).
+Written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from calopt.errors import CaloptInputError, FileFormatError
+from calopt.files import atomic_path
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "MODEL_TYPES", "load_checkpoint", "save_checkpoint"]
+
+FORMAT = "calopt-surrogate"
+FORMAT_VERSION = 1
+MODEL_TYPES = ("wgan", "flow", "adagan")
+
+
+def save_checkpoint(path: str | os.PathLike[str], ck: dict[str, Any]) -> Path:
+    import torch
+
+    path = Path(path)
+    ck = {"format": FORMAT, "format_version": FORMAT_VERSION, **ck}
+    if ck.get("model_type") not in MODEL_TYPES:
+        raise ValueError(f"unknown model_type {ck.get('model_type')!r}")
+    _check_plain(ck, "checkpoint")
+    with atomic_path(path) as tmp:
+        torch.save(ck, tmp)
+    return path
+
+
+def _check_plain(x: Any, where: str) -> None:
+    """Only what ``torch.load(weights_only=True)`` reads back: tensors and plain containers."""
+    import torch
+
+    if isinstance(x, dict):
+        for k, v in x.items():
+            if not isinstance(k, str | int):
+                raise TypeError(f"{where}: key {k!r} is not a str or int")
+            _check_plain(v, f"{where}/{k}")
+    elif isinstance(x, list | tuple):
+        for i, v in enumerate(x):
+            _check_plain(v, f"{where}[{i}]")
+    elif not (x is None or type(x) in (bool, int, float, str) or isinstance(x, torch.Tensor)):
+        raise TypeError(f"{where}: {type(x).__name__} cannot be stored in a {FORMAT} checkpoint")
+
+
+def load_checkpoint(path: str | os.PathLike[str], model_type: str | None = None) -> dict[str, Any]:
+    """Read a checkpoint, refusing another format, another version or (when given) another
+    model type with a one-line :class:`~calopt.errors.FileFormatError`."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CaloptInputError(f"surrogate checkpoint {str(path)!r} does not exist")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FileFormatError(f"{str(path)!r} is not a readable {FORMAT} checkpoint ({first[:200]})") from None
+    if not isinstance(ck, dict):
+        raise FileFormatError(f"{str(path)!r} is not a {FORMAT} checkpoint (found a {type(ck).__name__})")
+    if ck.get("format") != FORMAT:
+        raise FileFormatError(f"{str(path)!r} is not a {FORMAT} checkpoint (format: {ck.get('format')!r})")
+    if ck.get("format_version") != FORMAT_VERSION:
+        raise FileFormatError(
+            f"{str(path)!r} has {FORMAT} format_version {ck.get('format_version')!r}; "
+            f"this calopt reads version {FORMAT_VERSION}"
+        )
+    found = ck.get("model_type")
+    if found not in MODEL_TYPES:
+        raise FileFormatError(
+            f"{str(path)!r} has unknown model_type {found!r}; expected one of {', '.join(MODEL_TYPES)}"
+        )
+    if model_type is not None and found != model_type:
+        raise FileFormatError(f"{str(path)!r} holds a {found!r} model, expected {model_type!r}")
+    return ck

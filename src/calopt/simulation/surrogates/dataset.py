@@ -1,0 +1,199 @@
+"""Training showers in the surrogates' representation.
+
+Representation (the same for every model type):
+
+* the central ``crop x crop`` cells of every section (default 20 x 20 of the 30 x 30 fine
+  grid of lhcb-shashlik). The energy outside is dropped: 0.2 % of E_vis on average for
+  1-100 GeV photons with theta < 0.3 rad (worst shower ~2 %); the fraction measured on the
+  training data is stored in the checkpoint (``outside_fraction``). Generated showers are
+  placed back on the full grid (zeros outside the crop);
+* ``g``: the square roots of the cell energy fractions ``f = E_cell / E_vis(crop)``, flattened
+  (S * crop * crop values, unit L2 norm). The square root compresses the dynamic range so
+  that the tails matter to the critic / likelihood, and any non-negative ``g`` gives
+  non-negative energies after ``f = g^2 / sum(g^2)``;
+* ``r``: ``ln(E_vis(crop) / E)``, standardised with the training mean and std (the response
+  and its fluctuations: the sampling fraction).
+
+Times are not learnt: the cascade's energy-weighted cell time is close to the time of flight
+to the mean depth of the deposits in the section. For each species and section we fit
+``t * cos(theta) = a + b ln(E / GeV)`` (energy-weighted least squares over the training
+showers) and give every non-empty cell of that section this time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calopt.errors import CaloptInputError
+from calopt.simulation.showers import Showers, read_showers
+from calopt.simulation.surrogates.conditions import ConditionSpace
+
+__all__ = ["DEFAULT_CROP", "TrainingSet", "crop_slice", "load_training_set"]
+
+DEFAULT_CROP = 20
+
+
+def crop_slice(grid: int, crop: int) -> slice:
+    a = (grid - crop) // 2
+    return slice(a, a + crop)
+
+
+@dataclass
+class TrainingSet:
+    """Showers as model inputs: g (N, S*C*C), r (N,) raw ln(E_vis/E), cond (N, n_cond) and the
+    metadata needed to rebuild showers."""
+
+    g: np.ndarray
+    r: np.ndarray
+    cond: np.ndarray
+    space: ConditionSpace
+    technology: str
+    grid: int
+    crop: int
+    sections: int
+    pitch: float
+    section_edges: np.ndarray
+    sampling_fraction: float
+    outside_fraction: float
+    time_a: np.ndarray  # (P, S) [ns]
+    time_b: np.ndarray  # (P, S) [ns]
+    files: list[str]
+    energies: np.ndarray  # (N,) MeV
+
+    def __len__(self) -> int:
+        return len(self.r)
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "technology": self.technology,
+            "grid": self.grid,
+            "crop": self.crop,
+            "sections": self.sections,
+            "fine_pitch_mm": self.pitch,
+            "section_edges_mm": [float(x) for x in self.section_edges],
+            "sampling_fraction": self.sampling_fraction,
+            "outside_fraction": self.outside_fraction,
+        }
+
+
+def _fit_times(sh: Showers, cos_t: np.ndarray, pdgs: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per species and section, energy-weighted fit of t*cos(theta) = a + b ln(E/GeV)."""
+    S = sh.showers.shape[1]
+    a = np.zeros((len(pdgs), S))
+    b = np.zeros((len(pdgs), S))
+    if sh.times is None:
+        return a, b
+    e_sec = sh.showers.sum(axis=(2, 3)).astype(np.float64)
+    t_sec = (sh.times.astype(np.float64) * sh.showers).sum(axis=(2, 3)) / np.maximum(e_sec, 1e-30)
+    le = np.log(sh.incident_energies[:, 0].astype(np.float64) / 1000.0)
+    for i, p in enumerate(pdgs):
+        sel = sh.pdg == p
+        for s in range(S):
+            w = np.where(sel & (e_sec[:, s] > 0), e_sec[:, s], 0.0)
+            if w.sum() <= 0:
+                continue
+            A = np.stack([np.ones_like(le), le], axis=1) * np.sqrt(w)[:, None]
+            y = t_sec[:, s] * cos_t * np.sqrt(w)
+            coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+            a[i, s], b[i, s] = coef
+    return a, b
+
+
+def load_training_set(
+    files: Sequence[str | os.PathLike[str]],
+    *,
+    crop: int = DEFAULT_CROP,
+    energy_range_gev: tuple[float, float] | None = None,
+    theta_max: float | None = None,
+) -> TrainingSet:
+    """Read calopt-showers files of one technology and build the representation.
+
+    ``energy_range_gev`` and ``theta_max`` declare the training range (e.g. the settings the
+    samples were generated with); by default it is the range the data cover. Data outside a
+    declared range is refused."""
+    if not files:
+        raise CaloptInputError("no training files given")
+    parts = [read_showers(f, diagnostics=False) for f in files]
+    techs = {str(p.attrs["technology"]) for p in parts}
+    if len(techs) != 1:
+        raise CaloptInputError(f"training files mix technologies: {', '.join(sorted(techs))}")
+    shapes = {p.showers.shape[1:] for p in parts}
+    if len(shapes) != 1:
+        raise CaloptInputError(f"training files have different grids: {sorted(shapes)}")
+    S, H, W = parts[0].showers.shape[1:]
+    if H != W:
+        raise CaloptInputError(f"training files have a non-square grid {H}x{W}")
+    crop = min(int(crop), H)
+    if crop <= 0 or (H - crop) % 2:
+        raise CaloptInputError(f"crop {crop} must be positive and have the parity of the grid ({H})")
+    showers = np.concatenate([p.showers for p in parts]).astype(np.float32)
+    times = None if any(p.times is None for p in parts) else np.concatenate([p.times for p in parts])
+    e = np.concatenate([p.incident_energies[:, 0] for p in parts]).astype(np.float64)
+    mom = np.concatenate([p.momenta for p in parts]).astype(np.float64)
+    pts = np.concatenate([p.points for p in parts]).astype(np.float64)
+    pdg = np.concatenate([p.pdg for p in parts]).astype(np.int64)
+    dirs = mom / np.maximum(np.linalg.norm(mom, axis=1, keepdims=True), 1e-30)
+    pitch = float(parts[0].attrs["fine_pitch_mm"])
+    sl = crop_slice(H, crop)
+    inner = showers[:, :, sl, sl]
+    e_in = inner.reshape(len(inner), -1).sum(axis=1).astype(np.float64)
+    e_all = showers.reshape(len(showers), -1).sum(axis=1).astype(np.float64)
+    keep = e_in > 0
+    if not keep.any():
+        raise CaloptInputError("training files hold no shower with visible energy")
+    space = ConditionSpace.from_data(e[keep], dirs[keep], pitch / 2.0, pdg[keep])
+    if energy_range_gev is not None or theta_max is not None:
+        lo, hi = (space.energy_range[0], space.energy_range[1])
+        if energy_range_gev is not None:
+            lo, hi = energy_range_gev[0] * 1000.0, energy_range_gev[1] * 1000.0
+            if not (0 < lo < hi):
+                raise CaloptInputError(f"energy range needs 0 < LO < HI, got {energy_range_gev}")
+        th = space.theta_max if theta_max is None else float(theta_max)
+        declared = ConditionSpace((lo, hi), th, space.half_pitch, space.pdgs)
+        from calopt.simulation.particles import Particles
+
+        declared.check(Particles(pdg[keep], e[keep], dirs[keep], pts[keep]))  # data must lie inside
+        space = declared
+    f = inner[keep].reshape(int(keep.sum()), -1) / e_in[keep, None].astype(np.float32)
+    g = np.sqrt(np.maximum(f, 0.0)).astype(np.float32)
+    r = np.log(e_in[keep] / e[keep])
+    sub = Showers(
+        showers=showers[keep],
+        times=None if times is None else times[keep],
+        incident_energies=e[keep, None],
+        momenta=mom[keep],
+        points=pts[keep],
+        pdg=pdg[keep],
+        attrs={},
+    )
+    ta, tb = _fit_times(sub, dirs[keep, 2], space.pdgs)
+    return TrainingSet(
+        g=g,
+        r=r,
+        cond=space.encode(e[keep], dirs[keep], pts[keep], pdg[keep]),
+        space=space,
+        technology=techs.pop(),
+        grid=H,
+        crop=crop,
+        sections=S,
+        pitch=pitch,
+        section_edges=np.asarray(parts[0].attrs["section_edges_mm"], dtype=np.float64),
+        sampling_fraction=float(parts[0].attrs["sampling_fraction"]),
+        outside_fraction=float(1.0 - e_in.sum() / max(e_all.sum(), 1e-30)),
+        time_a=ta,
+        time_b=tb,
+        files=[Path(f).name for f in files],
+        energies=e[keep],
+    )
+
+
+def time_of(a: np.ndarray, b: np.ndarray, energies_mev: np.ndarray, cos_t: np.ndarray) -> np.ndarray:
+    """(N, S) section times [ns] from the fitted coefficients (rows of a, b per shower)."""
+    le = np.log(energies_mev / 1000.0)[:, None]
+    return (a + b * le) / cos_t[:, None]

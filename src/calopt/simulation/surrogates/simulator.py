@@ -1,0 +1,161 @@
+"""The ``surrogate`` backend: a trained generative model as a
+:class:`~calopt.simulation.base.ShowerSimulator`.
+
+Shower ``i`` is generated from noise that depends only on its seed (``seeds[i]``, or one
+derived from (``seed``, i)), through :mod:`calopt.simulation.surrogates.noise`; the
+networks run in batches under ``torch.inference_mode``. The result is deterministic in the
+seeds; the same shower generated in batches of different size agrees to float rounding.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calopt import __version__
+from calopt.detector.technologies import Technology
+from calopt.errors import CaloptInputError
+from calopt.simulation.particles import Particles, species
+from calopt.simulation.showers import Showers
+from calopt.simulation.surrogates.checkpoint import load_checkpoint
+from calopt.simulation.surrogates.conditions import ConditionSpace
+from calopt.simulation.surrogates.dataset import crop_slice, time_of
+from calopt.simulation.surrogates.noise import normals, run_seeds, uniforms
+
+__all__ = ["DEFAULT_MODEL", "SurrogateSimulator", "load_surrogate"]
+
+# The shipped default (``get_simulator("surrogate")``): a ``flow`` for lhcb-shashlik photons and
+# electrons, 1-100 GeV, theta < 0.3 rad, trained with one torch thread by
+#   calopt surrogate train --model flow --steps 6000 --seed 1 --energy-range 1 100 --theta-max 0.3 \
+#     --data shashlik-gamma-train.h5 shashlik-electron-train.h5 --out lhcb-shashlik-default.pt
+# on the cascade samples of /work/data/gen.sh (4000 photons, seed 11; 3000 electrons, seed 14).
+DEFAULT_MODEL = Path(__file__).parent / "data" / "lhcb-shashlik-default.pt"
+BATCH = 4096
+
+
+class SurrogateSimulator:
+    """Generates showers with the model of a ``calopt-surrogate`` checkpoint."""
+
+    def __init__(self, ck: dict[str, Any], source: str = "") -> None:
+        from calopt.simulation.surrogates.models import build_sampler
+
+        self.ck = ck
+        self.source = source
+        self.model_type: str = ck["model_type"]
+        self.technology: str = ck["technology"]
+        self.space = ConditionSpace.from_dict(ck["conditions"])
+        self.rep: dict[str, Any] = ck["representation"]
+        self.norm: dict[str, float] = ck["normalisation"]
+        self.net = build_sampler(self.model_type, ck["architecture"])
+        self.net.load_state_dict(ck["state"])
+        self.net.eval()
+        self.betas = np.asarray(ck.get("mixture_weights", [1.0]), dtype=np.float64)
+        self.name = "surrogate"
+
+    @property
+    def noise_dim(self) -> int:
+        net: Any = self.net[0] if self.model_type == "adagan" else self.net  # type: ignore[index]
+        return int(net.noise_dim)
+
+    def generate(self, cond: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Model-space samples: g (N, D) and r (N,) standardised ln(E_vis/E)."""
+        import torch
+
+        n = len(cond)
+        z_all = normals(seeds, self.noise_dim, stream=1).astype(np.float32)
+        comp = np.zeros(n, dtype=np.int64)
+        if self.model_type == "adagan":
+            u = uniforms(seeds, 1, stream=2)[:, 0]
+            comp = np.minimum(np.searchsorted(np.cumsum(self.betas / self.betas.sum()), u), len(self.betas) - 1)
+        g_out = np.empty((n, int(self.ck["architecture"]["n_out"])), dtype=np.float32)
+        r_out = np.empty(n, dtype=np.float32)
+        with torch.inference_mode():
+            for k in np.unique(comp):
+                net = self.net[int(k)] if self.model_type == "adagan" else self.net  # type: ignore[index]
+                idx = np.flatnonzero(comp == k)
+                for a in range(0, len(idx), BATCH):
+                    sel = idx[a : a + BATCH]
+                    g, r = net(torch.from_numpy(cond[sel]), torch.from_numpy(z_all[sel]))
+                    g_out[sel] = g.numpy()
+                    r_out[sel] = r.numpy()
+        return g_out, r_out
+
+    def check_conditions(self, particles: Particles, tech: Technology) -> None:
+        if tech.name != self.technology:
+            raise CaloptInputError(
+                f"surrogate {self.source or self.model_type!r} was trained for technology {self.technology!r}, "
+                f"not {tech.name!r}"
+            )
+        self.space.check(particles)
+
+    def check_run(self, technology: str, particle: str, e_lo_gev: float, e_hi_gev: float, theta_max: float) -> None:
+        """Refuse the settings of a run outside the training range before simulating anything."""
+        if technology != self.technology:
+            raise CaloptInputError(
+                f"surrogate {self.source or self.model_type!r} was trained for technology {self.technology!r}, "
+                f"not {technology!r}"
+            )
+        self.space.check_run(species(particle).pdg, e_lo_gev * 1000.0, e_hi_gev * 1000.0, theta_max)
+
+    def attrs(self, tech: Technology, seed: int) -> dict[str, Any]:
+        return {
+            "technology": tech.name,
+            "fine_pitch_mm": tech.fine_pitch,
+            "section_edges_mm": np.asarray(tech.section_edges, dtype=np.float64),
+            "generator": f"surrogate-{self.model_type}",
+            "surrogate_model": self.source,
+            "seed": int(seed),
+            "calopt_version": __version__,
+            "sampling_fraction": tech.sampling_fraction,
+        }
+
+    def simulate(
+        self, particles: Particles, tech: Technology, seed: int, *, seeds: np.ndarray | None = None
+    ) -> Showers:
+        self.check_conditions(particles, tech)
+        n = len(particles)
+        if seeds is None:
+            seeds = run_seeds(seed, 0, n)
+        seeds = np.asarray(seeds)
+        if len(seeds) != n:
+            raise CaloptInputError(f"got {len(seeds)} seeds for {n} particles")
+        S, H, C = int(self.rep["sections"]), int(tech.grid), int(self.rep["crop"])
+        if tech.grid != int(self.rep["grid"]) or len(tech.section_edges) - 1 != S:
+            raise CaloptInputError(f"technology {tech.name!r} grid differs from the surrogate's training grid")
+        e = particles.energies
+        cond = self.space.encode(e, particles.directions, particles.points, particles.pdg)
+        g, r = self.generate(cond, seeds)
+        evis = np.exp(r.astype(np.float64) * self.norm["r_std"] + self.norm["r_mean"]) * e
+        showers = np.zeros((n, S, H, H), dtype=np.float32)
+        sl = crop_slice(H, C)
+        inner = (g * g * evis[:, None].astype(np.float32)).reshape(n, S, C, C)
+        showers[:, :, sl, sl] = inner
+        rows = np.zeros(n, dtype=np.int64)
+        for i, q in enumerate(self.space.pdgs):
+            rows[particles.pdg == q] = i
+        ta = np.asarray(self.ck["time_model"]["a"], dtype=np.float64)[rows]
+        tb = np.asarray(self.ck["time_model"]["b"], dtype=np.float64)[rows]
+        t_sec = time_of(ta, tb, e, particles.directions[:, 2]).astype(np.float32)
+        times = np.zeros_like(showers)
+        times[:, :, sl, sl] = np.where(inner > 0, t_sec[:, :, None, None], np.float32(0.0))
+        return Showers(
+            showers=showers,
+            times=times,
+            incident_energies=e.reshape(-1, 1),
+            momenta=particles.momenta,
+            points=particles.points,
+            pdg=particles.pdg,
+            attrs=self.attrs(tech, seed),
+        )
+
+
+def load_surrogate(path: str | os.PathLike[str] | None = None) -> SurrogateSimulator:
+    """The simulator of a checkpoint file (the shipped default when ``path`` is None)."""
+    p = DEFAULT_MODEL if path is None else Path(path)
+    if path is None and not p.is_file():
+        raise CaloptInputError("the default surrogate model is not installed with this calopt")
+    sim = SurrogateSimulator(load_checkpoint(p), source=p.name)
+    return sim

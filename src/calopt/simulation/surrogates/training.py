@@ -1,0 +1,457 @@
+"""Training of the generative surrogates, reproducible from the seed.
+
+``wgan`` (the LHCb calorimeter GAN recipe, seeds/002): a conditional WGAN-GP (Gulrajani et
+al. 2017, arXiv:1704.00028): critic loss ``D(fake) - D(real) + lambda (|grad D(x_hat)| - 1)^2``
+with ``x_hat`` uniform on the segments between real and fake, lambda = 10, ``n_critic`` = 5
+critic steps per generator step, Adam(lr 1e-4, betas (0, 0.9)). The generator loss is
+``-D(fake) + lambda_reg * MSE(R(fake), c)`` where R is the auxiliary regressor trained first
+on real showers (predicting ln E, tan theta_x, tan theta_y, x, y) and frozen.
+
+``flow``: maximum likelihood of the conditional NSF on (whitened PCA of the square-root
+fractions, standardised ln(E_vis/E)); Adam(lr 1e-3) with cosine decay.
+
+``adagan`` (Tolstikhin et al. 2017, arXiv:1701.02386; seeds/004): T components trained in
+sequence, the total number of generator steps split evenly. Before component t (t >= 1) a
+mixture discriminator D separates the training showers (label 1) from as many showers of the
+current mixture (label 0, same conditions). By default (``disc_input = "features"``) D is an
+MLP on the shower observables (ln E_vis/E, section fractions, E1-E4) and the conditions: on
+the full cell representation (``"full"``) it separates GAN showers perfectly at our budgets
+(accuracy 1.0), D saturates and the weights come out uniform, so the reweighting targets the
+observables where the mixture is worst instead;
+the training showers are then weighted ``w_i = p_i / beta (lambda* - (1 - beta) h_i)_+``
+with ``h_i = (1 - D(X_i)) / D(X_i)`` (the estimated density ratio mixture / data),
+``p_i = 1 / N`` and lambda* normalising the weights (:func:`adagan_weights`). Component t
+is trained on minibatches drawn with these weights, and enters the mixture with
+``beta_t = 1 / (t + 1)``, the earlier weights scaled by ``1 - beta_t``: equal weights 1/T
+in the end, as in seeds/004. Each component starts from the previous component's networks
+(``warm_start``, a departure from the paper that matters at CPU budgets); the regressor is
+shared.
+
+Data order and noise come from a ``torch.Generator`` seeded with ``seed``: the same seed,
+data and thread count give the same checkpoint bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calopt import __version__
+from calopt.errors import CaloptInputError
+from calopt.simulation.surrogates.checkpoint import MODEL_TYPES, save_checkpoint
+from calopt.simulation.surrogates.dataset import DEFAULT_CROP, TrainingSet, load_training_set
+
+__all__ = ["DEFAULTS", "MODEL_TYPES", "adagan_weights", "total_work", "train_on_set", "train_surrogate"]
+
+DEFAULTS: dict[str, Any] = {
+    "batch": 128,
+    "nz": 32,
+    "g_hidden": [256, 512, 512],
+    "c_hidden": [256, 256],
+    "r_hidden": [256, 128],
+    "n_critic": 5,
+    "lambda_gp": 10.0,
+    "lambda_reg": 5.0,
+    "lr_g": 1e-4,
+    "lr_c": 1e-4,
+    "reg_steps": 1500,
+    "n_pca": 64,
+    "transforms": 4,
+    "flow_hidden": [128, 128],
+    "flow_batch": 256,
+    "lr_flow": 1e-3,
+    "components": 3,
+    "disc_steps": 600,
+    "disc_input": "features",
+    "warm_start": True,
+}
+
+Progress = Callable[[int, int], None]
+
+
+def adagan_weights(h: np.ndarray, beta: float, p: np.ndarray | None = None) -> np.ndarray:
+    """AdaGAN data weights (Tolstikhin et al. 2017, Theorem 1; seeds/004):
+    ``w_i = p_i / beta * (lambda* - (1 - beta) h_i)_+`` with lambda* such that sum w = 1.
+
+    ``h`` are the density ratios mixture/data at the training points (``(1 - D) / D`` for a
+    discriminator D that outputs the probability of "data"), ``beta`` in (0, 1] the weight
+    of the next component, ``p`` the empirical weights (uniform by default)."""
+    h = np.asarray(h, dtype=np.float64)
+    n = len(h)
+    if n == 0:
+        return h
+    if not 0.0 < beta <= 1.0:
+        raise ValueError(f"beta must be in (0, 1], got {beta}")
+    p = np.full(n, 1.0 / n) if p is None else np.asarray(p, dtype=np.float64) / np.sum(p)
+    order = np.argsort(h, kind="stable")
+    hs, ps = h[order], p[order]
+    cum_p = np.cumsum(ps)
+    cum_ph = np.cumsum(ps * hs)
+    lam = (beta + (1.0 - beta) * cum_ph) / cum_p
+    ok = (1.0 - beta) * hs < lam
+    k = int(np.flatnonzero(ok)[-1]) if ok.any() else 0
+    w = p / beta * np.maximum(lam[k] - (1.0 - beta) * h, 0.0)
+    return w / w.sum()
+
+
+class _Data:
+    """Training tensors and the shared sampling helpers."""
+
+    def __init__(self, ds: TrainingSet, gen: Any) -> None:
+        import torch
+
+        self.torch = torch
+        self.gen = gen
+        self.g = torch.from_numpy(ds.g)
+        self.r_mean, self.r_std = float(ds.r.mean()), float(max(ds.r.std(), 1e-6))
+        self.r = torch.from_numpy(((ds.r - self.r_mean) / self.r_std).astype(np.float32))
+        self.c = torch.from_numpy(ds.cond)
+        self.lne = torch.from_numpy(np.log(ds.energies).astype(np.float32))
+        lnevis = ds.r + np.log(ds.energies)
+        self.v_mean, self.v_std = float(lnevis.mean()), float(max(lnevis.std(), 1e-6))
+        self.n = len(ds)
+        self.sections, self.crop = ds.sections, ds.crop
+
+    def index(self, batch: int, weights: Any = None) -> Any:
+        if weights is None:
+            return self.torch.randint(0, self.n, (batch,), generator=self.gen)
+        return self.torch.multinomial(weights, batch, replacement=True, generator=self.gen)
+
+    def lnevis(self, r: Any, idx: Any) -> Any:
+        """Standardised ln E_vis from standardised r of showers with conditions ``idx``."""
+        return (r * self.r_std + self.r_mean + self.lne[idx] - self.v_mean) / self.v_std
+
+
+def _train_regressor(d: _Data, steps: int, hidden: list[int], tick: Callable[[], None]) -> Any:
+    import torch
+
+    from calopt.simulation.surrogates.models import Regressor
+
+    reg = Regressor(d.g.shape[1], 5, hidden)
+    opt = torch.optim.Adam(reg.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+    for _ in range(steps):
+        idx = d.index(256)
+        loss = torch.mean((reg(d.g[idx], d.lnevis(d.r[idx], idx)) - d.c[idx, :5]) ** 2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        tick()
+    reg.eval()
+    for q in reg.parameters():
+        q.requires_grad_(False)
+    return reg
+
+
+def _train_wgan(
+    d: _Data,
+    steps: int,
+    s: dict[str, Any],
+    reg: Any,
+    tick: Callable[[], None],
+    *,
+    weights: Any = None,
+    init: tuple[Any, Any] | None = None,
+) -> tuple[Any, Any, list[float]]:
+    """WGAN-GP with the regressor term; returns (generator, critic, history of W estimates)."""
+    import copy
+
+    import torch
+
+    from calopt.simulation.surrogates.models import Critic, Generator
+
+    n_cond, n_out = d.c.shape[1], d.g.shape[1]
+    if init is None:
+        G = Generator(n_cond, n_out, s["nz"], s["g_hidden"])
+        D = Critic(n_cond, n_out, s["c_hidden"])
+    else:
+        G, D = copy.deepcopy(init[0]), copy.deepcopy(init[1])
+    opt_g = torch.optim.Adam(G.parameters(), lr=s["lr_g"], betas=(0.0, 0.9))
+    opt_d = torch.optim.Adam(D.parameters(), lr=s["lr_c"], betas=(0.0, 0.9))
+    B, nz = s["batch"], s["nz"]
+    hist: list[float] = []
+    w_acc = 0.0
+    for step in range(steps):
+        for _ in range(s["n_critic"]):
+            idx = d.index(B, weights)
+            g_real, r_real, c = d.g[idx], d.r[idx], d.c[idx]
+            with torch.no_grad():
+                g_fake, r_fake = G(c, torch.randn(B, nz, generator=d.gen))
+            a = torch.rand(B, 1, generator=d.gen)
+            g_hat = (a * g_real + (1 - a) * g_fake).requires_grad_(True)
+            r_hat = (a[:, 0] * r_real + (1 - a[:, 0]) * r_fake).requires_grad_(True)
+            d_hat = D(g_hat, r_hat, c)
+            gg, gr = torch.autograd.grad(d_hat.sum(), (g_hat, r_hat), create_graph=True)
+            gnorm = torch.sqrt((gg * gg).sum(dim=1) + gr * gr + 1e-12)
+            w_est = D(g_real, r_real, c).mean() - D(g_fake, r_fake, c).mean()
+            loss_d = -w_est + s["lambda_gp"] * ((gnorm - 1.0) ** 2).mean()
+            opt_d.zero_grad()
+            loss_d.backward()
+            opt_d.step()
+        idx = d.index(B, weights)
+        c = d.c[idx]
+        g_fake, r_fake = G(c, torch.randn(B, nz, generator=d.gen))
+        loss_g = -D(g_fake, r_fake, c).mean()
+        if reg is not None and s["lambda_reg"] > 0:
+            pred = reg(g_fake, d.lnevis(r_fake, idx))
+            loss_g = loss_g + s["lambda_reg"] * torch.mean((pred - c[:, :5]) ** 2)
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        w_acc += float(w_est.detach())
+        if (step + 1) % 100 == 0:
+            hist.append(round(w_acc / 100, 5))
+            w_acc = 0.0
+        tick()
+    return G, D, hist
+
+
+def _mixture_samples(d: _Data, gens: list[Any], betas: list[float], nz: int) -> tuple[Any, Any]:
+    """One shower of the current mixture for the conditions of every training shower."""
+    import torch
+
+    comp = torch.multinomial(torch.tensor(betas, dtype=torch.float64), d.n, replacement=True, generator=d.gen)
+    z = torch.randn(d.n, nz, generator=d.gen)
+    g = torch.empty_like(d.g)
+    r = torch.empty_like(d.r)
+    with torch.no_grad():
+        for k, G in enumerate(gens):
+            sel = torch.nonzero(comp == k)[:, 0]
+            if len(sel):
+                g[sel], r[sel] = G(d.c[sel], z[sel])
+    return g, r
+
+
+def _high_level(g: Any, r: Any, sections: int, crop: int) -> Any:
+    """Shower observables from the representation: standardised ln(E_vis/E), the section
+    fractions and the E1-E4 ring fractions around the window centre (seeds/002)."""
+    import torch
+
+    f = (g * g).reshape(len(g), sections, crop, crop)
+    sec = f.sum(dim=(2, 3))
+    img = f.sum(dim=1)
+    rings, prev = [], torch.zeros(len(g))
+    for k in range(1, min(4, crop // 2) + 1):
+        a = crop // 2 - k
+        box = img[:, a : a + 2 * k, a : a + 2 * k].sum(dim=(1, 2))
+        rings.append(box - prev)
+        prev = box
+    return torch.cat([r[:, None], sec, torch.stack(rings, dim=1)], dim=1)
+
+
+def _mixture_discriminator(
+    d: _Data, g_fake: Any, r_fake: Any, s: dict[str, Any], tick: Callable[[], None]
+) -> tuple[np.ndarray, float]:
+    """Train the MIXDISC (data 1 : mixture 0, 1:1) and return D(X_i) on the training data and
+    its final accuracy on the training sample."""
+    import torch
+
+    from calopt.simulation.surrogates.models import mlp
+
+    full = s["disc_input"] == "full"
+    n_in = (d.g.shape[1] + 1 if full else 1 + d.sections + min(4, d.crop // 2)) + d.c.shape[1]
+    net = mlp(n_in, [256, 128] if full else [64, 64], 1)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-4 if full else 1e-3)
+    bce = torch.nn.BCEWithLogitsLoss()
+
+    def logits(g: Any, r: Any, c: Any) -> Any:
+        x = torch.cat([g, r[:, None]], dim=1) if full else _high_level(g, r, d.sections, d.crop)
+        return net(torch.cat([x, c], dim=1))[:, 0]
+
+    B = 256
+    for _ in range(s["disc_steps"]):
+        i = d.index(B)
+        j = d.index(B)
+        x = logits(torch.cat([d.g[i], g_fake[j]]), torch.cat([d.r[i], r_fake[j]]), torch.cat([d.c[i], d.c[j]]))
+        y = torch.cat([torch.ones(B), torch.zeros(B)])
+        loss = bce(x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        tick()
+    with torch.no_grad():
+        p_data = torch.sigmoid(logits(d.g, d.r, d.c)).numpy().astype(np.float64)
+        p_fake = torch.sigmoid(logits(g_fake, r_fake, d.c)).numpy().astype(np.float64)
+    acc = 0.5 * (float(np.mean(p_data > 0.5)) + float(np.mean(p_fake < 0.5)))
+    return p_data, acc
+
+
+def _check_model_type(model_type: str) -> None:
+    if model_type not in MODEL_TYPES:
+        hint = " (a VAE is not implemented; the likelihood model is 'flow')" if model_type == "vae" else ""
+        raise CaloptInputError(
+            f"unknown surrogate model {model_type!r}{hint}; expected one of {', '.join(MODEL_TYPES)}"
+        )
+
+
+def total_work(model_type: str, steps: int, s: dict[str, Any]) -> int:
+    """Units of work reported to ``progress``: regressor, generator and discriminator steps."""
+    if model_type == "flow":
+        return steps
+    reg = s["reg_steps"] if s["lambda_reg"] > 0 else 0
+    if model_type == "wgan":
+        return reg + steps
+    return reg + steps + (s["components"] - 1) * s["disc_steps"]
+
+
+def train_on_set(
+    model_type: str,
+    ds: TrainingSet,
+    *,
+    steps: int,
+    seed: int = 0,
+    progress: Progress | None = None,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train a model on a loaded :class:`TrainingSet`; returns the checkpoint dictionary."""
+    import torch
+
+    from calopt.simulation.surrogates.models import FlowModel
+
+    _check_model_type(model_type)
+    if steps <= 0:
+        raise CaloptInputError(f"--steps must be positive, got {steps}")
+    s = {**DEFAULTS, **(settings or {})}
+    unknown = set(s) - set(DEFAULTS)
+    if unknown:
+        raise CaloptInputError(f"unknown training settings: {sorted(unknown)}")
+    if s["disc_input"] not in ("features", "full"):
+        raise CaloptInputError(f"disc_input must be 'features' or 'full', got {s['disc_input']!r}")
+    if model_type == "adagan" and not 1 <= s["components"] <= steps:
+        raise CaloptInputError(f"adagan needs 1 <= components <= steps, got {s['components']} components")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    d = _Data(ds, gen)
+    total = total_work(model_type, steps, s)
+    done = 0
+    t0 = time.perf_counter()
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None and (done % 10 == 0 or done == total):
+            progress(done, total)
+
+    n_cond, n_out = d.c.shape[1], d.g.shape[1]
+    arch: dict[str, Any] = {"n_cond": n_cond, "n_out": n_out}
+    summary: dict[str, Any] = {}
+    mixture: list[float] = []
+    if model_type == "flow":
+        arch.update(n_pca=min(s["n_pca"], n_out, d.n - 1), transforms=s["transforms"], flow_hidden=s["flow_hidden"])
+        net = FlowModel(n_cond, n_out, arch["n_pca"], arch["transforms"], arch["flow_hidden"])
+        summary["pca_variance_kept"] = round(net.fit_pca(d.g), 5)
+        opt = torch.optim.Adam(net.parameters(), lr=s["lr_flow"])
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+        hist, acc = [], 0.0
+        for step in range(steps):
+            idx = d.index(s["flow_batch"])
+            loss = -net.log_prob(d.g[idx], d.r[idx], d.c[idx]).mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+            opt.step()
+            sched.step()
+            acc += float(loss.detach())
+            if (step + 1) % 100 == 0:
+                hist.append(round(acc / 100, 4))
+                acc = 0.0
+            tick()
+        summary["nll_history"] = hist
+        state = net.state_dict()
+    else:
+        arch.update(nz=s["nz"], g_hidden=s["g_hidden"])
+        use_reg = s["lambda_reg"] > 0 and s["reg_steps"] > 0
+        reg = _train_regressor(d, s["reg_steps"], s["r_hidden"], tick) if use_reg else None
+        if model_type == "wgan":
+            G, _, hist = _train_wgan(d, steps, s, reg, tick)
+            summary["w_history"] = hist
+            state = G.state_dict()
+        else:
+            T = s["components"]
+            arch["components"] = T
+            per = [steps // T + (1 if k < steps % T else 0) for k in range(T)]
+            gens: list[Any] = []
+            mixture = []
+            comps: list[dict[str, Any]] = []
+            weights = None
+            init = None
+            for t in range(T):
+                if t > 0:
+                    g_fake, r_fake = _mixture_samples(d, gens, mixture, s["nz"])
+                    p_data, acc = _mixture_discriminator(d, g_fake, r_fake, s, tick)
+                    pd = np.clip(p_data, 1e-3, 1 - 1e-3)
+                    beta = 1.0 / (t + 1)
+                    w = adagan_weights((1 - pd) / pd, beta)
+                    weights = torch.from_numpy(w)
+                    mixture = [m * (1 - beta) for m in mixture]
+                    ess = float(1.0 / np.sum(w**2))
+                    comps[-1]["next_disc_accuracy"] = round(acc, 4)
+                else:
+                    beta, ess = 1.0, float(d.n)
+                G, D, hist = _train_wgan(d, per[t], s, reg, tick, weights=weights, init=init)
+                if s["warm_start"]:
+                    init = (G, D)
+                gens.append(G)
+                mixture.append(beta)
+                comps.append({"steps": per[t], "beta": beta, "effective_sample_size": round(ess, 1), "w_history": hist})
+            summary["components"] = comps
+            state = torch.nn.ModuleList(gens).state_dict()
+    seconds = time.perf_counter() - t0
+    ck: dict[str, Any] = {
+        "model_type": model_type,
+        "technology": ds.technology,
+        "calopt_version": __version__,
+        "conditions": ds.space.to_dict(),
+        "representation": ds.meta(),
+        "normalisation": {"r_mean": d.r_mean, "r_std": d.r_std, "lnevis_mean": d.v_mean, "lnevis_std": d.v_std},
+        "time_model": {"a": torch.from_numpy(ds.time_a), "b": torch.from_numpy(ds.time_b)},
+        "architecture": arch,
+        "training": {
+            "steps": int(steps),
+            "seed": int(seed),
+            "settings": s,
+            "files": list(ds.files),
+            "n_train": len(ds),
+            "seconds": round(seconds, 2),
+            "torch_threads": torch.get_num_threads(),
+            "torch_version": str(torch.__version__),
+            "summary": summary,
+        },
+        "state": state,
+    }
+    if model_type == "adagan":
+        ck["mixture_weights"] = [float(m) for m in mixture]
+    return ck
+
+
+def train_surrogate(
+    model_type: str,
+    train_files: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    steps: int = 2000,
+    seed: int = 0,
+    progress: Progress | None = None,
+    crop: int = DEFAULT_CROP,
+    energy_range_gev: tuple[float, float] | None = None,
+    theta_max: float | None = None,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train ``model_type`` (``wgan``, ``flow`` or ``adagan``) on calopt-showers files and save
+    the checkpoint atomically to ``out``. ``steps`` counts generator steps (flow: gradient
+    steps); ``progress(done, total)`` is called with units of work. Returns the checkpoint."""
+    from calopt.files import check_writable
+
+    out = Path(out)
+    check_writable(out)
+    _check_model_type(model_type)
+    ds = load_training_set(train_files, crop=crop, energy_range_gev=energy_range_gev, theta_max=theta_max)
+    ck = train_on_set(model_type, ds, steps=steps, seed=seed, progress=progress, settings=settings)
+    save_checkpoint(out, ck)
+    return ck
