@@ -10,14 +10,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from calopt.errors import ShowerFormatError
 from calopt.files import atomic_path, is_format, open_format, read_attrs
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Showers", "concatenate", "is_shower_file", "read_showers", "write_showers"]
+if TYPE_CHECKING:
+    from calopt.detector.technologies import Technology
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "Showers", "concatenate", "is_shower_file", "read_showers", "shower_attrs",
+           "write_showers"]
 
 FORMAT = "calopt-showers"
 FORMAT_VERSION = 1
@@ -51,6 +55,22 @@ class Showers:
     def visible_energy(self) -> np.ndarray:
         """(N,) total visible energy in the window [MeV]."""
         return self.showers.reshape(len(self), -1).sum(axis=1)
+
+
+def shower_attrs(tech: Technology, generator: str, seed: int, **extra: Any) -> dict[str, Any]:
+    """The file attributes (DESIGN.md, "Shower files") of showers of ``tech`` made by
+    ``generator`` with ``seed``, plus any generator-specific ``extra`` ones."""
+    from calopt import __version__
+
+    return {
+        "technology": tech.name,
+        "fine_pitch_mm": tech.fine_pitch,
+        "section_edges_mm": np.asarray(tech.section_edges, dtype=np.float64),
+        "generator": generator,
+        "seed": int(seed),
+        "calopt_version": __version__,
+        "sampling_fraction": tech.sampling_fraction,
+    } | extra
 
 
 def write_showers(path: str | os.PathLike[str], sh: Showers) -> None:

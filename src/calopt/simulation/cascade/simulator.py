@@ -24,13 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from calopt import __version__
 from calopt.detector.technologies import Technology
 from calopt.materials import get_material
 from calopt.simulation.cascade.kernel import DIAG, simulate_batch
 from calopt.simulation.cascade.physics import Cuts, build_tables
 from calopt.simulation.particles import BY_PDG, Particles
-from calopt.simulation.showers import Showers
+from calopt.simulation.showers import Showers, shower_attrs
 
 __all__ = ["DIAG", "EM_FRACTION_K", "H_OVER_E", "CascadeSimulator"]
 
@@ -106,16 +105,8 @@ class CascadeSimulator:
         return prep
 
     def attrs(self, tech: Technology, seed: int) -> dict[str, Any]:
-        return {
-            "technology": tech.name,
-            "fine_pitch_mm": tech.fine_pitch,
-            "section_edges_mm": np.asarray(tech.section_edges, dtype=np.float64),
-            "generator": self.name,
-            "seed": int(seed),
-            "calopt_version": __version__,
-            "sampling_fraction": tech.sampling_fraction,
-            "cuts_MeV": np.array([self.cuts.photon, self.cuts.delta, self.cuts.electron]),
-        }
+        cuts = np.array([self.cuts.photon, self.cuts.delta, self.cuts.electron])
+        return shower_attrs(tech, self.name, seed, cuts_MeV=cuts)
 
     def run(self, particles: Particles, tech: Technology, seeds: np.ndarray) -> tuple[np.ndarray, ...]:
         """Run the kernel; returns (showers, times, diag, long_profile, radial_profile)."""

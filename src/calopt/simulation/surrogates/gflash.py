@@ -70,12 +70,11 @@ from typing import Any
 import numpy as np
 from scipy.special import gammainc, gammaincinv, ndtri
 
-from calopt import __version__
 from calopt.constants import SPEED_OF_LIGHT
 from calopt.detector.technologies import Technology
 from calopt.errors import CaloptInputError
 from calopt.simulation.particles import Particles
-from calopt.simulation.showers import Showers
+from calopt.simulation.showers import Showers, shower_attrs
 
 __all__ = ["EM_PDG", "GFlashMedium", "GFlashSimulator"]
 
@@ -256,15 +255,7 @@ class GFlashSimulator:
             )
 
     def attrs(self, tech: Technology, seed: int) -> dict[str, Any]:
-        return {
-            "technology": tech.name,
-            "fine_pitch_mm": tech.fine_pitch,
-            "section_edges_mm": np.asarray(tech.section_edges, dtype=np.float64),
-            "generator": self.name,
-            "seed": int(seed),
-            "calopt_version": __version__,
-            "sampling_fraction": tech.sampling_fraction,
-        }
+        return shower_attrs(tech, self.name, seed)
 
     def simulate(
         self, particles: Particles, tech: Technology, seed: int, *, seeds: np.ndarray | None = None

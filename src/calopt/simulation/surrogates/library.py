@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from calopt import __version__
 from calopt.detector.technologies import Technology
 from calopt.readout.library import CLASSES, LibrarySpec, ShowerLibrary, get_library, species_class
 from calopt.simulation.particles import Particles
-from calopt.simulation.showers import Showers
+from calopt.simulation.showers import Showers, shower_attrs
 
 __all__ = ["LibrarySimulator"]
 
@@ -56,15 +55,7 @@ class LibrarySimulator:
         return self._libs[key]
 
     def attrs(self, tech: Technology, seed: int) -> dict[str, Any]:
-        return {
-            "technology": tech.name,
-            "fine_pitch_mm": tech.fine_pitch,
-            "section_edges_mm": np.asarray(tech.section_edges, dtype=np.float64),
-            "generator": self.name,
-            "seed": int(seed),
-            "calopt_version": __version__,
-            "sampling_fraction": tech.sampling_fraction,
-        }
+        return shower_attrs(tech, self.name, seed)
 
     def simulate(
         self, particles: Particles, tech: Technology, seed: int, *, seeds: np.ndarray | None = None

@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from calopt import __version__
 from calopt.detector.technologies import Technology
 from calopt.errors import CaloptInputError
 from calopt.simulation.particles import Particles, species
-from calopt.simulation.showers import Showers
+from calopt.simulation.showers import Showers, shower_attrs
 from calopt.simulation.surrogates.checkpoint import load_checkpoint
 from calopt.simulation.surrogates.conditions import ConditionSpace
 from calopt.simulation.surrogates.dataset import crop_slice, time_of
@@ -101,16 +100,7 @@ class SurrogateSimulator:
         self.space.check_run(species(particle).pdg, e_lo_gev * 1000.0, e_hi_gev * 1000.0, theta_max)
 
     def attrs(self, tech: Technology, seed: int) -> dict[str, Any]:
-        return {
-            "technology": tech.name,
-            "fine_pitch_mm": tech.fine_pitch,
-            "section_edges_mm": np.asarray(tech.section_edges, dtype=np.float64),
-            "generator": f"surrogate-{self.model_type}",
-            "surrogate_model": self.source,
-            "seed": int(seed),
-            "calopt_version": __version__,
-            "sampling_fraction": tech.sampling_fraction,
-        }
+        return shower_attrs(tech, f"surrogate-{self.model_type}", seed, surrogate_model=self.source)
 
     def simulate(
         self, particles: Particles, tech: Technology, seed: int, *, seeds: np.ndarray | None = None
