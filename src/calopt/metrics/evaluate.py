@@ -6,10 +6,11 @@
    log-uniform): Gaussian-core widths per energy bin fitted as a/sqrt(E) (+) b (+) c/E, position
    residuals on the face, per region;
 3. B0 -> J/psi(mu mu) pi0 crossings with Poisson pile-up (generated once per (events, mu, seed)
-   and cached): read out, clustered, photons reconstructed (and, where the cells have timing,
-   photons more than 3 sigma_t from the time expected from the signal vertex rejected), pi0
-   candidates from photon pairs, B candidates with smeared muons; mass peaks fitted with
-   iminuit (Gaussian on a linear background);
+   and cached): read out, the mean pile-up energy of every channel subtracted, clustered,
+   photons reconstructed (and, where the cells have timing, photons more than 3 sigma_t(E) from
+   the time expected from the signal vertex rejected), pi0 candidates from photon pairs with a
+   selection that tightens with pile-up, B candidates with smeared muons; mass peaks fitted
+   with iminuit (Gaussian on a linear background);
 4. the pi0 width decomposed by combining the true energy with the reconstructed position of the
    truth-matched photons and vice versa ("inner validation").
 """
