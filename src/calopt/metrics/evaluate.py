@@ -1,7 +1,8 @@
 """``calopt evaluate``: the physics metrics and the cost of one design.
 
 1. photon reconstruction per (technology, cell size) of the design: XGBoost regressors and the
-   parametric baseline, trained on single photons (cached, shared by every design);
+   parametric baseline, trained on single photons (half of them with a neighbouring photon) from
+   a shower library independent of the one read out here (cached, shared by every design);
 2. energy and position resolution from single photons shot over the whole design (1-100 GeV,
    log-uniform): Gaussian-core widths per energy bin fitted as a/sqrt(E) (+) b (+) c/E, position
    residuals on the face, per region;
