@@ -150,3 +150,21 @@ def test_events_generate_gun(tmp_path, capsys):
 def test_events_bad_input(tmp_path, capsys, args, message):
     code, out, err = run(["events", "generate", *args, "--out", str(tmp_path / "e.h5")], capsys)
     assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_demo_runs_the_whole_cycle(tmp_path, capsys, shared_cache):
+    """The README's main job: showers, evaluate, a BO campaign and the report, end to end."""
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--out", str(tmp_path / "demo"), "--workers", "1"])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 0, err
+    report = tmp_path / "demo" / "campaign" / "report.html"
+    assert out.strip() == f"report: {report.resolve()}" and report.is_file()
+    assert "shipped surrogate" in err and "cascade MC" in err
+    result = json.loads((tmp_path / "demo" / "evaluate-lhcb-run3" / "evaluate.json").read_text())
+    assert result["channels"] == 6064 and result["pi0_mass_width_mev"] is not None
+    from calopt.optimize.store import CampaignStore
+
+    with CampaignStore(tmp_path / "demo" / "campaign" / "campaign.sqlite") as st:
+        trials = st.trials(metrics=False)
+    assert len(trials) == 12 and all(t.finished for t in trials)

@@ -1,7 +1,7 @@
 """``calopt demo``: the whole cycle on small built-in settings, in a few minutes.
 
-1. simulate 10 GeV photons in a Shashlik module with the cascade Monte Carlo (or with the
-   shipped surrogate once it is there) and print the response and resolution;
+1. simulate 10 GeV photons in a Shashlik module with the cascade Monte Carlo and with the
+   shipped generative surrogate, and print their response, resolution and speed;
 2. evaluate the current LHCb ECAL (``lhcb-run3``) with small shower libraries and regressors
    (built once, then cached): resolutions, the pi0 and B peaks, channels and cost, with plots;
 3. run a short Bayesian-optimisation campaign over the borders and inner cell size of a Shashlik
@@ -19,6 +19,7 @@ import time
 import tomllib
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -44,22 +45,26 @@ def demo(
         print(f"\n[{k}/4] {msg}  ({time.perf_counter() - t_start:.0f} s)", file=sys.stderr, flush=True)
 
     # 1. showers
-    step(1, "simulating 100 photons of 10 GeV in lhcb-shashlik with the cascade Monte Carlo")
+    step(1, "simulating 100 photons of 10 GeV in lhcb-shashlik: cascade Monte Carlo and the shipped surrogate")
     import numpy as np
 
     from calopt.metrics.fits import robust_sigma
     from calopt.simulation.runner import RunSpec, run_simulation
     from calopt.simulation.showers import read_showers
 
-    spec = RunSpec(technology="lhcb-shashlik", particle="gamma", n=100, seed=seed, energy=10.0)
-    shower_file = out / "showers-gamma-10GeV.h5"
-    if not shower_file.exists():
-        run_simulation(spec, shower_file)
-    sh = read_showers(shower_file)
-    response = sh.visible_energy / 10_000.0
-    resolution = robust_sigma(response) / np.median(response)
-    print(f"      visible energy / E = {response.mean():.4f} (sampling fraction), resolution {resolution:.2%} at "
-          f"10 GeV -> {shower_file}", file=sys.stderr)  # fmt: skip
+    def summary(label: str, sh: Any, seconds: float, path: Path) -> None:
+        response = sh.visible_energy / 10_000.0
+        resolution = robust_sigma(response) / np.median(response)
+        print(f"      {label:<22} visible energy / E = {response.mean():.4f}, resolution {resolution:.2%}, "
+              f"{1000 * seconds / len(sh):.2f} ms per shower -> {path}", file=sys.stderr)  # fmt: skip
+
+    for backend in ("cascade", "surrogate"):
+        spec = RunSpec(technology="lhcb-shashlik", particle="gamma", n=100, seed=seed, energy=10.0, backend=backend)
+        shower_file = out / f"showers-gamma-10GeV-{backend}.h5"
+        t0 = time.perf_counter()
+        run_simulation(spec, shower_file, overwrite=True)
+        label = "cascade MC" if backend == "cascade" else "shipped surrogate (flow)"
+        summary(label, read_showers(shower_file), time.perf_counter() - t0, shower_file)
 
     # 2. evaluate lhcb-run3
     step(2, "evaluating lhcb-run3 (small shower libraries and regressors: built once, then cached)")
