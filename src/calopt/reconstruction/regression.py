@@ -234,7 +234,7 @@ class TrainingSettings:
     measured resolution came out far below the showers' own fluctuations). 0 shares it.
     ``overlay_fraction`` of them come with a neighbouring photon (:func:`photon_sample`)."""
 
-    n_train: int = 3000
+    n_train: int = 10000
     seed: int = 0
     energy_range: tuple[float, float] = (0.3, 100.0)
     library_seed_offset: int = 1
