@@ -40,3 +40,13 @@ def test_failed_fits_are_reported_not_numbers():
     assert not few.valid and "too few" in few.reason and few.to_dict()["sigma"] is None
     flat = fit_mass_peak(rng.uniform(50.0, 250.0, 3000), 50.0, 250.0, 135.0, 10.0)
     assert not flat.valid or flat.n_signal < 200
+
+
+def test_a_spike_in_background_is_not_a_peak():
+    """Flat background with a handful of coincident entries: the fit may latch on to them with a
+    tiny width, but such a "peak" is reported as failed, not as a number."""
+    rng = np.random.default_rng(1)
+    m = np.concatenate([rng.uniform(50.0, 250.0, 4000), np.full(8, 180.0) + rng.normal(0, 0.3, 8)])
+    fit = fit_mass_peak(m, 50.0, 250.0, 178.0, 2.0)  # converges on the spike: width ~0.7 +- 0.3
+    assert not fit.valid and "no significant peak" in fit.reason
+    assert fit.to_dict()["sigma"] is None

@@ -118,6 +118,12 @@ def fit_mass_peak(m: np.ndarray, lo: float, hi: float, mean0: float, sigma0: flo
     if sigma > 0.98 * smax or sigma < width / 400:
         return MassFit(False, f"the fitted width {sigma:.3g} is at its limit: no peak found")
     mi.hesse()
+    ns_val, ns_err, s_err = mi.values["ns"], mi.errors["ns"], mi.errors["sigma"]
+    if not (ns_val > 3.0 * ns_err and s_err < 0.5 * sigma):
+        # a "peak" whose yield is not 3 sigma from zero, or whose width is not measured to 50 %,
+        # is a fluctuation the fit latched on to (seen at mu = 50: a 0.8 MeV "pi0 peak")
+        return MassFit(False, f"no significant peak: signal {ns_val:.3g} +- {ns_err:.2g}, width {sigma:.3g} +- "
+                              f"{s_err:.2g}")  # fmt: skip
     a, b = mu - window * sigma, mu + window * sigma
     frac_s = (norm.cdf(b, mu, sigma) - norm.cdf(a, mu, sigma)) / (norm.cdf(hi, mu, sigma) - norm.cdf(lo, mu, sigma))
     slope = mi.values["slope"]
