@@ -11,7 +11,16 @@ from typing import Any
 
 from calopt.errors import CaloptInputError, FileFormatError
 
-__all__ = ["atomic_path", "cache_lock", "check_format", "check_writable", "is_format", "open_format", "read_attrs"]
+__all__ = [
+    "atomic_path",
+    "cache_lock",
+    "check_format",
+    "check_writable",
+    "is_format",
+    "make_output_folder",
+    "open_format",
+    "read_attrs",
+]
 
 
 def check_writable(path: Path) -> None:
@@ -23,6 +32,19 @@ def check_writable(path: Path) -> None:
         raise CaloptInputError(f"output folder {str(parent)!r} is not writable")
     if path.is_dir():
         raise CaloptInputError(f"output {str(path)!r} is a folder, expected a file name")
+
+
+def make_output_folder(path: Path, what: str = "--out") -> Path:
+    """Create the output folder ``path`` (and its parents), or fail with one line."""
+    if path.exists() and not path.is_dir():
+        raise CaloptInputError(f"{what} {str(path)!r} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CaloptInputError(f"{what} {str(path)!r}: cannot create the folder ({exc.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise CaloptInputError(f"{what} {str(path)!r} is not writable")
+    return path
 
 
 @contextmanager

@@ -152,6 +152,17 @@ def test_events_bad_input(tmp_path, capsys, args, message):
     assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_text_file_is_not_a_surrogate(tmp_path, capsys):
+    text = tmp_path / "model.pt"
+    text.write_text("hello")
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", "--technology", "lhcb-shashlik", "--particle", "gamma", "--n", "5", "--energy", "10",
+              "--out", str(tmp_path / "s.h5"), "--backend", str(text)])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and "not a readable calopt-surrogate checkpoint" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "s.h5").exists()
+
+
 def test_demo_runs_the_whole_cycle(tmp_path, capsys, shared_cache):
     """The README's main job: showers, evaluate, a BO campaign and the report, end to end."""
     with pytest.raises(SystemExit) as exc:

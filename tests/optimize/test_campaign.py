@@ -85,7 +85,7 @@ def test_campaign_runs_and_stores_every_trial(tmp_path):
     for t in trials:
         if t.cached:
             assert keys.index(t.design_key) < trials.index(t)
-    assert (tmp_path / "c" / "campaign.toml").is_file()
+    assert (tmp_path / "c" / "campaign-settings.toml").is_file()
 
 
 def test_interrupted_campaign_resumes_without_losing_or_repeating(tmp_path):
@@ -163,7 +163,7 @@ def test_report(tmp_path):
     for section in ("Best so far", "Physics against channels and cost", "Best layouts", "Trials", "Reproduce"):
         assert section in text
     assert text.count("<img") >= 3 and text.count("<tr>") >= 11
-    assert "calopt optimize campaign.toml" in text
+    assert "calopt optimize campaign-settings.toml" in text
 
 
 @pytest.mark.parametrize(
@@ -175,7 +175,9 @@ def test_report(tmp_path):
      (("batch = 3", "batch = 3\noptions = { zeal = 2 }"), "unknown option 'zeal'"),
      (('name = "random"', 'name = "mobo"'), "needs n_objectives"),
      (("[evaluate]", "[evaluate]\nmethod = 'nn'"), "method must be"),
-     (('cell_size = [40.4, 60.6]', 'cell_size = [15.15]'), "no valid design")],
+     (('cell_size = [40.4, 60.6]', 'cell_size = [15.15]'), "allowed for none"),
+     (("evaluations = 6\n", "\n"), "give the number of evaluations"),
+     (('name = "random"', 'name = ["random"]'), "unknown optimizer")],
 )  # fmt: skip
 def test_bad_campaign(change, message):
     with pytest.raises(CaloptInputError, match=message):
@@ -207,6 +209,11 @@ def test_cli_refuses_bad_input_without_damaging_the_database(tmp_path, capsys):
         (["optimize", str(good), "--workers", "0"], "--workers"),
         (["optimize", str(good), "--out", str(tmp_path / "s"), "--scheduler", "tcp://127.0.0.1:9"], "scheduler"),
         (["report", str(tmp_path)], "not a campaign folder"),
+        (["report", str(tmp_path / "t"), "--out", str(db)], "is an .html file"),
+        (["report", str(tmp_path / "t"), "--out", str(tmp_path / "none" / "r.html")], "does not exist"),
+        (["optimize", str(good), "--out", str(good / "sub")], "cannot create the folder"),
+        (["optimize", str(good), "--scheduler", ""], "--scheduler needs an address"),
+        (["demo", "--out", str(tmp_path / "d"), "--seed", "-1"], "--seed"),
     ]
     for argv, message in cases:
         code, out, err = _cli(argv, capsys)

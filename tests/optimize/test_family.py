@@ -67,7 +67,9 @@ def test_cost_and_channel_limits_exclude_designs():
     ("change", "message"),
     [({"shape": "circle"}, "unknown shape"), ({"colour": "red"}, "unknown key 'colour'"),
      ({"half_x": {"min": 5}}, "a range is a table"), ({"half_x": {"min": 5, "max": 2}}, "must be below"),
-     ({"cell_size": []}, "empty list")],
+     ({"cell_size": []}, "empty list"), ({"cell_size": "abc"}, "expected a positive number, got 'abc'"),
+     ({"technology": "nosuchtech"}, "nosuchtech"), ({"shape": ["rectangle"]}, "unknown shape"),
+     ({"split": "yes"}, "expected true or false, got 'yes'"), ({"half_x": {"min": 3, "max": 8, "log": "yes"}}, "log")],
 )  # fmt: skip
 def test_bad_space(change, message):
     with pytest.raises(CaloptInputError, match=message):
@@ -81,6 +83,9 @@ def test_rest_must_be_last_and_space_not_empty():
     with pytest.raises(CaloptInputError, match="every setting is fixed"):
         DesignFamily.from_dict({"regions": [{"name": "a", "shape": "rest", "technology": SHASHLIK,
                                              "cell_size": 121.2}]})  # fmt: skip
-    # a cell size no technology choice allows: no valid design at all
-    with pytest.raises(CaloptInputError, match="no valid design"):
+    # a cell size that no technology choice allows
+    with pytest.raises(CaloptInputError, match=r"cell size 15\.15 mm is allowed for none of lhcb-shashlik"):
         family(cell_size=[15.15, 20.2])
+    # limits that exclude every design
+    with pytest.raises(CaloptInputError, match="no valid design"):
+        DesignFamily.from_dict({**family().to_dict(), "max_cost": 1})

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import typer
 
-SEED_OPTION = typer.Option(0, "--seed", help="Random seed; the same seed reproduces the result bit for bit.")
+SEED_OPTION = typer.Option(0, "--seed", min=0, help="Random seed; the same seed reproduces the result bit for bit.")
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else.")
 
 

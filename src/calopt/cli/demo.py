@@ -36,9 +36,9 @@ def demo(
 
     if workers < 1:
         raise CaloptInputError(f"--workers must be at least 1, got {workers}")
-    if out.exists() and not out.is_dir():
-        raise CaloptInputError(f"--out {str(out)!r} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    from calopt.files import make_output_folder
+
+    make_output_folder(out)
     t_start = time.perf_counter()
 
     def step(k: int, msg: str) -> None:

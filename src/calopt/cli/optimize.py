@@ -26,6 +26,8 @@ def optimize(
 
     if workers < 1:
         raise CaloptInputError(f"--workers must be at least 1, got {workers}")
+    if scheduler is not None and not scheduler.strip():
+        raise CaloptInputError("--scheduler needs an address (host:port), got an empty string")
     if scheduler is not None and workers != 1:
         raise CaloptInputError("give --workers or --scheduler, not both")
     campaign = load_campaign(campaign_file)

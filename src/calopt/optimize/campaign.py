@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from calopt.errors import CaloptInputError
+from calopt.files import atomic_path, make_output_folder
 from calopt.optimize.family import DesignFamily
 from calopt.optimize.optimizers import OPTIMIZERS, get_optimizer
 from calopt.optimize.store import CampaignStore, Trial
@@ -76,6 +77,7 @@ METRICS = (
 )
 MAXIMISED = ("significance", "pi0_efficiency")
 DB_NAME = "campaign.sqlite"
+SETTINGS_NAME = "campaign-settings.toml"
 
 
 def _check_keys(doc: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -193,6 +195,12 @@ class Objective:
         return out, None
 
 
+def _required_evaluations(doc: dict[str, Any], where: str) -> int:
+    if "evaluations" not in doc:
+        raise CaloptInputError(f"{where}: give the number of evaluations (evaluations = N)")
+    return int(_number(doc, "evaluations", where, None, integer=True, minimum=1))
+
+
 @dataclass(frozen=True)
 class OptimizerConfig:
     """One ``[[optimizers]]`` entry."""
@@ -208,14 +216,14 @@ class OptimizerConfig:
         w = f"[[optimizers]] {k + 1}"
         _check_keys(doc, {"name", "evaluations", "batch", "seed", "options"}, w)
         name = doc.get("name")
-        if name not in OPTIMIZERS:
+        if not isinstance(name, str) or name not in OPTIMIZERS:
             raise CaloptInputError(f"{w}: unknown optimizer {name!r}; expected one of {', '.join(sorted(OPTIMIZERS))}")
         options = doc.get("options", {})
         if not isinstance(options, dict):
             raise CaloptInputError(f"{w}: options must be a table, got {options!r}")
         return cls(
             name=name,
-            evaluations=_number(doc, "evaluations", w, None, integer=True, minimum=1) or 0,
+            evaluations=_required_evaluations(doc, w),
             batch=_number(doc, "batch", w, 1, integer=True, minimum=1),
             seed=_number(doc, "seed", w, 0, integer=True),
             options=dict(options),
@@ -236,7 +244,7 @@ class Campaign:
         _check_keys(doc, {"name", "description", "evaluate", "objective", "optimizers", "space"}, source)
         name = doc.get("name")
         if not isinstance(name, str) or not name:
-            raise CaloptInputError(f"{source}: the campaign needs a name")
+            raise CaloptInputError(f"{source}: the campaign needs a name (a string), got {name!r}")
         for key in ("evaluate", "objective", "space"):
             if not isinstance(doc.get(key, {}), dict):
                 raise CaloptInputError(f"{source}: [{key}] must be a table")
@@ -246,7 +254,10 @@ class Campaign:
         if not isinstance(opts, list) or not opts:
             raise CaloptInputError(f"{source}: give at least one [[optimizers]] entry")
         objective = Objective.from_dict(doc.get("objective", {}))
-        optimizers = tuple(OptimizerConfig.from_dict(o if isinstance(o, dict) else {}, k) for k, o in enumerate(opts))
+        for k, o in enumerate(opts):
+            if not isinstance(o, dict):
+                raise CaloptInputError(f"{source}: [[optimizers]] {k + 1} must be a table, got {o!r}")
+        optimizers = tuple(OptimizerConfig.from_dict(o, k) for k, o in enumerate(opts))
         family = DesignFamily.from_dict(doc["space"])
         campaign = cls(name, family, objective, EvaluateConfig.from_dict(doc.get("evaluate", {})), optimizers,
                        str(doc.get("description", "")))  # fmt: skip
@@ -290,7 +301,9 @@ def load_campaign(path: str | Path) -> Campaign:
     if not p.is_file():
         raise CaloptInputError(f"campaign file {str(path)!r} not found")
     try:
-        doc = tomllib.loads(p.read_text())
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CaloptInputError(f"{path}: not a text (UTF-8) TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise CaloptInputError(f"{path}: not valid TOML ({exc})") from None
     return Campaign.from_dict(doc, str(path))
@@ -428,8 +441,6 @@ def run_campaign(campaign: Campaign, out: str | Path, *, workers: int = 1, sched
         raise CaloptInputError(f"--workers must be at least 1, got {workers}")
     if db_path.exists() and not resume:
         raise CaloptInputError(f"{db_path} exists: continue it with --resume, or choose another output folder")
-    if out.exists() and not out.is_dir():
-        raise CaloptInputError(f"output {str(out)!r} exists and is not a folder")
     digest = campaign.digest()
     if db_path.exists():
         with CampaignStore(db_path) as st:
@@ -439,15 +450,17 @@ def run_campaign(campaign: Campaign, out: str | Path, *, workers: int = 1, sched
                                    "campaign file (or choose another output folder)")  # fmt: skip
     # parallel evaluations share the caches of shower libraries, regressors and events: the first
     # evaluation that needs one builds it under a file lock while the others wait for it
+    make_output_folder(out)
     client = _client(workers, scheduler) if (workers > 1 or scheduler) else None
-    out.mkdir(parents=True, exist_ok=True)
     from calopt import __version__
 
     with CampaignStore(db_path) as store:
         if store.get_meta("digest") is None:
             store.set_meta(digest=digest, settings=json.dumps(campaign.to_dict()), calopt_version=__version__,
                            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), name=campaign.name)  # fmt: skip
-        (out / "campaign.toml").write_text(_to_toml(campaign))
+        # the settings as read (not the user's file, which may sit in this folder with its comments)
+        with atomic_path(out / SETTINGS_NAME) as tmp:
+            Path(tmp).write_text(_to_toml(campaign))
         config = asdict(campaign.evaluate)
         runner = _Runner(campaign, store, lambda jobs: None, say)
 
@@ -505,7 +518,7 @@ def _client(workers: int, scheduler: str | None) -> Any:
     if scheduler:
         try:
             return Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise CaloptInputError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from None
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = Client(cluster)

@@ -31,11 +31,13 @@ the check builds the design, so no invalid design ever reaches an evaluation.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from calopt.detector.design import Design, WallSpec, design_from_dict
+from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
 from calopt.optimize.space import Categorical, Integer, Param, Real, Space
 
@@ -50,9 +52,35 @@ COMMON = ("technology", "cell_size", "split", "timing")
 IN_MODULES = {"half_x", "half_y", "height", "scale"}
 
 
+KINDS = {"technology": str, "cell_size": float, "split": bool, "timing": bool, "half_x": float, "half_y": float,
+         "height": float, "k": float, "scale": float}  # fmt: skip
+
+
+def _check_value(name: str, setting: str, v: Any) -> None:
+    """Refuse a fixed value or choice of the wrong type, or an unknown technology / bad number."""
+    kind = KINDS[setting]
+    if kind is bool:
+        ok = isinstance(v, bool)
+    elif kind is str:
+        ok = isinstance(v, str)
+    else:
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+    if not ok:
+        expected = {bool: "true or false", str: "a name", float: "a positive number"}[kind]
+        raise CaloptInputError(f"{name}: expected {expected}, got {v!r}")
+    if setting == "technology":
+        get_technology(v)  # an unknown technology: a clear message naming it
+
+
 def _param(name: str, spec: Any) -> Param | None:
     """The parameter for a setting, or None when the setting is fixed."""
+    setting = name.split(".", 1)[1]
     if isinstance(spec, dict):
+        for key in ("min", "max"):
+            if key in spec:
+                _check_value(name, setting, spec[key])
+        if not isinstance(spec.get("log", False), bool):
+            raise CaloptInputError(f"{name}: log must be true or false, got {spec['log']!r}")
         unknown = set(spec) - {"min", "max", "log"}
         if unknown or not {"min", "max"} <= set(spec):
             raise CaloptInputError(f"{name}: a range is a table {{min = A, max = B[, log = true]}}, got {spec!r}")
@@ -63,9 +91,12 @@ def _param(name: str, spec: Any) -> Param | None:
     if isinstance(spec, list):
         if len(spec) == 0:
             raise CaloptInputError(f"{name}: an empty list of choices")
+        for v in spec:
+            _check_value(name, setting, v)
         if len(spec) == 1:
             return None
         return Categorical(name, tuple(spec))
+    _check_value(name, setting, spec)
     return None
 
 
@@ -103,7 +134,7 @@ class DesignFamily:
                 raise CaloptInputError(f"{source}: two regions are named {name!r}")
             names.add(name)
             shape = r.get("shape")
-            if shape not in SETTINGS:
+            if not isinstance(shape, str) or shape not in SETTINGS:
                 raise CaloptInputError(f"{source}: region {name!r}: unknown shape {shape!r}; expected rectangle, gamma "
                                        "or rest")  # fmt: skip
             if (shape == "rest") != (k == len(regions) - 1):
@@ -119,9 +150,21 @@ class DesignFamily:
                 raise CaloptInputError(f"{source}: region {name!r}: missing {sorted(missing)[0]!r}")
         for key in ("max_cost", "max_channels"):
             v = doc.get(key)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v <= 0):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v)
+                                  or v <= 0):  # fmt: skip
                 raise CaloptInputError(f"{source}: {key} must be a positive number, got {v!r}")
         fam = cls(tuple(dict(r) for r in regions), doc.get("max_cost"), doc.get("max_channels"))
+        fam.params  # type checks of every setting  # noqa: B018
+        for r in regions:
+            techs = r["technology"] if isinstance(r["technology"], list) else [r["technology"]]
+            cells = r["cell_size"] if isinstance(r["cell_size"], list) else [r["cell_size"]]
+            if isinstance(r["technology"], dict) or isinstance(r["cell_size"], dict):
+                raise CaloptInputError(f"{source}: region {r['name']!r}: technology and cell_size are a value or a "
+                                       "list of choices, not a range")  # fmt: skip
+            for c in cells:
+                if not any(any(abs(c - a) < 1e-6 for a in get_technology(t).cell_sizes) for t in techs):
+                    raise CaloptInputError(f"{source}: region {r['name']!r}: cell size {c:g} mm is allowed for none "
+                                           f"of {', '.join(techs)}")  # fmt: skip
         fam.space  # builds the parameters: refuses bad ranges and an empty space here  # noqa: B018
         return fam
 

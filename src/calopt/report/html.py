@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from calopt.errors import CaloptInputError
-from calopt.optimize.campaign import DB_NAME, MAXIMISED, Campaign
+from calopt.files import atomic_path, check_writable
+from calopt.optimize.campaign import DB_NAME, MAXIMISED, SETTINGS_NAME, Campaign
 from calopt.optimize.pareto import pareto_front
 from calopt.optimize.store import CampaignStore, Trial
 
@@ -161,6 +162,10 @@ font-size:12px;overflow:auto}img{max-width:100%}"""
 def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
     """Write ``report.html`` for the campaign in ``folder`` (or to ``out``); returns its path."""
     folder = Path(folder)
+    path = Path(out) if out is not None else folder / "report.html"
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise CaloptInputError(f"--out {str(path)!r}: the report is an .html file")
+    check_writable(path)
     db = folder / DB_NAME
     if not db.is_file():
         raise CaloptInputError(f"{str(folder)!r} is not a campaign folder: no {DB_NAME} in it")
@@ -175,7 +180,7 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
         trials = store.trials()
     campaign = Campaign.from_dict(json.loads(settings), str(db))
     summary, best = _summary(campaign, trials)
-    toml_file = folder / "campaign.toml"
+    toml_file = folder / SETTINGS_NAME
     toml_text = toml_file.read_text() if toml_file.is_file() else settings
     finished = [t for t in trials if t.finished]
     parts = [
@@ -193,14 +198,12 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
         "<h2>Physics against channels and cost</h2>" + _pareto_plots(trials),
         "<h2>Best layouts</h2>" + (_layouts(campaign, best) if best else "<p>No successful trial yet.</p>"),
         "<h2>Trials</h2>" + _table(campaign, trials),
-        "<h2>Reproduce</h2><p>Save the settings below as <code>campaign.toml</code> (they are also in the campaign "
-        "folder) and run <code>calopt optimize campaign.toml</code>; the same settings give the same trials with any "
+        f"<h2>Reproduce</h2><p>Run <code>calopt optimize {SETTINGS_NAME}</code> with the settings below (they are "
+        "also in the campaign folder); the same settings give the same trials with any "
         f"number of workers (settings digest {meta['digest']}).</p>"
         f"<pre>{html.escape(toml_text)}</pre>",
         "</body></html>",
     ]
-    path = Path(out) if out is not None else folder / "report.html"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(parts))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("\n".join(parts))
     return path

@@ -67,10 +67,16 @@ def load_checkpoint(path: str | os.PathLike[str], model_type: str | None = None)
     path = Path(path)
     if not path.is_file():
         raise CaloptInputError(f"surrogate checkpoint {str(path)!r} does not exist")
+    import warnings
+
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickles before refusing them
+            ck = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError, TypeError,
+            AttributeError, IndexError, UnicodeDecodeError) as exc:  # fmt: skip
+        text = "" if isinstance(exc, KeyError) else str(exc).strip()  # a KeyError's text is just the key
+        first = text.splitlines()[0] if text else "not a torch checkpoint"
         raise FileFormatError(f"{str(path)!r} is not a readable {FORMAT} checkpoint ({first[:200]})") from None
     if not isinstance(ck, dict):
         raise FileFormatError(f"{str(path)!r} is not a {FORMAT} checkpoint (found a {type(ck).__name__})")
