@@ -159,6 +159,7 @@ def test_a_text_file_is_not_a_surrogate(tmp_path, capsys):
         main(["simulate", "--technology", "lhcb-shashlik", "--particle", "gamma", "--n", "5", "--energy", "10",
               "--out", str(tmp_path / "s.h5"), "--backend", str(text)])  # fmt: skip
     out, err = capsys.readouterr()
+    assert out == ""
     assert exc.value.code == 2 and "not a readable calopt-surrogate checkpoint" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "s.h5").exists()
 
