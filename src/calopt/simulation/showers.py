@@ -19,6 +19,7 @@ from calopt.files import atomic_path, is_format, open_format, read_attrs
 
 if TYPE_CHECKING:
     from calopt.detector.technologies import Technology
+    from calopt.simulation.particles import Particles
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Showers", "concatenate", "is_shower_file", "read_showers", "shower_attrs",
            "write_showers"]
@@ -50,6 +51,14 @@ class Showers:
 
     def __len__(self) -> int:
         return int(self.showers.shape[0])
+
+    @classmethod
+    def of_particles(cls, particles: Particles, showers: np.ndarray, times: np.ndarray | None, attrs: dict[str, Any],
+                     diagnostics: dict[str, np.ndarray] | None = None) -> Showers:  # fmt: skip
+        """Showers of ``particles`` (their energies, momenta, entry points and PDG ids)."""
+        return cls(showers=showers, times=times, incident_energies=particles.energies.reshape(-1, 1),
+                   momenta=particles.momenta, points=particles.points, pdg=particles.pdg, attrs=attrs,
+                   diagnostics=diagnostics or {})  # fmt: skip
 
     @property
     def visible_energy(self) -> np.ndarray:

@@ -158,20 +158,8 @@ class CascadeSimulator:
         if seeds is None:
             seeds = shower_seeds(seed, 0, len(particles))
         showers, times, diag, prof, rad = self.run(particles, tech, seeds)
-        return Showers(
-            showers=showers,
-            times=times,
-            incident_energies=particles.energies.reshape(-1, 1),
-            momenta=particles.momenta,
-            points=particles.points,
-            pdg=particles.pdg,
-            attrs=self.attrs(tech, seed),
-            diagnostics={
-                "energy_balance": diag.astype(np.float32),
-                "longitudinal_profile": prof,
-                "radial_profile": rad,
-            },
-        )
+        diagnostics = {"energy_balance": diag.astype(np.float32), "longitudinal_profile": prof, "radial_profile": rad}
+        return Showers.of_particles(particles, showers, times, self.attrs(tech, seed), diagnostics)
 
 
 def n_profile_bins(tech: Technology) -> int:

@@ -277,15 +277,7 @@ class GFlashSimulator:
         for start in range(0, n, self.chunk):
             sl = slice(start, min(start + self.chunk, n))
             showers[sl], times[sl] = self._run(particles[sl], tech, seeds[sl])
-        return Showers(
-            showers=showers,
-            times=times,
-            incident_energies=particles.energies.reshape(-1, 1),
-            momenta=particles.momenta,
-            points=particles.points,
-            pdg=particles.pdg,
-            attrs=self.attrs(tech, seed),
-        )
+        return Showers.of_particles(particles, showers, times, self.attrs(tech, seed))
 
     def _run(self, p: Particles, tech: Technology, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         med = self.medium(tech)

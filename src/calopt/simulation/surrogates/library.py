@@ -94,12 +94,4 @@ class LibrarySimulator:
             i, s = sel[k[ok]], lib.s[flat[ok]]
             showers[i, s, a[ok], b[ok]] = lib.e[flat[ok]] * scale[k[ok]]
             times[i, s, a[ok], b[ok]] = lib.t[flat[ok]]
-        return Showers(
-            showers=showers,
-            times=times,
-            incident_energies=particles.energies.reshape(-1, 1),
-            momenta=particles.momenta,
-            points=particles.points,
-            pdg=particles.pdg,
-            attrs=self.attrs(tech, seed),
-        )
+        return Showers.of_particles(particles, showers, times, self.attrs(tech, seed))
