@@ -97,8 +97,7 @@ def cluster_cells(hits: CellHits, cells: CellMap, z_front: float,
         x = np.bincount(member_cluster, weights=w * ct["x"][members], minlength=k) / cl_e
         y = np.bincount(member_cluster, weights=w * ct["y"][members], minlength=k) / cl_e
         # the seed cell's time: an energy-weighted time over all the cluster's cells is pulled
-        # away from the photon's by pile-up deposits in the outer cells (at mu = 50 the time cut
-        # then rejected half of the signal photons)
+        # away from the photon's by pile-up deposits in the outer cells
         time = np.where(e_t[seeds_arr] > 0, et_sum[seeds_arr] / np.where(e_t[seeds_arr] > 0, e_t[seeds_arr], 1.0),
                         np.nan)  # fmt: skip
     return Clusters(
