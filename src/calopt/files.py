@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from calopt.errors import CaloptInputError, FileFormatError
 
 __all__ = [
     "atomic_path",
-    "cache_lock",
+    "build_once",
     "check_format",
     "check_writable",
     "is_format",
@@ -47,20 +47,22 @@ def make_output_folder(path: Path, what: str = "--out") -> Path:
     return path
 
 
-@contextmanager
-def cache_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` + ".lock" (``fcntl.flock``) while a cache entry is
-    built, so that parallel workers sharing a cache build it once: the others wait, then find
-    it. Build-or-load code checks for the entry again once it holds the lock."""
+def build_once(path: Path, build: Callable[[], object]) -> Path:
+    """Make sure the cache entry ``path`` exists: ``build()`` writes it (atomically) unless it
+    is there. The build runs under an exclusive lock on ``path`` + ".lock" (``fcntl.flock``) and
+    the entry is checked for again once the lock is held, so that parallel workers sharing a
+    cache build it once: the others wait, then find it."""
     import fcntl
 
-    lock = path.with_name(path.name + ".lock")
-    with open(lock, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    if not path.is_file():
+        with open(path.with_name(path.name + ".lock"), "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                if not path.is_file():
+                    build()
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+    return path
 
 
 @contextmanager

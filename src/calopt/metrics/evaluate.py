@@ -31,7 +31,7 @@ import numpy as np
 from calopt.detector.design import Design
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
-from calopt.files import cache_lock
+from calopt.files import build_once
 from calopt.generation.events import FLAG, Events, read_events
 from calopt.generation.runner import EventSpec, generate_events
 from calopt.metrics.fits import MassFit, fit_energy_resolution, fit_mass_peak, robust_sigma
@@ -171,12 +171,13 @@ def _events(st: EvaluateSettings, progress: Callable[[str], None] | None) -> Eve
     folder = cache_dir() / "events"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"b0-jpsipi0-{hashlib.sha256(spec.to_json().encode()).hexdigest()[:16]}.h5"
-    if not path.is_file():
-        with cache_lock(path):
-            if not path.is_file():  # another process may have generated them while we waited
-                if progress:
-                    progress(f"generating {st.n_events} signal crossings at mu = {st.pileup:g} (cached for later)")
-                generate_events(spec, path)
+
+    def generate() -> None:
+        if progress:
+            progress(f"generating {st.n_events} signal crossings at mu = {st.pileup:g} (cached for later)")
+        generate_events(spec, path)
+
+    build_once(path, generate)
     return read_events(path)
 
 

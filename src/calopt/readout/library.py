@@ -28,7 +28,7 @@ import numpy as np
 
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
-from calopt.files import cache_lock
+from calopt.files import build_once
 from calopt.simulation.particles import Particles, species
 from calopt.simulation.showers import Showers, concatenate, read_showers, write_showers
 
@@ -238,10 +238,7 @@ def get_library(
     folder = folder or cache_dir() / "libraries"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{spec.technology}-{spec.particle_class}-{key}.h5"
-    if not path.is_file():
-        with cache_lock(path):
-            if not path.is_file():  # another process may have built it while we waited
-                build_library(spec, path, progress=progress)
+    build_once(path, lambda: build_library(spec, path, progress=progress))
     lib = ShowerLibrary.load(path)
     _LOADED[key] = lib
     return lib

@@ -27,7 +27,7 @@ import numpy as np
 
 from calopt.detector.design import Design, design_from_dict
 from calopt.detector.wall import ECAL_FRONT_Z_MM
-from calopt.files import atomic_path, cache_lock
+from calopt.files import atomic_path, build_once
 from calopt.readout.library import cache_dir
 from calopt.readout.readout import Readout, ReadoutSettings
 from calopt.reconstruction.clusters import ClusterSettings, cluster_cells
@@ -259,20 +259,21 @@ def get_reconstruction(technology: str, cell_size: float, readout_settings: Read
     folder = cache_dir() / "regressors"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{technology}-{cell_size:g}-{key}.json"
-    if not path.is_file():
-        with cache_lock(path):
-            if not path.is_file():  # another process may have trained them while we waited
-                independent = tr.library_seed_offset != 0
-                seed = readout_settings.library_seed + tr.library_seed_offset
-                train_readout = replace(readout_settings, library_seed=seed)
-                ro = Readout(homogeneous_design(technology, cell_size), train_readout,
-                             libraries={} if independent else (libraries or {}))  # fmt: skip
-                sample = photon_sample(ro, tr.n_train, tr.seed, tr.energy_range, overlay=tr.overlay_fraction)
-                xgb = XGBReco(random_state=tr.seed).fit(sample.features, sample.energy, sample.x, sample.y)
-                par = ParametricReco().fit(sample.features, sample.energy, sample.x, sample.y)
-                doc = {"xgb": xgb.to_dict(), "parametric": par.to_dict(), "inputs": json.loads(key_doc)}
-                with atomic_path(path) as tmp:
-                    Path(tmp).write_text(json.dumps(doc))
+
+    def train() -> None:
+        independent = tr.library_seed_offset != 0
+        seed = readout_settings.library_seed + tr.library_seed_offset
+        train_readout = replace(readout_settings, library_seed=seed)
+        ro = Readout(homogeneous_design(technology, cell_size), train_readout,
+                     libraries={} if independent else (libraries or {}))  # fmt: skip
+        sample = photon_sample(ro, tr.n_train, tr.seed, tr.energy_range, overlay=tr.overlay_fraction)
+        xgb = XGBReco(random_state=tr.seed).fit(sample.features, sample.energy, sample.x, sample.y)
+        par = ParametricReco().fit(sample.features, sample.energy, sample.x, sample.y)
+        doc = {"xgb": xgb.to_dict(), "parametric": par.to_dict(), "inputs": json.loads(key_doc)}
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(json.dumps(doc))
+
+    build_once(path, train)
     doc = json.loads(path.read_text())
     xgb, par = XGBReco.from_dict(doc["xgb"]), ParametricReco.from_dict(doc["parametric"])
     return xgb, par
