@@ -96,11 +96,10 @@ def sample(
     seed: int = SEED_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Generate showers with a surrogate (particle gun as in `calopt simulate`)."""
-    from calopt.detector.technologies import get_technology
-    from calopt.files import check_writable
-    from calopt.simulation.runner import RunSpec, sample_particles
-    from calopt.simulation.showers import write_showers
+    """Generate showers with a surrogate (particle gun as in `calopt simulate`, whose run it is:
+    the same seed gives the same showers as `calopt simulate --backend MODEL`)."""
+    from calopt.simulation.runner import RunSpec, check_output, run_simulation
+    from calopt.simulation.showers import read_showers
     from calopt.simulation.surrogates.simulator import load_surrogate
 
     if model != "surrogate" and not Path(model).is_file():
@@ -116,25 +115,13 @@ def sample(
         log_uniform=log_uniform,
         theta_max=theta_max,
         backend=model,
+        chunk_size=10000,
     )
-    spec.validate()
-    check_writable(out)
-    if out.exists() and not overwrite:
-        raise CaloptInputError(f"output {str(out)!r} already exists; use --overwrite to replace it")
+    check_output(spec, out, overwrite)
     t0 = time.perf_counter()
-    tech = get_technology(sim.technology)
-    parts = []
-    chunk = 10000
-    with progress_bar(f"sample {particle} with {sim.model_type}", n, enabled=n > chunk) as update:
-        from calopt.simulation.showers import concatenate
-        from calopt.simulation.surrogates.noise import run_seeds
-
-        for a in range(0, n, chunk):
-            b = min(a + chunk, n)
-            parts.append(sim.simulate(sample_particles(spec, a, b), tech, seed, seeds=run_seeds(seed, a, b - a)))
-            update(b)
-    showers = concatenate(parts)
-    write_showers(out, showers)
+    with progress_bar(f"sample {particle} with {sim.model_type}", n, enabled=n > spec.chunk_size) as update:
+        run_simulation(spec, out, overwrite=overwrite, progress=lambda done, total: update(done))
+    showers = read_showers(out, diagnostics=False)
     dt = time.perf_counter() - t0
     evis = showers.visible_energy / showers.incident_energies[:, 0]
     summary = {
