@@ -18,6 +18,18 @@ fractions of unit L2 norm and ``r`` (N,) the standardised ln(E_vis / E).
   the variance for lhcb-shashlik) plus ``r`` -> a conditional neural spline flow (zuko NSF,
   4 coupling transforms, hyper-networks 128 x 128, 8 bins; coupling so that sampling is one
   pass). Decoding: inverse PCA, negative square-root fractions set to 0, renormalised.
+
+  The PCA alone loses the diffuse lateral tails and the deepest section: real tail cells are
+  mostly 0 with rare large values, so their truncated reconstruction (close to the mean of
+  the square roots) carries less energy than the mean of the squares (Jensen). With 64
+  components the mean lateral width of lhcb-shashlik photons drops from 23.0 to 17.6 mm and
+  the last section from 10.1 to 8.3 % of the energy; even 512 components give 21.2 mm. The
+  flow therefore has a *residual model* (as in probabilistic PCA / factor analysis, with a
+  diagonal noise that depends on the conditions): per species and ``res_bins`` bins of ln E,
+  the mean and standard deviation of every cell's PCA residual on the training data; a
+  sample adds ``mean + std * eps`` (one standard normal per cell, interpolated linearly in
+  ln E between the bin centres) before the negative values are cut. This restores the
+  widths (separation power 0.55 -> 0.03 on the training sample) and the section fractions.
 """
 
 from __future__ import annotations
@@ -82,29 +94,89 @@ class Regressor(nn.Module):
 
 
 class FlowModel(nn.Module):
-    """Conditional NSF on (whitened PCA of g, r)."""
+    """Conditional NSF on (whitened PCA of g, r), plus the per-cell residual model
+    (``res_bins`` > 0; ``n_species`` rows of statistics)."""
 
     pca_mean: Tensor
     pca_components: Tensor
     pca_scale: Tensor
+    res_centres: Tensor
+    res_mean: Tensor
+    res_std: Tensor
 
     def __init__(
-        self, n_cond: int, n_in: int, n_pca: int = 64, transforms: int = 4, hidden: list[int] | None = None
+        self,
+        n_cond: int,
+        n_in: int,
+        n_pca: int = 64,
+        transforms: int = 4,
+        hidden: list[int] | None = None,
+        res_bins: int = 0,
+        n_species: int = 1,
     ) -> None:
         import zuko
 
         super().__init__()
         self.n_pca = n_pca
+        self.n_in = n_in
+        self.n_cond = n_cond
+        self.res_bins = res_bins
+        self.n_species = n_species
         self.register_buffer("pca_mean", torch.zeros(n_in))
         self.register_buffer("pca_components", torch.zeros(n_pca, n_in))
         self.register_buffer("pca_scale", torch.ones(n_pca))
+        if res_bins > 0:
+            self.register_buffer("res_centres", torch.zeros(res_bins))
+            self.register_buffer("res_mean", torch.zeros(n_species, res_bins, n_in))
+            self.register_buffer("res_std", torch.zeros(n_species, res_bins, n_in))
         self.flow: Any = zuko.flows.NSF(
             features=n_pca + 1, context=n_cond, transforms=transforms, hidden_features=hidden or [128, 128], passes=2
         )
 
     @property
     def noise_dim(self) -> int:
-        return self.n_pca + 1
+        return self.n_pca + 1 + (self.n_in if self.res_bins > 0 else 0)
+
+    def species_row(self, c: Tensor) -> Tensor:
+        """Row of the residual statistics: the species one-hot columns after the 5 kinematic ones."""
+        if self.n_species == 1:
+            return torch.zeros(len(c), dtype=torch.long)
+        return torch.argmax(c[:, 5 : 5 + self.n_species], dim=1)
+
+    def fit_residual(self, g: Tensor, c: Tensor) -> None:
+        """Per species and ln E bin (equal-population bins of ``c[:, 0]``) mean and std of the
+        PCA residual of every cell (call after :meth:`fit_pca`)."""
+        k = self.res_bins
+        res = g - (self.pca_mean + (g - self.pca_mean) @ self.pca_components.T @ self.pca_components)
+        le = c[:, 0].double()
+        rows = self.species_row(c)
+        edges = torch.quantile(le, torch.linspace(0.0, 1.0, k + 1, dtype=torch.float64))
+        which = torch.clamp(torch.searchsorted(edges, le, right=True) - 1, 0, k - 1)
+        centres = torch.zeros(k, dtype=torch.float64)
+        for b in range(k):
+            centres[b] = le[which == b].mean() if bool((which == b).any()) else 0.5 * (edges[b] + edges[b + 1])
+        self.res_centres.copy_(centres.float())
+        for p in range(self.n_species):
+            for b in range(k):
+                sel = (rows == p) & (which == b)
+                if int(sel.sum()) < 2:  # species absent from this bin: fall back to all species
+                    sel = which == b
+                self.res_mean[p, b] = res[sel].mean(dim=0)
+                self.res_std[p, b] = res[sel].std(dim=0)
+
+    def residual(self, c: Tensor, eps: Tensor) -> Tensor:
+        """``mean + std * eps`` interpolated linearly in ln E between the bin centres."""
+        x = self.res_centres
+        le = torch.clamp(c[:, 0], float(x[0]), float(x[-1]))
+        hi = torch.clamp(torch.searchsorted(x.contiguous(), le.contiguous()), 1, len(x) - 1) if len(x) > 1 else None
+        rows = self.species_row(c)
+        if hi is None:
+            return self.res_mean[rows, 0] + self.res_std[rows, 0] * eps
+        lo = hi - 1
+        t = ((le - x[lo]) / torch.clamp(x[hi] - x[lo], min=1e-9))[:, None]
+        mean = (1 - t) * self.res_mean[rows, lo] + t * self.res_mean[rows, hi]
+        std = (1 - t) * self.res_std[rows, lo] + t * self.res_std[rows, hi]
+        return mean + std * eps
 
     def fit_pca(self, g: Tensor) -> float:
         """Set the PCA from training ``g``; returns the fraction of variance kept."""
@@ -120,16 +192,19 @@ class FlowModel(nn.Module):
         y = (g - self.pca_mean) @ self.pca_components.T / self.pca_scale
         return torch.cat([y, r[:, None]], dim=1)
 
-    def decode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def decode(self, x: Tensor, c: Tensor | None = None, eps: Tensor | None = None) -> tuple[Tensor, Tensor]:
         g = self.pca_mean + (x[:, :-1] * self.pca_scale) @ self.pca_components
+        if self.res_bins > 0 and c is not None and eps is not None:
+            g = g + self.residual(c, eps)
         return normalise_g(g), x[:, -1]
 
     def log_prob(self, g: Tensor, r: Tensor, c: Tensor) -> Tensor:
         return self.flow(c).log_prob(self.encode(g, r))
 
     def forward(self, c: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.flow(c).transform.inv(z)
-        return self.decode(x)
+        k = self.n_pca + 1
+        x = self.flow(c).transform.inv(z[:, :k])
+        return self.decode(x, c, z[:, k:] if self.res_bins > 0 else None)
 
 
 def build_sampler(model_type: str, arch: dict[str, Any]) -> nn.Module:
@@ -137,7 +212,15 @@ def build_sampler(model_type: str, arch: dict[str, Any]) -> nn.Module:
     if model_type == "wgan":
         return Generator(arch["n_cond"], arch["n_out"], arch["nz"], arch["g_hidden"])
     if model_type == "flow":
-        return FlowModel(arch["n_cond"], arch["n_out"], arch["n_pca"], arch["transforms"], arch["flow_hidden"])
+        return FlowModel(
+            arch["n_cond"],
+            arch["n_out"],
+            arch["n_pca"],
+            arch["transforms"],
+            arch["flow_hidden"],
+            arch.get("res_bins", 0),  # checkpoints before the residual model have none
+            arch.get("n_species", 1),
+        )
     if model_type == "adagan":
         return nn.ModuleList(
             [Generator(arch["n_cond"], arch["n_out"], arch["nz"], arch["g_hidden"]) for _ in range(arch["components"])]

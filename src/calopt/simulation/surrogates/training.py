@@ -8,7 +8,9 @@ critic steps per generator step, Adam(lr 1e-4, betas (0, 0.9)). The generator lo
 on real showers (predicting ln E, tan theta_x, tan theta_y, x, y) and frozen.
 
 ``flow``: maximum likelihood of the conditional NSF on (whitened PCA of the square-root
-fractions, standardised ln(E_vis/E)); Adam(lr 1e-3) with cosine decay.
+fractions, standardised ln(E_vis/E)); Adam(lr 1e-3) with cosine decay. The per-cell
+residual model (``res_bins`` bins of ln E per species; 0 switches it off) is fitted in
+closed form before, from the PCA residuals of the training showers.
 
 ``adagan`` (Tolstikhin et al. 2017, arXiv:1701.02386; seeds/004): T components trained in
 sequence, the total number of generator steps split evenly. Before component t (t >= 1) a
@@ -61,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "lr_c": 1e-4,
     "reg_steps": 1500,
     "n_pca": 64,
+    "res_bins": 8,
     "transforms": 4,
     "flow_hidden": [128, 128],
     "flow_batch": 256,
@@ -343,9 +346,20 @@ def train_on_set(
     summary: dict[str, Any] = {}
     mixture: list[float] = []
     if model_type == "flow":
-        arch.update(n_pca=min(s["n_pca"], n_out, d.n - 1), transforms=s["transforms"], flow_hidden=s["flow_hidden"])
-        net = FlowModel(n_cond, n_out, arch["n_pca"], arch["transforms"], arch["flow_hidden"])
+        if s["res_bins"] < 0 or s["res_bins"] > d.n // 2:
+            raise CaloptInputError(f"res_bins must be in 0..{d.n // 2} for {d.n} showers, got {s['res_bins']}")
+        arch.update(
+            n_pca=min(s["n_pca"], n_out, d.n - 1),
+            transforms=s["transforms"],
+            flow_hidden=s["flow_hidden"],
+            res_bins=s["res_bins"],
+            n_species=len(ds.space.pdgs),
+        )
+        net = FlowModel(n_cond, n_out, arch["n_pca"], arch["transforms"], arch["flow_hidden"],
+                        arch["res_bins"], arch["n_species"])  # fmt: skip
         summary["pca_variance_kept"] = round(net.fit_pca(d.g), 5)
+        if arch["res_bins"] > 0:
+            net.fit_residual(d.g, d.c)
         opt = torch.optim.Adam(net.parameters(), lr=s["lr_flow"])
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
         hist, acc = [], 0.0
