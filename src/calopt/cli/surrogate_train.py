@@ -4,6 +4,8 @@ cascade (see :mod:`calopt.simulation.surrogates`)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
@@ -27,13 +29,17 @@ def train(
     ),
     theta_max: float | None = typer.Option(None, "--theta-max", help="Declared maximum angle [rad]."),
     crop: int = typer.Option(20, "--crop", help="Central crop of the fine grid that is modelled (cells per side)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing OUT, and discard an OUT.partial of other settings."
+    ),
     seed: int = SEED_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Train a surrogate on cascade showers and save a calopt-surrogate checkpoint."""
+    """Train a surrogate on cascade showers and save a calopt-surrogate checkpoint. The training
+    state is kept in OUT.partial: a killed run resumes when started again with the same
+    settings, and gives the same checkpoint as an uninterrupted one."""
     from calopt.files import check_writable
-    from calopt.simulation.surrogates.training import DEFAULTS, MODEL_TYPES, total_work, train_surrogate
+    from calopt.simulation.surrogates.training import MODEL_TYPES, train_surrogate
 
     if model not in MODEL_TYPES:
         hint = " (a VAE is not implemented; the likelihood model is 'flow')" if model == "vae" else ""
@@ -53,19 +59,27 @@ def train(
     settings: dict[str, int] = {"reg_steps": regressor_steps}
     if model == "adagan":
         settings["components"] = components
-    total = total_work(model, steps, {**DEFAULTS, **settings})
-    with progress_bar(f"train {model}", total, enabled=True) as update:
+    with ExitStack() as stack:
+        bar: list[Callable[[int], None]] = []
+
+        def progress(done: int, total: int) -> None:
+            if not bar:  # opened when the training starts: a refusal before stays one line
+                bar.append(stack.enter_context(progress_bar(f"train {model}", total)))
+            bar[0](done)
+
         ck = train_surrogate(
             model,
             files,
             out,
             steps=steps,
             seed=seed,
-            progress=lambda done, total: update(done),
+            progress=progress,
             crop=crop,
             energy_range_gev=tuple(energy_range) if energy_range else None,  # type: ignore[arg-type]
             theta_max=theta_max,
             settings=settings,
+            overwrite=overwrite,
+            log=lambda msg: typer.echo(msg, err=True),
         )
     dt = time.perf_counter() - t0
     summary = {

@@ -31,6 +31,11 @@ shared.
 
 Data order and noise come from a ``torch.Generator`` seeded with ``seed``: the same seed,
 data and thread count give the same checkpoint bit for bit.
+
+:func:`train_surrogate` is resumable (:mod:`calopt.simulation.surrogates.resume`): every
+phase (regressor, each generator, each mixture discriminator, flow) and every 500 of its
+steps, the training state is saved to ``OUT.partial``; a killed training started again with
+the same settings and data goes on from there, and gives the same checkpoint bit for bit.
 """
 
 from __future__ import annotations
@@ -47,6 +52,14 @@ from calopt import __version__
 from calopt.errors import CaloptInputError
 from calopt.simulation.surrogates.checkpoint import MODEL_TYPES, save_checkpoint
 from calopt.simulation.surrogates.dataset import DEFAULT_CROP, TrainingSet, load_training_set
+from calopt.simulation.surrogates.resume import (
+    SAVE_EVERY,
+    Record,
+    TrainingState,
+    data_identity,
+    job_key,
+    partial_path,
+)
 
 __all__ = ["DEFAULTS", "MODEL_TYPES", "adagan_weights", "total_work", "train_on_set", "train_surrogate"]
 
@@ -75,6 +88,28 @@ DEFAULTS: dict[str, Any] = {
 }
 
 Progress = Callable[[int, int], None]
+
+
+class RunningMean:
+    """Means of a loss over windows of ``window`` steps (the histories of the summary)."""
+
+    def __init__(self, window: int = 100, digits: int = 4) -> None:
+        self.window, self.digits = window, digits
+        self.means: list[float] = []
+        self.sum, self.n = 0.0, 0
+
+    def add(self, x: float) -> None:
+        self.sum += x
+        self.n += 1
+        if self.n == self.window:
+            self.means.append(round(self.sum / self.window, self.digits))
+            self.sum, self.n = 0.0, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"means": list(self.means), "sum": self.sum, "n": self.n}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.means, self.sum, self.n = list(state["means"]), state["sum"], state["n"]
 
 
 def adagan_weights(h: np.ndarray, beta: float, p: np.ndarray | None = None) -> np.ndarray:
@@ -130,7 +165,7 @@ class _Data:
         return (r * self.r_std + self.r_mean + self.lne[idx] - self.v_mean) / self.v_std
 
 
-def _train_regressor(d: _Data, steps: int, hidden: list[int], tick: Callable[[], None]) -> Any:
+def _train_regressor(run: TrainingState, d: _Data, steps: int, hidden: list[int]) -> Any:
     import torch
 
     from calopt.simulation.surrogates.models import Regressor
@@ -138,14 +173,13 @@ def _train_regressor(d: _Data, steps: int, hidden: list[int], tick: Callable[[],
     reg = Regressor(d.g.shape[1], 5, hidden)
     opt = torch.optim.Adam(reg.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
-    for _ in range(steps):
+    for _ in run.phase("regressor", steps, net=reg, opt=opt, sched=sched):
         idx = d.index(256)
         loss = torch.mean((reg(d.g[idx], d.lnevis(d.r[idx], idx)) - d.c[idx, :5]) ** 2)
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
-        tick()
     reg.eval()
     for q in reg.parameters():
         q.requires_grad_(False)
@@ -153,16 +187,18 @@ def _train_regressor(d: _Data, steps: int, hidden: list[int], tick: Callable[[],
 
 
 def _train_wgan(
+    run: TrainingState,
+    key: str,
     d: _Data,
     steps: int,
     s: dict[str, Any],
     reg: Any,
-    tick: Callable[[], None],
     *,
     weights: Any = None,
     init: tuple[Any, Any] | None = None,
 ) -> tuple[Any, Any, list[float]]:
-    """WGAN-GP with the regressor term; returns (generator, critic, history of W estimates)."""
+    """WGAN-GP with the regressor term, as phase ``key``; returns (generator, critic, history
+    of W estimates)."""
     import copy
 
     import torch
@@ -178,9 +214,8 @@ def _train_wgan(
     opt_g = torch.optim.Adam(G.parameters(), lr=s["lr_g"], betas=(0.0, 0.9))
     opt_d = torch.optim.Adam(D.parameters(), lr=s["lr_c"], betas=(0.0, 0.9))
     B, nz = s["batch"], s["nz"]
-    hist: list[float] = []
-    w_acc = 0.0
-    for step in range(steps):
+    hist = RunningMean(100, 5)
+    for _ in run.phase(key, steps, G=G, D=D, opt_g=opt_g, opt_d=opt_d, w_history=hist):
         for _ in range(s["n_critic"]):
             idx = d.index(B, weights)
             g_real, r_real, c = d.g[idx], d.r[idx], d.c[idx]
@@ -207,12 +242,8 @@ def _train_wgan(
         opt_g.zero_grad()
         loss_g.backward()
         opt_g.step()
-        w_acc += float(w_est.detach())
-        if (step + 1) % 100 == 0:
-            hist.append(round(w_acc / 100, 5))
-            w_acc = 0.0
-        tick()
-    return G, D, hist
+        hist.add(float(w_est.detach()))
+    return G, D, hist.means
 
 
 def _mixture_samples(d: _Data, gens: list[Any], betas: list[float], nz: int) -> tuple[Any, Any]:
@@ -249,10 +280,11 @@ def _high_level(g: Any, r: Any, sections: int, crop: int) -> Any:
 
 
 def _mixture_discriminator(
-    d: _Data, g_fake: Any, r_fake: Any, s: dict[str, Any], tick: Callable[[], None]
+    run: TrainingState, key: str, d: _Data, gens: list[Any], mixture: list[float], s: dict[str, Any]
 ) -> tuple[np.ndarray, float]:
-    """Train the MIXDISC (data 1 : mixture 0, 1:1) and return D(X_i) on the training data and
-    its final accuracy on the training sample."""
+    """Train the MIXDISC (data 1 : mixture 0, 1:1) against one shower of the mixture of
+    ``gens`` (weights ``mixture``) per training shower, as phase ``key``; return D(X_i) on the
+    training data and its final accuracy on the training sample."""
     import torch
 
     from calopt.simulation.surrogates.models import mlp
@@ -267,8 +299,15 @@ def _mixture_discriminator(
         x = torch.cat([g, r[:, None]], dim=1) if full else _high_level(g, r, d.sections, d.crop)
         return net(torch.cat([x, c], dim=1))[:, 0]
 
+    # the mixture samples are drawn again on resume, from the generator state they came from
+    out = Record(gen_state=d.gen.get_state(), p_data=None, accuracy=None)
+    phase = run.phase(key, s["disc_steps"], net=net, opt=opt, out=out)
+    if phase.skipped:
+        return out["p_data"].numpy(), out["accuracy"]
+    d.gen.set_state(out["gen_state"])
+    g_fake, r_fake = _mixture_samples(d, gens, mixture, s["nz"])
     B = 256
-    for _ in range(s["disc_steps"]):
+    for _ in phase:
         i = d.index(B)
         j = d.index(B)
         x = logits(torch.cat([d.g[i], g_fake[j]]), torch.cat([d.r[i], r_fake[j]]), torch.cat([d.c[i], d.c[j]]))
@@ -277,11 +316,11 @@ def _mixture_discriminator(
         opt.zero_grad()
         loss.backward()
         opt.step()
-        tick()
     with torch.no_grad():
         p_data = torch.sigmoid(logits(d.g, d.r, d.c)).numpy().astype(np.float64)
         p_fake = torch.sigmoid(logits(g_fake, r_fake, d.c)).numpy().astype(np.float64)
     acc = 0.5 * (float(np.mean(p_data > 0.5)) + float(np.mean(p_fake < 0.5)))
+    out.update(p_data=torch.from_numpy(p_data), accuracy=acc)
     return p_data, acc
 
 
@@ -311,8 +350,11 @@ def train_on_set(
     seed: int = 0,
     progress: Progress | None = None,
     settings: dict[str, Any] | None = None,
+    training_state: TrainingState | None = None,
 ) -> dict[str, Any]:
-    """Train a model on a loaded :class:`TrainingSet`; returns the checkpoint dictionary."""
+    """Train a model on a loaded :class:`TrainingSet`; returns the checkpoint dictionary.
+    ``training_state`` saves the training as it goes and resumes a saved one (default:
+    neither)."""
     import torch
 
     from calopt.simulation.surrogates.models import FlowModel
@@ -331,15 +373,9 @@ def train_on_set(
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     d = _Data(ds, gen)
-    total = total_work(model_type, steps, s)
-    done = 0
+    run = training_state or TrainingState()
+    run.begin(gen, total_work(model_type, steps, s), progress)
     t0 = time.perf_counter()
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None and (done % 10 == 0 or done == total):
-            progress(done, total)
 
     n_cond, n_out = d.c.shape[1], d.g.shape[1]
     arch: dict[str, Any] = {"n_cond": n_cond, "n_out": n_out}
@@ -362,8 +398,8 @@ def train_on_set(
             net.fit_residual(d.g, d.c)
         opt = torch.optim.Adam(net.parameters(), lr=s["lr_flow"])
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-        hist, acc = [], 0.0
-        for step in range(steps):
+        nll = RunningMean(100, 4)
+        for _ in run.phase("flow", steps, net=net, opt=opt, sched=sched, nll_history=nll):
             idx = d.index(s["flow_batch"])
             loss = -net.log_prob(d.g[idx], d.r[idx], d.c[idx]).mean()
             opt.zero_grad()
@@ -371,19 +407,15 @@ def train_on_set(
             torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
             opt.step()
             sched.step()
-            acc += float(loss.detach())
-            if (step + 1) % 100 == 0:
-                hist.append(round(acc / 100, 4))
-                acc = 0.0
-            tick()
-        summary["nll_history"] = hist
+            nll.add(float(loss.detach()))
+        summary["nll_history"] = nll.means
         state = net.state_dict()
     else:
         arch.update(nz=s["nz"], g_hidden=s["g_hidden"])
         use_reg = s["lambda_reg"] > 0 and s["reg_steps"] > 0
-        reg = _train_regressor(d, s["reg_steps"], s["r_hidden"], tick) if use_reg else None
+        reg = _train_regressor(run, d, s["reg_steps"], s["r_hidden"]) if use_reg else None
         if model_type == "wgan":
-            G, _, hist = _train_wgan(d, steps, s, reg, tick)
+            G, _, hist = _train_wgan(run, "generator", d, steps, s, reg)
             summary["w_history"] = hist
             state = G.state_dict()
         else:
@@ -397,8 +429,7 @@ def train_on_set(
             init = None
             for t in range(T):
                 if t > 0:
-                    g_fake, r_fake = _mixture_samples(d, gens, mixture, s["nz"])
-                    p_data, acc = _mixture_discriminator(d, g_fake, r_fake, s, tick)
+                    p_data, acc = _mixture_discriminator(run, f"discriminator {t + 1}/{T}", d, gens, mixture, s)
                     pd = np.clip(p_data, 1e-3, 1 - 1e-3)
                     beta = 1.0 / (t + 1)
                     w = adagan_weights((1 - pd) / pd, beta)
@@ -408,7 +439,7 @@ def train_on_set(
                     comps[-1]["next_disc_accuracy"] = round(acc, 4)
                 else:
                     beta, ess = 1.0, float(d.n)
-                G, D, hist = _train_wgan(d, per[t], s, reg, tick, weights=weights, init=init)
+                G, D, hist = _train_wgan(run, f"generator {t + 1}/{T}", d, per[t], s, reg, weights=weights, init=init)
                 if s["warm_start"]:
                     init = (G, D)
                 gens.append(G)
@@ -456,16 +487,41 @@ def train_surrogate(
     energy_range_gev: tuple[float, float] | None = None,
     theta_max: float | None = None,
     settings: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    log: Callable[[str], None] | None = None,
+    save_every: int = SAVE_EVERY,
 ) -> dict[str, Any]:
     """Train ``model_type`` (``wgan``, ``flow`` or ``adagan``) on calopt-showers files and save
     the checkpoint atomically to ``out``. ``steps`` counts generator steps (flow: gradient
-    steps); ``progress(done, total)`` is called with units of work. Returns the checkpoint."""
+    steps); ``progress(done, total)`` is called with units of work. Returns the checkpoint.
+
+    The training state is saved to ``out.partial`` at the start of every phase and every
+    ``save_every`` of its steps, and removed once the checkpoint is written. A training
+    started with the settings and data of ``out.partial`` resumes from it (``log`` is told
+    where); one with other settings is refused, unless ``overwrite``, which discards it."""
     from calopt.files import check_writable
 
     out = Path(out)
     check_writable(out)
     _check_model_type(model_type)
+    job = {
+        "model_type": model_type,
+        "steps": steps,
+        "seed": seed,
+        "crop": crop,
+        "energy_range_gev": [float(e) for e in energy_range_gev] if energy_range_gev else None,
+        "theta_max": None if theta_max is None else float(theta_max),
+        "settings": {**DEFAULTS, **(settings or {})},
+        "files": data_identity(train_files),
+        "calopt_version": __version__,
+    }
+    state = TrainingState.open(partial_path(out), job_key(job), overwrite=overwrite, every=save_every)
+    if state.resumes_at is not None and log is not None:
+        log(f"resuming the training saved in {str(state.path)!r} at {state.resumes_at}")
     ds = load_training_set(train_files, crop=crop, energy_range_gev=energy_range_gev, theta_max=theta_max)
-    ck = train_on_set(model_type, ds, steps=steps, seed=seed, progress=progress, settings=settings)
+    ck = train_on_set(
+        model_type, ds, steps=steps, seed=seed, progress=progress, settings=settings, training_state=state
+    )
     save_checkpoint(out, ck)
+    state.remove()
     return ck
