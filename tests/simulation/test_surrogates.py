@@ -179,6 +179,14 @@ def test_checkpoint_refusals(models, tmp_path):
         save_checkpoint(tmp_path / "bad.pt", {**ck, "extra": np.float64(1.0)})
 
 
+@pytest.mark.parametrize("crop", [0, 7, 32])
+def test_a_crop_that_does_not_fit_the_grid_is_refused(data_file, crop):
+    from calopt.simulation.surrogates.dataset import load_training_set
+
+    with pytest.raises(CaloptInputError, match=f"crop {crop} must be in 1..30"):
+        load_training_set([data_file], crop=crop)
+
+
 def test_conditions_outside_the_training_range_are_refused(models):
     sim = load_surrogate(models["flow"])
     with pytest.raises(CaloptInputError, match=r"energy 150 GeV is outside the surrogate's training range 1-100 GeV"):

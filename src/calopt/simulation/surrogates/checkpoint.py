@@ -8,7 +8,9 @@ range, :class:`~calopt.simulation.surrogates.conditions.ConditionSpace`), ``repr
 crop), ``normalisation`` (mean and std of ln(E_vis/E) and of ln E_vis), ``time_model``
 (per species and section coefficients a, b [ns]), ``architecture`` (what rebuilds the
 networks), ``training`` (settings, seed, files, timings, summary), ``state`` (state dict of
-the sampling network(s)) and, for ``adagan``, ``mixture_weights`` (beta of each component).
+the sampling network(s)), for ``adagan``, ``mixture_weights`` (beta of each component), and
+optionally ``hit_model`` (mean and shape of single-hit deposits, the cell energy below which
+they apply; :mod:`calopt.simulation.surrogates.hits`).
 Written atomically.
 """
 

@@ -17,7 +17,11 @@ Representation (the same for every model type):
 Times are not learnt: the cascade's energy-weighted cell time is close to the time of flight
 to the mean depth of the deposits in the section. For each species and section we fit
 ``t * cos(theta) = a + b ln(E / GeV)`` (energy-weighted least squares over the training
-showers) and give every non-empty cell of that section this time.
+showers) and give every non-empty cell of that section this time, plus a per-shower Gaussian
+offset whose standard deviation is the scatter of the training showers' section times about
+the fit (half the 16-84 % range), measured in ``TIME_BINS`` bins of ln E (interpolated
+between the bin centres), and kept above a quarter of the fitted time. Without the offsets
+the spread of the mean shower time was 23 % too small.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from calopt.simulation.surrogates.conditions import ConditionSpace
 __all__ = ["DEFAULT_CROP", "TrainingSet", "crop_slice", "load_training_set"]
 
 DEFAULT_CROP = 20
+TIME_BINS = 6
 
 
 def crop_slice(grid: int, crop: int) -> slice:
@@ -63,6 +68,8 @@ class TrainingSet:
     outside_fraction: float
     time_a: np.ndarray  # (P, S) [ns]
     time_b: np.ndarray  # (P, S) [ns]
+    time_sigma: np.ndarray  # (P, S, TIME_BINS) [ns]
+    time_lne: np.ndarray  # (TIME_BINS,) ln(E/GeV) bin centres
     files: list[str]
     energies: np.ndarray  # (N,) MeV
 
@@ -82,16 +89,23 @@ class TrainingSet:
         }
 
 
-def _fit_times(sh: Showers, cos_t: np.ndarray, pdgs: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per species and section, energy-weighted fit of t*cos(theta) = a + b ln(E/GeV)."""
+def _fit_times(sh: Showers, cos_t: np.ndarray, pdgs: Sequence[int]) -> tuple[np.ndarray, ...]:
+    """Per species and section, energy-weighted fit of t*cos(theta) = a + b ln(E/GeV); and the
+    standard deviation of the residuals ``sigma`` (P, S, TIME_BINS) in bins of ln E with
+    centres ``lne`` (TIME_BINS,)."""
     S = sh.showers.shape[1]
     a = np.zeros((len(pdgs), S))
     b = np.zeros((len(pdgs), S))
+    sigma = np.zeros((len(pdgs), S, TIME_BINS))
+    le = np.log(sh.incident_energies[:, 0].astype(np.float64) / 1000.0)
+    edges = np.quantile(le, np.linspace(0.0, 1.0, TIME_BINS + 1))
+    which = np.clip(np.searchsorted(edges, le, side="right") - 1, 0, TIME_BINS - 1)
+    centres = np.array([le[which == k].mean() if (which == k).any() else 0.5 * (edges[k] + edges[k + 1])
+                        for k in range(TIME_BINS)])  # fmt: skip
     if sh.times is None:
-        return a, b
+        return a, b, sigma, centres
     e_sec = sh.showers.sum(axis=(2, 3)).astype(np.float64)
     t_sec = (sh.times.astype(np.float64) * sh.showers).sum(axis=(2, 3)) / np.maximum(e_sec, 1e-30)
-    le = np.log(sh.incident_energies[:, 0].astype(np.float64) / 1000.0)
     for i, p in enumerate(pdgs):
         sel = sh.pdg == p
         for s in range(S):
@@ -102,7 +116,13 @@ def _fit_times(sh: Showers, cos_t: np.ndarray, pdgs: Sequence[int]) -> tuple[np.
             y = t_sec[:, s] * cos_t * np.sqrt(w)
             coef, *_ = np.linalg.lstsq(A, y, rcond=None)
             a[i, s], b[i, s] = coef
-    return a, b
+            res = t_sec[:, s] * cos_t - coef[0] - coef[1] * le
+            for k in range(TIME_BINS):
+                m = sel & (e_sec[:, s] > 0) & (which == k)
+                if m.sum() > 1:  # half the 16-84 % range: robust against the rare late deposits
+                    q16, q84 = np.quantile(res[m], [0.16, 0.84])
+                    sigma[i, s, k] = 0.5 * (q84 - q16)
+    return a, b, sigma, centres
 
 
 def load_training_set(
@@ -129,9 +149,9 @@ def load_training_set(
     S, H, W = parts[0].showers.shape[1:]
     if H != W:
         raise CaloptInputError(f"training files have a non-square grid {H}x{W}")
-    crop = min(int(crop), H)
-    if crop <= 0 or (H - crop) % 2:
-        raise CaloptInputError(f"crop {crop} must be positive and have the parity of the grid ({H})")
+    crop = int(crop)
+    if not 0 < crop <= H or (H - crop) % 2:
+        raise CaloptInputError(f"crop {crop} must be in 1..{H} (the grid) and have the parity of the grid")
     showers = np.concatenate([p.showers for p in parts]).astype(np.float32)
     times = None if any(p.times is None for p in parts) else np.concatenate([p.times for p in parts])
     e = np.concatenate([p.incident_energies[:, 0] for p in parts]).astype(np.float64)
@@ -172,7 +192,7 @@ def load_training_set(
         pdg=pdg[keep],
         attrs={},
     )
-    ta, tb = _fit_times(sub, dirs[keep, 2], space.pdgs)
+    ta, tb, tsig, tle = _fit_times(sub, dirs[keep, 2], space.pdgs)
     return TrainingSet(
         g=g,
         r=r,
@@ -188,12 +208,27 @@ def load_training_set(
         outside_fraction=float(1.0 - e_in.sum() / max(e_all.sum(), 1e-30)),
         time_a=ta,
         time_b=tb,
+        time_sigma=tsig,
+        time_lne=tle,
         files=[Path(f).name for f in files],
         energies=e[keep],
     )
 
 
-def time_of(a: np.ndarray, b: np.ndarray, energies_mev: np.ndarray, cos_t: np.ndarray) -> np.ndarray:
-    """(N, S) section times [ns] from the fitted coefficients (rows of a, b per shower)."""
-    le = np.log(energies_mev / 1000.0)[:, None]
-    return (a + b * le) / cos_t[:, None]
+def time_of(a: np.ndarray, b: np.ndarray, energies_mev: np.ndarray, cos_t: np.ndarray,
+            sigma: np.ndarray | None = None, lne: np.ndarray | None = None,
+            z: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """(N, S) section times [ns] from the fitted coefficients (rows of a, b per shower), plus
+    ``z`` (N, S) standard normals times the scatter ``sigma`` (rows (N, S, TIME_BINS) per
+    shower, interpolated in ln E between the centres ``lne``) when given."""
+    le = np.log(energies_mev / 1000.0)
+    t = a + b * le[:, None]
+    if sigma is not None and lne is not None and z is not None:
+        x = np.clip(le, lne[0], lne[-1])
+        k = np.clip(np.searchsorted(lne, x, side="right") - 1, 0, max(len(lne) - 2, 0))
+        k1 = np.minimum(k + 1, len(lne) - 1)
+        w = np.where(k1 > k, (x - lne[k]) / np.maximum(lne[k1] - lne[k], 1e-12), 0.0)[:, None]
+        rows = np.arange(len(le))
+        sig = (1 - w) * sigma[rows, :, k] + w * sigma[rows, :, k1]
+        t = np.maximum(t + z * sig, 0.25 * t)  # a Gaussian tail must not reach the entry time
+    return t / cos_t[:, None]

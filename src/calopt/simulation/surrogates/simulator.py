@@ -1,7 +1,8 @@
 """The ``surrogate`` backend: a trained generative model as a
 :class:`~calopt.simulation.base.ShowerSimulator`.
 
-Shower ``i`` is generated from noise that depends only on its seed (``seeds[i]``, or one
+Trained models have a hit model (:mod:`calopt.simulation.surrogates.hits`) applied to the
+generated cells. Shower ``i`` is generated from noise that depends only on its seed (``seeds[i]``, or one
 derived from (``seed``, i)), through :mod:`calopt.simulation.surrogates.noise`; the
 networks run in batches under ``torch.inference_mode``. The result is deterministic in the
 seeds; the same shower generated in batches of different size agrees to float rounding.
@@ -22,15 +23,20 @@ from calopt.simulation.showers import Showers, shower_attrs
 from calopt.simulation.surrogates.checkpoint import load_checkpoint
 from calopt.simulation.surrogates.conditions import ConditionSpace
 from calopt.simulation.surrogates.dataset import crop_slice, time_of
+from calopt.simulation.surrogates.hits import apply_hits
 from calopt.simulation.surrogates.noise import normals, run_seeds, uniforms
 
 __all__ = ["DEFAULT_MODEL", "SurrogateSimulator", "load_surrogate"]
 
-# The shipped default (``get_simulator("surrogate")``): a ``flow`` for lhcb-shashlik photons and
-# electrons, 1-100 GeV, theta < 0.3 rad, trained with one torch thread by
-#   calopt surrogate train --model flow --steps 6000 --seed 1 --energy-range 1 100 --theta-max 0.3 \
-#     --data shashlik-gamma-train.h5 shashlik-electron-train.h5 --out lhcb-shashlik-default.pt
-# on the cascade samples of /work/data/gen.sh (4000 photons, seed 11; 3000 electrons, seed 14).
+# The shipped default (``get_simulator("surrogate")``): a ``flow`` (with the residual and hit
+# models) for lhcb-shashlik photons and electrons, 1-100 GeV, theta < 0.3 rad, on the full
+# 30 x 30 grid, trained with one torch thread by
+#   calopt surrogate train --model flow --steps 8000 --seed 1 --crop 30 --energy-range 1 100 \
+#     --theta-max 0.3 --out lhcb-shashlik-default.pt --data shashlik-gamma-train.h5 \
+#     shashlik-gamma-train2.h5 shashlik-electron-train.h5 shashlik-electron-train2.h5
+# on cascade samples made with ``calopt simulate --technology lhcb-shashlik --energy-range 1 100
+# --log-uniform --theta-max 0.3``: photons 4000 (seed 11) + 8000 (seed 17), electrons 3000
+# (seed 14) + 5000 (seed 18).
 DEFAULT_MODEL = Path(__file__).parent / "data" / "lhcb-shashlik-default.pt"
 BATCH = 4096
 
@@ -52,6 +58,7 @@ class SurrogateSimulator:
         self.net.load_state_dict(ck["state"])
         self.net.eval()
         self.betas = np.asarray(ck.get("mixture_weights", [1.0]), dtype=np.float64)
+        self.hit_model: dict[str, Any] | None = ck.get("hit_model")  # absent in checkpoints before it
         self.name = "surrogate"
 
     @property
@@ -122,13 +129,23 @@ class SurrogateSimulator:
         showers = np.zeros((n, S, H, H), dtype=np.float32)
         sl = crop_slice(H, C)
         inner = (g * g * evis[:, None].astype(np.float32)).reshape(n, S, C, C)
+        if self.hit_model is not None:
+            n_sp = len(self.space.pdgs)
+            rows = np.argmax(cond[:, 5 : 5 + n_sp], axis=1) if n_sp > 1 else np.zeros(n, dtype=np.int64)
+            inner = apply_hits(inner, seeds, cond[:, 0], rows, self.hit_model)
         showers[:, :, sl, sl] = inner
         rows = np.zeros(n, dtype=np.int64)
         for i, q in enumerate(self.space.pdgs):
             rows[particles.pdg == q] = i
         ta = np.asarray(self.ck["time_model"]["a"], dtype=np.float64)[rows]
         tb = np.asarray(self.ck["time_model"]["b"], dtype=np.float64)[rows]
-        t_sec = time_of(ta, tb, e, particles.directions[:, 2]).astype(np.float32)
+        tm = self.ck["time_model"]
+        if "sigma" in tm:  # checkpoints before the time scatter have none
+            sig = np.asarray(tm["sigma"], dtype=np.float64)[rows]
+            t_sec = time_of(ta, tb, e, particles.directions[:, 2], sig, np.asarray(tm["lne"], dtype=np.float64),
+                            normals(seeds, S, stream=4)).astype(np.float32)  # fmt: skip
+        else:
+            t_sec = time_of(ta, tb, e, particles.directions[:, 2]).astype(np.float32)
         times = np.zeros_like(showers)
         times[:, :, sl, sl] = np.where(inner > 0, t_sec[:, :, None, None], np.float32(0.0))
         return Showers(

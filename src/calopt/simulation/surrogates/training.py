@@ -12,6 +12,11 @@ fractions, standardised ln(E_vis/E)); Adam(lr 1e-3) with cosine decay. The per-c
 residual model (``res_bins`` bins of ln E per species; 0 switches it off) is fitted in
 closed form before, from the PCA residuals of the training showers.
 
+Every model type gets the hit model of :mod:`calopt.simulation.surrogates.hits` (tail cells
+whose mean energy is below ``hit_max_mev`` become discrete deposits; 0 switches it off),
+calibrated after training on the model's own showers against the training showers, and
+stored in the checkpoint as ``hit_model``.
+
 ``adagan`` (Tolstikhin et al. 2017, arXiv:1701.02386; seeds/004): T components trained in
 sequence, the total number of generator steps split evenly. Before component t (t >= 1) a
 mixture discriminator D separates the training showers (label 1) from as many showers of the
@@ -77,6 +82,7 @@ DEFAULTS: dict[str, Any] = {
     "reg_steps": 1500,
     "n_pca": 64,
     "res_bins": 8,
+    "hit_max_mev": 10.0,
     "transforms": 4,
     "flow_hidden": [128, 128],
     "flow_batch": 256,
@@ -366,6 +372,8 @@ def train_on_set(
     unknown = set(s) - set(DEFAULTS)
     if unknown:
         raise CaloptInputError(f"unknown training settings: {sorted(unknown)}")
+    if not s["hit_max_mev"] >= 0:
+        raise CaloptInputError(f"hit_max_mev must be >= 0 (0: no hit model), got {s['hit_max_mev']}")
     if s["disc_input"] not in ("features", "full"):
         raise CaloptInputError(f"disc_input must be 'features' or 'full', got {s['disc_input']!r}")
     if model_type == "adagan" and not 1 <= s["components"] <= steps:
@@ -455,7 +463,12 @@ def train_on_set(
         "conditions": ds.space.to_dict(),
         "representation": ds.meta(),
         "normalisation": {"r_mean": d.r_mean, "r_std": d.r_std, "lnevis_mean": d.v_mean, "lnevis_std": d.v_std},
-        "time_model": {"a": torch.from_numpy(ds.time_a), "b": torch.from_numpy(ds.time_b)},
+        "time_model": {
+            "a": torch.from_numpy(ds.time_a),
+            "b": torch.from_numpy(ds.time_b),
+            "sigma": torch.from_numpy(ds.time_sigma),
+            "lne": torch.from_numpy(ds.time_lne),
+        },
         "architecture": arch,
         "training": {
             "steps": int(steps),
@@ -472,7 +485,37 @@ def train_on_set(
     }
     if model_type == "adagan":
         ck["mixture_weights"] = [float(m) for m in mixture]
+    if s["hit_max_mev"] > 0:
+        hm = _calibrate_hit_model(ck, ds, s)
+        if hm is not None:
+            ck["hit_model"] = hm
     return ck
+
+
+def _calibrate_hit_model(ck: dict[str, Any], ds: TrainingSet, s: dict[str, Any]) -> dict[str, Any] | None:
+    """The hit model (:mod:`calopt.simulation.surrogates.hits`) calibrated on the model's showers
+    for the training conditions (seeds 0..N-1 of a fixed stream) against the training showers;
+    None when the training sample has too few tail deposits for it."""
+    import torch
+
+    from calopt.simulation.surrogates.hits import calibrate_hits
+    from calopt.simulation.surrogates.noise import run_seeds
+    from calopt.simulation.surrogates.simulator import SurrogateSimulator
+
+    sim = SurrogateSimulator(ck)
+    g, r = sim.generate(ds.cond, run_seeds(0x4341_4C49, 0, len(ds)))
+    norm = ck["normalisation"]
+    evis_gen = np.exp(r.astype(np.float64) * norm["r_std"] + norm["r_mean"]) * ds.energies
+    gen_cells = g.astype(np.float64) ** 2 * evis_gen[:, None]
+    real_cells = ds.g.astype(np.float64) ** 2 * (np.exp(ds.r) * ds.energies)[:, None]
+    n_sp = len(ds.space.pdgs)
+    rows = np.argmax(ds.cond[:, 5 : 5 + n_sp], axis=1) if n_sp > 1 else np.zeros(len(ds), dtype=np.int64)
+    try:
+        hm = calibrate_hits(gen_cells, real_cells, ds.cond[:, 0], rows, n_sp, n_bins=max(int(s["res_bins"]), 1),
+                            max_mev=float(s["hit_max_mev"]))  # fmt: skip
+    except ValueError:
+        return None
+    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in hm.items()}
 
 
 def train_surrogate(

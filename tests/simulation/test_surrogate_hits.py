@@ -1,0 +1,154 @@
+"""The surrogates' hit model, residual model and time scatter on synthetic data with known
+answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from calopt.simulation.surrogates.dataset import time_of
+from calopt.simulation.surrogates.hits import apply_hits, calibrate_hits, single_hit_moments
+from calopt.simulation.surrogates.models import FlowModel
+from calopt.simulation.surrogates.noise import run_seeds
+
+HIT_MEAN, HIT_SHAPE = 0.5, 0.8  # MeV, Gamma shape of one deposit
+
+
+def real_cells(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Compound Poisson cells: cell j of a shower with encoded ln E ``le`` gets
+    Poisson(base_j exp(le)) hits of Gamma(HIT_SHAPE, HIT_MEAN / HIT_SHAPE) energy. Returns
+    (cells (n, D), le, expected energy per cell (n, D))."""
+    rng = np.random.default_rng(seed)
+    base = np.geomspace(0.005, 40.0, 60)
+    le = rng.uniform(-1, 1, n)
+    lam = base[None, :] * np.exp(le)[:, None]
+    k = rng.poisson(lam)
+    cells = np.where(k > 0, rng.gamma(np.maximum(k, 1) * HIT_SHAPE, HIT_MEAN / HIT_SHAPE), 0.0)
+    return cells, le, lam * HIT_MEAN
+
+
+def test_single_hit_moments_are_measured_in_rarely_hit_cells():
+    cells, le, _ = real_cells(20000, 1)
+    mean, shape = single_hit_moments(cells, le)
+    assert mean == pytest.approx(HIT_MEAN, rel=0.05)
+    assert shape == pytest.approx(HIT_SHAPE, rel=0.15)
+    with pytest.raises(ValueError, match="too few single-hit deposits"):
+        single_hit_moments(np.ones((200, 5)), np.linspace(0, 1, 200))
+
+
+def test_hit_model_gives_the_real_occupancy_and_keeps_the_energy():
+    cells, le, expected = real_cells(6000, 2)
+    rng = np.random.default_rng(3)
+    # a continuous generator: every cell non-empty, right mean, 30 % fluctuations
+    gen = np.maximum(expected * (1 + 0.3 * rng.standard_normal(expected.shape)), 1e-6)
+    hm = calibrate_hits(gen, cells, le, np.zeros(len(le), dtype=np.int64), 1, n_bins=4, max_mev=10.0)
+    assert hm["mean_mev"] == pytest.approx(HIT_MEAN, rel=0.05)
+
+    # fresh conditions and generated showers
+    cells2, le2, expected2 = real_cells(6000, 4)
+    gen2 = np.maximum(expected2 * (1 + 0.3 * rng.standard_normal(expected2.shape)), 1e-6)
+    seeds = run_seeds(9, 0, len(gen2))
+    out = apply_hits(gen2, seeds, le2, np.zeros(len(le2), dtype=np.int64), hm)
+    assert out.shape == gen2.shape and (out >= 0).all()
+    # each shower keeps its energy
+    np.testing.assert_allclose(out.sum(axis=1), gen2.sum(axis=1), rtol=1e-5)
+    # tail cells are now empty as often as in the real showers, in every energy range
+    for lo, hi in ((-1, -0.3), (-0.3, 0.3), (0.3, 1)):
+        s = (le2 >= lo) & (le2 < hi)
+        occ_real = (cells2[s] > 0).mean(axis=0)
+        occ_out = (out[s] > 0).mean(axis=0)
+        tail = expected2[s].mean(axis=0) < 10.0
+        assert tail.sum() > 30
+        np.testing.assert_allclose(occ_out[tail], occ_real[tail], atol=0.04)
+        assert (occ_out[~tail] == 1).all()  # core cells are left as generated
+    # deterministic in the seeds and independent of the batch
+    np.testing.assert_array_equal(apply_hits(gen2, seeds, le2, np.zeros(6000, dtype=np.int64), hm), out)
+    part = apply_hits(gen2[100:140], seeds[100:140], le2[100:140], np.zeros(40, dtype=np.int64), hm)
+    np.testing.assert_array_equal(part, out[100:140])
+
+
+def test_flow_residual_model_restores_the_tail_energy():
+    """Few PCA components lose the variance of sparse cells, so E[g^2] (the mean energy
+    fraction) of those cells is too small; the residual model puts it back."""
+    gen = torch.Generator().manual_seed(0)
+    n, d = 4000, 40
+    le = torch.rand(n, generator=gen) * 2 - 1
+    # 'core' cells: smooth, two directions of variation; 'tail' cells: sparse, independent
+    core = 1.0 + 0.1 * torch.randn(n, 2, generator=gen) @ torch.randn(2, 10, generator=gen)
+    tail = torch.where(torch.rand(n, d - 10, generator=gen) < 0.1 * (1.5 + le[:, None]), 0.3, 0.0)
+    g = torch.cat([core, tail], dim=1)
+    c = torch.stack([le, torch.zeros(n), torch.zeros(n), torch.zeros(n), torch.zeros(n)], dim=1)
+    flow = FlowModel(5, d, n_pca=2, transforms=1, hidden=[8], res_bins=4)
+    flow.fit_pca(g)
+    flow.fit_residual(g, c)
+    x = flow.encode(g, torch.zeros(n))
+    plain = flow.pca_mean + (x[:, :-1] * flow.pca_scale) @ flow.pca_components
+    eps = torch.randn(n, d, generator=gen)
+    with_res = plain + flow.residual(c, eps)
+    true_tail = (g[:, 10:] ** 2).mean()
+    lost = (torch.relu(plain[:, 10:]) ** 2).mean()
+    restored = (torch.relu(with_res[:, 10:]) ** 2).mean()
+    assert lost < 0.5 * true_tail
+    assert float(restored) == pytest.approx(float(true_tail), rel=0.25)
+    # the tail energy follows ln E as in the data
+    hi, lo = le > 0.5, le < -0.5
+    ratio_true = (g[hi, 10:] ** 2).mean() / (g[lo, 10:] ** 2).mean()
+    ratio_res = (torch.relu(with_res[hi, 10:]) ** 2).mean() / (torch.relu(with_res[lo, 10:]) ** 2).mean()
+    assert float(ratio_res) == pytest.approx(float(ratio_true), rel=0.3)
+    assert flow.noise_dim == 2 + 1 + d
+
+
+def test_time_scatter():
+    a, b = np.array([[0.2, 0.5]]), np.array([[0.01, 0.02]])
+    e = np.array([1000.0, 10_000.0])
+    cos_t = np.array([1.0, 0.9])
+    t0 = time_of(a.repeat(2, 0), b.repeat(2, 0), e, cos_t)
+    np.testing.assert_allclose(t0[:, 0], (0.2 + 0.01 * np.log(e / 1000)) / cos_t)
+    sigma = np.array([[[0.1, 0.3], [0.0, 0.0]]]).repeat(2, 0)  # (N, S, bins)
+    lne = np.array([0.0, np.log(10.0)])
+    z = np.ones((2, 2))
+    t = time_of(a.repeat(2, 0), b.repeat(2, 0), e, cos_t, sigma, lne, z)
+    np.testing.assert_allclose((t - t0)[:, 0] * cos_t, [0.1, 0.3])  # the bin centres
+    np.testing.assert_allclose(t[:, 1], t0[:, 1])
+
+
+def test_trained_model_has_a_calibrated_hit_model(tmp_path):
+    """A flow trained on showers with sparse tails stores the hit model and the time scatter,
+    and its showers have empty tail cells about as often as the training showers."""
+    from calopt.detector.technologies import get_technology
+    from calopt.simulation.showers import write_showers
+    from calopt.simulation.surrogates.checkpoint import load_checkpoint
+    from calopt.simulation.surrogates.evaluation import particles_from_showers
+    from calopt.simulation.surrogates.simulator import load_surrogate
+    from calopt.simulation.surrogates.training import train_surrogate
+
+    from .test_surrogates import TINY, synthetic_showers
+
+    sh = synthetic_showers(900, 5, pdgs=(22,))
+    rng = np.random.default_rng(6)
+    crop = slice(11, 19)
+    ring = np.ones((8, 8), bool)
+    ring[2:6, 2:6] = False
+    # the outer ring of the 8 x 8 crop: single deposits only, hit in a few % of the showers
+    tail = rng.random((len(sh), 4, 8, 8)) < 0.03 * (sh.incident_energies[:, 0] / 10_000.0)[:, None, None, None]
+    dep = rng.gamma(HIT_SHAPE, HIT_MEAN / HIT_SHAPE, tail.shape)
+    block = sh.showers[:, :, crop, crop]
+    block[:, :, ring] = np.where(tail, dep, 0.0)[:, :, ring]
+    sh.showers[:, :, crop, crop] = block
+    sh.times = np.where(sh.showers > 0, sh.times.max(), 0.0).astype(np.float32)
+    data = tmp_path / "sparse.h5"
+    write_showers(data, sh)
+    out = tmp_path / "flow.pt"
+    train_surrogate("flow", [data], out, steps=6, seed=1, crop=8, energy_range_gev=(1, 100), theta_max=0.3,
+                    settings=TINY)  # fmt: skip
+    ck = load_checkpoint(out)
+    assert ck["hit_model"]["mean_mev"] == pytest.approx(HIT_MEAN, rel=0.15)
+    assert ck["hit_model"]["a"].shape == (1, 8, 4 * 64)
+    assert ck["time_model"]["sigma"].shape[:2] == (1, 4)
+    gen = load_surrogate(out).simulate(particles_from_showers(sh), get_technology("lhcb-shashlik"), 3)
+    occ_real = (sh.showers[:, :, crop, crop][:, :, ring] > 0).mean()
+    occ_gen = (gen.showers[:, :, crop, crop][:, :, ring] > 0).mean()
+    assert occ_real < 0.1 and occ_gen == pytest.approx(occ_real, abs=0.03)
+    assert ((gen.times > 0) == (gen.showers > 0)).all()
+    np.testing.assert_allclose(gen.visible_energy.sum(), sh.visible_energy.sum(), rtol=0.1)
