@@ -1,29 +1,33 @@
 #!/usr/bin/env bash
 # Physics metrics of lhcb-run3 and the Upgrade-II-like layout (with and without timing) at
-# mu = 0, 5, 20, 50. Writes validation/output/evaluate-<design>-mu<MU>.json and a summary table.
-# About an hour on one core the first time (shower libraries, regressors and events are cached).
+# mu = 0, 5, 20, 50. Writes validation/output/evaluate-<design>-mu<MU>[-n<EVENTS>].json and a
+# summary table. About an hour on one core the first time (shower libraries, regressors and
+# events are cached). EVENTS (default 1000) and MUS (default "0 5 20 50") choose the runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=validation/output
 mkdir -p "$out"
 events=${EVENTS:-1000}
-for mu in 0 5 20 50; do
+suffix=$([ "$events" = 1000 ] && echo "" || echo "-n$events")
+for mu in ${MUS:-0 5 20 50}; do
   for design in lhcb-run3 src/calopt/detector/designs/upgrade2-like.toml examples/upgrade2-notiming.toml; do
     name=$(basename "$design" .toml)
-    calopt evaluate "$design" --pileup "$mu" --events "$events" --seed 1 --json > "$out/evaluate-$name-mu$mu.json"
+    calopt evaluate "$design" --pileup "$mu" --events "$events" --seed 1 --json > "$out/evaluate-$name-mu$mu$suffix.json"
   done
 done
 python - <<'PY'
 import glob, json
-rows = []
-for path in sorted(glob.glob("validation/output/evaluate-*.json")):
-    r = json.load(open(path))
-    rows.append((r["design"], r["pileup"], r["pi0_mass_width_mev"], r["pi0_efficiency"], r["b_mass_width_mev"],
-                 r["significance"], r["energy_resolution_stochastic"], r["position_resolution_mm"], r["channels"],
-                 r["cost"], r["photons_rejected_by_timing"]))
-print(f"{'design':<18}{'mu':>4}{'pi0 w':>8}{'pi0 eff':>8}{'B w':>8}{'signif':>8}{'a':>7}{'pos mm':>8}{'chan':>7}{'cost':>9}{'t-rej':>7}")
 fmt = lambda v, f: (f % v) if isinstance(v, (int, float)) else "fail"
-for r in sorted(rows, key=lambda r: (r[1], r[0])):
-    print(f"{r[0]:<18}{r[1]:>4g}{fmt(r[2], '%8.2f')}{fmt(r[3], '%8.3f')}{fmt(r[4], '%8.1f')}{fmt(r[5], '%8.2f')}"
-          f"{fmt(r[6], '%7.3f')}{fmt(r[7], '%8.2f')}{r[8]:>7}{r[9]:>9.0f}{r[10]:>7}")
+print(f"{'design':<18}{'mu':>4}{'events':>7}{'pi0 w':>7}{'core':>6}{'eff30':>7}{'B w':>7}{'core':>6}"
+      f"{'S/sqrt(S+B)':>14}{'truth':>7}{'t-rej':>7}{'chan':>6}{'cost':>7}")
+rows = [json.load(open(p)) for p in glob.glob("validation/output/evaluate-*.json")]
+for r in sorted(rows, key=lambda r: (r["pileup"], r["events"], r["design"])):
+    f = r["fits"]
+    core = lambda k: (f[k].get("signal_shape") or {}).get("parameters", {}).get("sigma")
+    z = fmt(r["significance"], "%.2f") + ("" if r["significance"] is None else " +- " + fmt(r["significance_err"], "%.2f"))
+    zt = (f["b"].get("truth") or {}).get("significance")
+    print(f"{r['design']:<18}{r['pileup']:>4g}{r['events']:>7}{fmt(r['pi0_mass_width_mev'], '%7.1f')}"
+          f"{fmt(core('pi0'), '%6.1f')}{fmt(r['pi0_efficiency'], '%7.3f')}{fmt(r['b_mass_width_mev'], '%7.0f')}"
+          f"{fmt(core('b'), '%6.0f')}{z:>14}{fmt(zt, '%7.2f')}{r['photons_rejected_by_timing']:>7}{r['channels']:>6}"
+          f"{r['cost']:>7.0f}")
 PY

@@ -28,7 +28,12 @@ def test_evaluate_end_to_end(tmp_path, capsys):
     # the pi0 peak is found near the pi0 mass with a width of the order of 10 MeV
     assert r["fits"]["pi0"]["valid"], r["fits"]["pi0"]["reason"]
     assert 120.0 < r["pi0_mass_mev"] < 150.0 and 3.0 < r["pi0_mass_width_mev"] < 25.0
-    assert 0.2 < r["pi0_efficiency"] <= 1.0
+    assert r["pi0_mass_width_mev"] == r["fits"]["pi0"]["signal_shape"]["sigma_eff"]
+    assert 0.2 < r["pi0_efficiency"] <= 1.0 and r["pi0_efficiency_window_mev"] == 30.0
+    assert r["pi0_efficiency_selected"] <= r["pi0_efficiency"]
+    # the free Gaussian fits stay as cross-checks; the significance comes with its error
+    assert {"pi0_free", "b_free"} <= set(r["fits"])
+    assert (r["significance"] is None) == (r["significance_err"] is None)
     # the regressors beat the parametric baseline on position
     res = r["resolution"]
     assert res["xgb"]["position_resolution_mm"] < res["parametric"]["position_resolution_mm"]

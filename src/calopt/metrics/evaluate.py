@@ -10,8 +10,10 @@
    and cached): read out, the mean pile-up energy of every channel subtracted, clustered,
    photons reconstructed (and, where the cells have timing, photons more than 3 sigma_t(E) from
    the time expected from the signal vertex rejected), pi0 candidates from photon pairs with a
-   selection that tightens with pile-up, B candidates with smeared muons; mass peaks fitted
-   with iminuit (Gaussian on a linear background);
+   selection that tightens with pile-up, B candidates with smeared muons; the two signal
+   photons truth-matched to reconstructed ones, which makes the truth-matched pi0 and B
+   candidates; signal shapes fitted to those, candidate spectra fitted with the shapes fixed,
+   significance and a fixed-window pi0 efficiency: see :mod:`calopt.metrics.mass`;
 4. the pi0 width decomposed by combining the true energy with the reconstructed position of the
    truth-matched photons and vice versa ("inner validation").
 """
@@ -34,17 +36,14 @@ from calopt.errors import CaloptInputError
 from calopt.files import build_once
 from calopt.generation.events import FLAG, Events, read_events
 from calopt.generation.runner import EventSpec, generate_events
-from calopt.metrics.fits import MassFit, fit_energy_resolution, fit_mass_peak, robust_sigma
+from calopt.metrics.fits import fit_energy_resolution, robust_sigma
+from calopt.metrics.mass import Candidates, mass_metrics
 from calopt.readout.library import cache_dir
 from calopt.readout.readout import Readout, ReadoutSettings
 from calopt.reconstruction.candidates import (
-    B0_MASS,
-    PI0_MASS,
-    b_masses,
     expected_time,
     pair_masses,
     photon_momenta,
-    smear_muon,
 )
 from calopt.reconstruction.clusters import cluster_cells
 from calopt.reconstruction.features import ClusterFeatures, cluster_features
@@ -112,7 +111,6 @@ Models = dict[tuple[int, float], tuple[XGBReco, ParametricReco]]
 QUICK_READOUT = ReadoutSettings(library_energies=(0.2, 1.0, 5.0, 20.0, 100.0), library_angles=(0.0, 0.15, 0.3),
                                 library_n_per_point=3)  # fmt: skip
 QUICK_TRAINING = TrainingSettings(n_train=1000)
-MIN_EVENTS = 50  # below this, mass fits are reported as failed rather than as numbers
 
 
 def _reconstruct(f: ClusterFeatures, models: Models, techs: list[str], method: str) -> tuple[np.ndarray, ...]:
@@ -238,11 +236,6 @@ def _energy_resolution(energy: np.ndarray, rel: np.ndarray, mask: np.ndarray,
     return centres, sig, fit_energy_resolution(np.array(centres), np.array(sig), np.array(err))
 
 
-def _hist(x: np.ndarray, lo: float, hi: float, bins: int) -> dict[str, list[float]]:
-    counts, edges = np.histogram(x, bins=bins, range=(lo, hi))
-    return {"edges": edges.tolist(), "counts": counts.tolist()}
-
-
 def evaluate(design: Design, settings: EvaluateSettings | None = None,
              progress: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
     """All metrics of ``design`` as one JSON-ready dictionary."""
@@ -275,7 +268,10 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
     rng = np.random.default_rng(np.random.SeedSequence([st.seed, 0xE7A1]))
     z_front = design.wall.z_front
     pi0_m: list[np.ndarray] = []
-    pi0_store: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+    pi0_sig: list[np.ndarray] = []
+    pi0_ev: list[np.ndarray] = []
+    pi0_p: list[np.ndarray] = []
+    pi0_e: list[np.ndarray] = []
     matched_m: list[float] = []
     decomposition: dict[str, list[float]] = {"true_energy": [], "true_position": []}
     n_rejected = n_photons = 0
@@ -299,16 +295,7 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
             off = np.abs(dt) > 3.0 * sigma
             n_rejected += int((has_t & off).sum())
             ok &= ~(has_t & off)
-        p = photon_momenta(np.where(ok, e, 0.0), np.nan_to_num(x), np.nan_to_num(y), z_front, z_pv)
-        et = np.hypot(p[:, 0], p[:, 1])
-        sel = np.nonzero(ok & (et > et_cut))[0]
-        n_photons += len(sel)
-        m, i, j = pair_masses(p[sel], e[sel])
-        ptot = p[sel][i] + p[sel][j]
-        keep = (np.hypot(ptot[:, 0], ptot[:, 1]) > pt_cut) & (m < 300.0)
-        pi0_m.append(m[keep])
-        pi0_store.append((ev, m[keep], ptot[keep], e[sel][i[keep]] + e[sel][j[keep]]))
-        # truth matching of the two signal photons, for the efficiency and the decomposition
+        # truth matching of the two signal photons: the nearest accepted photon within 1.5 cells
         c = events.crossing(ev)
         gam = np.nonzero((c["flags"] & FLAG.SIGNAL_PI0_PHOTON) > 0)[0]
         idx = []
@@ -317,7 +304,25 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
             d = np.where(ok, d, np.inf)
             k = int(np.argmin(d)) if len(d) else -1
             idx.append(k if k >= 0 and d[k] < 1.5 * f.size[k] else -1)
-        if len(gam) == 2 and min(idx) >= 0 and idx[0] != idx[1]:
+        matched = len(gam) == 2 and min(idx) >= 0 and idx[0] != idx[1]
+        p = photon_momenta(np.where(ok, e, 0.0), np.nan_to_num(x), np.nan_to_num(y), z_front, z_pv)
+        et = np.hypot(p[:, 0], p[:, 1])
+        sel = np.nonzero(ok & (et > et_cut))[0]
+        n_photons += len(sel)
+        m, i, j = pair_masses(p[sel], e[sel])
+        ptot = p[sel][i] + p[sel][j]
+        keep = (np.hypot(ptot[:, 0], ptot[:, 1]) > pt_cut) & (m < 300.0)
+        # a pi0 candidate is signal when it is the pair of the two truth-matched photons
+        if matched:
+            is_sig = (np.minimum(sel[i], sel[j]) == min(idx)) & (np.maximum(sel[i], sel[j]) == max(idx))
+        else:
+            is_sig = np.zeros(len(m), dtype=bool)
+        pi0_m.append(m[keep])
+        pi0_sig.append(is_sig[keep])
+        pi0_ev.append(np.full(int(keep.sum()), ev))
+        pi0_p.append(ptot[keep])
+        pi0_e.append(e[sel][i[keep]] + e[sel][j[keep]])
+        if matched:
             tg = c["entry"][gam]
             te = c["energy"][gam]
             rp = np.stack([x[idx], y[idx]], axis=1)
@@ -329,27 +334,13 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
                     matched_m.append(mm)
                 else:
                     decomposition[key].append(mm)
-    masses = np.concatenate(pi0_m) if pi0_m else np.zeros(0)
-    pi0_fit = (fit_mass_peak(masses, 50.0, 250.0, PI0_MASS, 10.0) if len(events) >= MIN_EVENTS
-               else MassFit(False, f"too few events for a fit: {len(events)} < {MIN_EVENTS}"))  # fmt: skip
-    # B candidates: pi0 candidates within +-2.5 sigma of the fitted peak (or +-30 MeV if it failed)
-    lo, hi = ((pi0_fit.mean - 2.5 * pi0_fit.sigma, pi0_fit.mean + 2.5 * pi0_fit.sigma) if pi0_fit.valid
-              else (PI0_MASS - 30.0, PI0_MASS + 30.0))  # fmt: skip
-    b_m = []
-    n_pi0_events = 0
-    for ev, m, ptot, etot in pi0_store:
-        w = (m > lo) & (m < hi)
-        if not w.any():
-            continue
-        n_pi0_events += 1
-        mup = smear_muon(events.truth["mu_plus"][ev, :3].astype(float), rng)
-        mum = smear_muon(events.truth["mu_minus"][ev, :3].astype(float), rng)
-        b_m.append(b_masses(mup, mum, ptot[w], etot[w]))
-    bm = np.concatenate(b_m) if b_m else np.zeros(0)
-    b_fit = (fit_mass_peak(bm, 4500.0, 6000.0, B0_MASS, 60.0, sigma_max=400.0) if len(events) >= MIN_EVENTS
-             else MassFit(False, f"too few events for a fit: {len(events)} < {MIN_EVENTS}"))  # fmt: skip
-    matched = np.array(matched_m)
-    in_window = ((matched > lo) & (matched < hi)).sum() if len(matched) else 0
+    cands = Candidates(
+        pi0_mass=np.concatenate(pi0_m), pi0_signal=np.concatenate(pi0_sig), pi0_event=np.concatenate(pi0_ev),
+        pi0_momentum=np.concatenate(pi0_p).reshape(-1, 3), pi0_energy=np.concatenate(pi0_e),
+        matched_mass=np.array(matched_m), n_events=len(events),
+        mu_plus=events.truth["mu_plus"][:, :3].astype(float), mu_minus=events.truth["mu_minus"][:, :3].astype(float),
+    )  # fmt: skip
+    mass = mass_metrics(cands, rng)
     t_events = time.perf_counter() - t1
     reso = resolution[st.method]
     fit = reso["energy_fit"]
@@ -363,33 +354,33 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
         "pileup": st.pileup,
         "events": len(events),
         "method": st.method,
-        "pi0_mass_width_mev": num(pi0_fit.sigma) if pi0_fit.valid else None,
-        "pi0_mass_mev": num(pi0_fit.mean) if pi0_fit.valid else None,
-        "pi0_efficiency": float(in_window / len(events)),
+        "pi0_mass_width_mev": mass["pi0_mass_width_mev"],
+        "pi0_mass_mev": mass["pi0_mass_mev"],
+        "pi0_efficiency": mass["pi0_efficiency"],
+        "pi0_efficiency_window_mev": mass["pi0_efficiency_window_mev"],
+        "pi0_efficiency_selected": mass["pi0_efficiency_selected"],
         "energy_resolution_stochastic": num(fit["a"]) if fit.get("valid") else None,
         "energy_resolution_constant": num(fit["b"]) if fit.get("valid") else None,
         "energy_resolution_noise": num(fit["c"]) if fit.get("valid") else None,
         "position_resolution_mm": num(reso["position_resolution_mm"]),
-        "b_mass_width_mev": num(b_fit.sigma) if b_fit.valid else None,
-        "significance": num(b_fit.significance) if b_fit.valid else None,
+        "b_mass_width_mev": mass["b_mass_width_mev"],
+        "significance": mass["significance"],
+        "significance_err": mass["significance_err"],
         "channels": summary["channels"],
         "cost": summary["cost"],
-        "fits": {"pi0": pi0_fit.to_dict(), "b": b_fit.to_dict()},
+        "fits": mass["fits"],
         "pi0_width_decomposition_mev": {
-            "reco": num(robust_sigma(matched)),
+            "reco": num(robust_sigma(cands.matched_mass)),
             "true_energy_reco_position": num(robust_sigma(np.array(decomposition["true_energy"]))),
             "reco_energy_true_position": num(robust_sigma(np.array(decomposition["true_position"]))),
-            "n_matched": len(matched),
+            "n_matched": len(cands.matched_mass),
         },
         "resolution": resolution,
-        "histograms": {
-            "pi0": _hist(masses, 50.0, 250.0, 80),
-            "b": _hist(bm, 4500.0, 6000.0, 60),
-        },
+        "histograms": mass["histograms"],
         "photons_per_crossing": n_photons / len(events),
         "photons_rejected_by_timing": n_rejected,
         "cuts_mev": {"photon_et": et_cut, "pi0_pt": pt_cut},
-        "events_with_pi0_candidate": n_pi0_events,
+        "events_with_pi0_candidate": mass["events_with_pi0_candidate"],
         "timing_seconds": {"models": round(t_models, 2), "crossings": round(t_events, 2)},
         "settings": {k: v for k, v in asdict(replace(st)).items()},
     }

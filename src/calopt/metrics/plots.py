@@ -10,30 +10,38 @@ import numpy as np
 __all__ = ["plot_evaluation"]
 
 
-def _peak(ax: Any, hist: dict[str, list[float]], fit: dict[str, Any], title: str) -> None:
-    from scipy.stats import norm
+def _curves(fit: dict[str, Any], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(total, background) [candidates / MeV] of a fit as ``evaluate`` writes it."""
+    from calopt.metrics.shapes import DoubleCrystalBall, bernstein_density
 
+    par = fit["signal_shape"]["parameters"]
+    shape = DoubleCrystalBall(**par)
+    bkg = fit["n_background"] * bernstein_density(x, np.asarray(fit["coefficients"]), par["lo"], par["hi"])
+    return fit["n_signal"] * shape.pdf(x) + bkg, bkg
+
+
+def _peak(ax: Any, hist: dict[str, list[float]], signal: dict[str, list[float]] | None, fit: dict[str, Any],
+          title: str) -> None:  # fmt: skip
     edges = np.asarray(hist["edges"])
     counts = np.asarray(hist["counts"])
     centres = 0.5 * (edges[1:] + edges[:-1])
     ax.errorbar(centres, counts, yerr=np.sqrt(np.maximum(counts, 1)), fmt="o", ms=3, color="black", label="candidates")
-    if fit.get("valid"):
-        lo, hi = edges[0], edges[-1]
+    if signal is not None:
+        ax.stairs(signal["counts"], edges, color="tab:green", label="truth-matched signal")
+    if fit.get("n_signal") is not None and fit.get("signal_shape", {}).get("parameters"):
         width = edges[1] - edges[0]
-        x = np.linspace(lo, hi, 400)
-        mu, sigma, ns, nb = fit["mean"], fit["sigma"], fit["n_signal"], fit["n_background"]
-        gnorm = norm.cdf(hi, mu, sigma) - norm.cdf(lo, mu, sigma)
-        sig = ns * norm.pdf(x, mu, sigma) / gnorm * width
-        bkg = nb * (1 + fit["slope"] * (2 * (x - lo) / (hi - lo) - 1)) / (hi - lo) * width
-        ax.plot(x, sig + bkg, color="tab:red", label=f"fit: sigma = {sigma:.1f} MeV")
-        ax.plot(x, bkg, color="tab:blue", ls="--", label="combinatorial background")
+        x = np.linspace(edges[0], edges[-1], 400)
+        total, bkg = _curves(fit, x)
+        label = f"fit: sigma_eff = {fit['signal_shape']['sigma_eff']:.1f} MeV"
+        ax.plot(x, total * width, color="tab:red", ls="-" if fit.get("valid") else ":", label=label)
+        ax.plot(x, bkg * width, color="tab:blue", ls="--", label="combinatorial background")
+    if fit.get("valid"):
+        ax.set_title(f"{title}\nS/sqrt(S+B) = {fit['significance']:.2f} +- {fit['significance_err']:.2f}", fontsize=9)
     else:
-        ax.set_title(f"{title}: fit failed ({fit.get('reason')})", fontsize=9)
+        ax.set_title(f"{title}\nfit failed: {fit.get('reason')}", fontsize=8)
     ax.set_xlabel("mass [MeV]")
     ax.set_ylabel("candidates / bin")
     ax.legend(fontsize=8)
-    if fit.get("valid"):
-        ax.set_title(title)
 
 
 def plot_evaluation(result: dict[str, Any], folder: Path) -> list[Path]:
@@ -49,6 +57,7 @@ def plot_evaluation(result: dict[str, Any], folder: Path) -> list[Path]:
         _peak(
             ax,
             result["histograms"][key],
+            result["histograms"].get(f"{key}_signal"),
             result["fits"][key],
             f"{result['design']}, mu = {result['pileup']:g}: {title}",
         )
