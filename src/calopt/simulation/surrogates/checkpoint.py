@@ -10,7 +10,8 @@ crop), ``normalisation`` (mean and std of ln(E_vis/E) and of ln E_vis), ``time_m
 networks), ``training`` (settings, seed, files, timings, summary), ``state`` (state dict of
 the sampling network(s)), for ``adagan``, ``mixture_weights`` (beta of each component), and
 optionally ``hit_model`` (mean and shape of single-hit deposits, the cell energy below which
-they apply; :mod:`calopt.simulation.surrogates.hits`).
+they apply; :mod:`calopt.simulation.surrogates.hits`) and ``response_calibration``
+(:mod:`calopt.simulation.surrogates.calibration`).
 Written atomically.
 """
 

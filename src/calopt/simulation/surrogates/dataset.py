@@ -36,6 +36,7 @@ import numpy as np
 
 from calopt.errors import CaloptInputError
 from calopt.simulation.showers import Showers, read_showers
+from calopt.simulation.surrogates.calibration import ln_e_bins
 from calopt.simulation.surrogates.conditions import ConditionSpace
 
 __all__ = ["DEFAULT_CROP", "TrainingSet", "crop_slice", "load_training_set"]
@@ -98,10 +99,7 @@ def _fit_times(sh: Showers, cos_t: np.ndarray, pdgs: Sequence[int]) -> tuple[np.
     b = np.zeros((len(pdgs), S))
     sigma = np.zeros((len(pdgs), S, TIME_BINS))
     le = np.log(sh.incident_energies[:, 0].astype(np.float64) / 1000.0)
-    edges = np.quantile(le, np.linspace(0.0, 1.0, TIME_BINS + 1))
-    which = np.clip(np.searchsorted(edges, le, side="right") - 1, 0, TIME_BINS - 1)
-    centres = np.array([le[which == k].mean() if (which == k).any() else 0.5 * (edges[k] + edges[k + 1])
-                        for k in range(TIME_BINS)])  # fmt: skip
+    which, centres = ln_e_bins(le, TIME_BINS)
     if sh.times is None:
         return a, b, sigma, centres
     e_sec = sh.showers.sum(axis=(2, 3)).astype(np.float64)
@@ -224,10 +222,11 @@ def time_of(a: np.ndarray, b: np.ndarray, energies_mev: np.ndarray, cos_t: np.nd
     le = np.log(energies_mev / 1000.0)
     t = a + b * le[:, None]
     if sigma is not None and lne is not None and z is not None:
-        x = np.clip(le, lne[0], lne[-1])
-        k = np.clip(np.searchsorted(lne, x, side="right") - 1, 0, max(len(lne) - 2, 0))
+        from calopt.simulation.surrogates.calibration import interpolation
+
+        k, w1 = interpolation(le, lne)
         k1 = np.minimum(k + 1, len(lne) - 1)
-        w = np.where(k1 > k, (x - lne[k]) / np.maximum(lne[k1] - lne[k], 1e-12), 0.0)[:, None]
+        w = w1[:, None]
         rows = np.arange(len(le))
         sig = (1 - w) * sigma[rows, :, k] + w * sigma[rows, :, k1]
         t = np.maximum(t + z * sig, 0.25 * t)  # a Gaussian tail must not reach the entry time

@@ -165,18 +165,24 @@ class FlowModel(nn.Module):
                 self.res_std[p, b] = res[sel].std(dim=0)
 
     def residual(self, c: Tensor, eps: Tensor) -> Tensor:
-        """``mean + std * eps`` interpolated linearly in ln E between the bin centres."""
+        """``mean + std * eps`` interpolated linearly in ln E between the bin centres (as one
+        matrix product with the interpolation weights of the (species, bin) rows)."""
         x = self.res_centres
-        le = torch.clamp(c[:, 0], float(x[0]), float(x[-1]))
-        hi = torch.clamp(torch.searchsorted(x.contiguous(), le.contiguous()), 1, len(x) - 1) if len(x) > 1 else None
+        k = len(x)
         rows = self.species_row(c)
-        if hi is None:
-            return self.res_mean[rows, 0] + self.res_std[rows, 0] * eps
-        lo = hi - 1
-        t = ((le - x[lo]) / torch.clamp(x[hi] - x[lo], min=1e-9))[:, None]
-        mean = (1 - t) * self.res_mean[rows, lo] + t * self.res_mean[rows, hi]
-        std = (1 - t) * self.res_std[rows, lo] + t * self.res_std[rows, hi]
-        return mean + std * eps
+        w = torch.zeros(len(c), self.n_species * k)
+        if k == 1:
+            w[torch.arange(len(c)), rows] = 1.0
+        else:
+            le = torch.clamp(c[:, 0], float(x[0]), float(x[-1]))
+            hi = torch.clamp(torch.searchsorted(x.contiguous(), le.contiguous()), 1, k - 1)
+            lo = hi - 1
+            t = (le - x[lo]) / torch.clamp(x[hi] - x[lo], min=1e-9)
+            i = torch.arange(len(c))
+            w[i, rows * k + lo] = 1 - t
+            w[i, rows * k + hi] = t
+        d = self.res_mean.shape[-1]
+        return w @ self.res_mean.reshape(-1, d) + (w @ self.res_std.reshape(-1, d)) * eps
 
     def fit_pca(self, g: Tensor) -> float:
         """Set the PCA from training ``g``; returns the fraction of variance kept."""

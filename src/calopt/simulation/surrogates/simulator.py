@@ -1,8 +1,9 @@
 """The ``surrogate`` backend: a trained generative model as a
 :class:`~calopt.simulation.base.ShowerSimulator`.
 
-Trained models have a hit model (:mod:`calopt.simulation.surrogates.hits`) applied to the
-generated cells. Shower ``i`` is generated from noise that depends only on its seed (``seeds[i]``, or one
+Trained models have a response calibration (:mod:`calopt.simulation.surrogates.calibration`)
+and a hit model (:mod:`calopt.simulation.surrogates.hits`) applied to the generated showers.
+Shower ``i`` is generated from noise that depends only on its seed (``seeds[i]``, or one
 derived from (``seed``, i)), through :mod:`calopt.simulation.surrogates.noise`; the
 networks run in batches under ``torch.inference_mode``. The result is deterministic in the
 seeds; the same shower generated in batches of different size agrees to float rounding.
@@ -20,6 +21,7 @@ from calopt.detector.technologies import Technology
 from calopt.errors import CaloptInputError
 from calopt.simulation.particles import Particles, species
 from calopt.simulation.showers import Showers, shower_attrs
+from calopt.simulation.surrogates.calibration import apply_response
 from calopt.simulation.surrogates.checkpoint import load_checkpoint
 from calopt.simulation.surrogates.conditions import ConditionSpace
 from calopt.simulation.surrogates.dataset import crop_slice, time_of
@@ -58,7 +60,9 @@ class SurrogateSimulator:
         self.net.load_state_dict(ck["state"])
         self.net.eval()
         self.betas = np.asarray(ck.get("mixture_weights", [1.0]), dtype=np.float64)
-        self.hit_model: dict[str, Any] | None = ck.get("hit_model")  # absent in checkpoints before it
+        # absent in checkpoints from before them
+        self.hit_model: dict[str, Any] | None = ck.get("hit_model")
+        self.response_calibration: dict[str, Any] | None = ck.get("response_calibration")
         self.name = "surrogate"
 
     @property
@@ -125,13 +129,16 @@ class SurrogateSimulator:
         e = particles.energies
         cond = self.space.encode(e, particles.directions, particles.points, particles.pdg)
         g, r = self.generate(cond, seeds)
-        evis = np.exp(r.astype(np.float64) * self.norm["r_std"] + self.norm["r_mean"]) * e
+        n_sp = len(self.space.pdgs)
+        rows = np.argmax(cond[:, 5 : 5 + n_sp], axis=1) if n_sp > 1 else np.zeros(n, dtype=np.int64)
+        r_raw = r.astype(np.float64) * self.norm["r_std"] + self.norm["r_mean"]
+        if self.response_calibration is not None:
+            r_raw = apply_response(r_raw, cond[:, 0], rows, self.response_calibration)
+        evis = np.exp(r_raw) * e
         showers = np.zeros((n, S, H, H), dtype=np.float32)
         sl = crop_slice(H, C)
         inner = (g * g * evis[:, None].astype(np.float32)).reshape(n, S, C, C)
         if self.hit_model is not None:
-            n_sp = len(self.space.pdgs)
-            rows = np.argmax(cond[:, 5 : 5 + n_sp], axis=1) if n_sp > 1 else np.zeros(n, dtype=np.int64)
             inner = apply_hits(inner, seeds, cond[:, 0], rows, self.hit_model)
         showers[:, :, sl, sl] = inner
         rows = np.zeros(n, dtype=np.int64)

@@ -12,10 +12,12 @@ fractions, standardised ln(E_vis/E)); Adam(lr 1e-3) with cosine decay. The per-c
 residual model (``res_bins`` bins of ln E per species; 0 switches it off) is fitted in
 closed form before, from the PCA residuals of the training showers.
 
-Every model type gets the hit model of :mod:`calopt.simulation.surrogates.hits` (tail cells
-whose mean energy is below ``hit_max_mev`` become discrete deposits; 0 switches it off),
-calibrated after training on the model's own showers against the training showers, and
-stored in the checkpoint as ``hit_model``.
+Every model type gets two calibrations after training, measured on the model's own showers
+against the training showers and stored in the checkpoint: ``response_calibration``
+(median and robust width of ln(E_vis/E) per ln E bin, :mod:`calopt.simulation.surrogates.
+calibration`; ``calibrate_response``) and ``hit_model`` (tail cells whose mean energy is
+below ``hit_max_mev`` become discrete deposits, :mod:`calopt.simulation.surrogates.hits`; 0
+switches it off).
 
 ``adagan`` (Tolstikhin et al. 2017, arXiv:1701.02386; seeds/004): T components trained in
 sequence, the total number of generator steps split evenly. Before component t (t >= 1) a
@@ -83,6 +85,7 @@ DEFAULTS: dict[str, Any] = {
     "n_pca": 64,
     "res_bins": 8,
     "hit_max_mev": 10.0,
+    "calibrate_response": True,
     "transforms": 4,
     "flow_hidden": [128, 128],
     "flow_batch": 256,
@@ -485,37 +488,45 @@ def train_on_set(
     }
     if model_type == "adagan":
         ck["mixture_weights"] = [float(m) for m in mixture]
-    if s["hit_max_mev"] > 0:
-        hm = _calibrate_hit_model(ck, ds, s)
-        if hm is not None:
-            ck["hit_model"] = hm
+    ck.update(_calibrations(ck, ds, s))
     return ck
 
 
-def _calibrate_hit_model(ck: dict[str, Any], ds: TrainingSet, s: dict[str, Any]) -> dict[str, Any] | None:
-    """The hit model (:mod:`calopt.simulation.surrogates.hits`) calibrated on the model's showers
-    for the training conditions (seeds 0..N-1 of a fixed stream) against the training showers;
-    None when the training sample has too few tail deposits for it."""
+def _calibrations(ck: dict[str, Any], ds: TrainingSet, s: dict[str, Any]) -> dict[str, Any]:
+    """The post-training calibrations, measured on the model's showers for the training
+    conditions (seeds 0..N-1 of a fixed stream) against the training showers: the response
+    (:mod:`calopt.simulation.surrogates.calibration`, if ``calibrate_response``) and then the
+    hit model (:mod:`calopt.simulation.surrogates.hits`, if ``hit_max_mev`` > 0 and the
+    training sample has enough tail deposits for it)."""
     import torch
 
+    from calopt.simulation.surrogates.calibration import apply_response, calibrate_response
     from calopt.simulation.surrogates.hits import calibrate_hits
     from calopt.simulation.surrogates.noise import run_seeds
     from calopt.simulation.surrogates.simulator import SurrogateSimulator
 
+    out: dict[str, Any] = {}
     sim = SurrogateSimulator(ck)
     g, r = sim.generate(ds.cond, run_seeds(0x4341_4C49, 0, len(ds)))
     norm = ck["normalisation"]
-    evis_gen = np.exp(r.astype(np.float64) * norm["r_std"] + norm["r_mean"]) * ds.energies
-    gen_cells = g.astype(np.float64) ** 2 * evis_gen[:, None]
-    real_cells = ds.g.astype(np.float64) ** 2 * (np.exp(ds.r) * ds.energies)[:, None]
+    r_gen = r.astype(np.float64) * norm["r_std"] + norm["r_mean"]
     n_sp = len(ds.space.pdgs)
     rows = np.argmax(ds.cond[:, 5 : 5 + n_sp], axis=1) if n_sp > 1 else np.zeros(len(ds), dtype=np.int64)
-    try:
-        hm = calibrate_hits(gen_cells, real_cells, ds.cond[:, 0], rows, n_sp, n_bins=max(int(s["res_bins"]), 1),
-                            max_mev=float(s["hit_max_mev"]))  # fmt: skip
-    except ValueError:
-        return None
-    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in hm.items()}
+    n_bins = max(int(s["res_bins"]), 1)
+    le = ds.cond[:, 0].astype(np.float64)
+    if s["calibrate_response"]:
+        cal = calibrate_response(r_gen, ds.r, le, rows, n_sp, n_bins=n_bins)
+        r_gen = apply_response(r_gen, le, rows, cal)
+        out["response_calibration"] = {k: torch.from_numpy(v) for k, v in cal.items()}
+    if s["hit_max_mev"] > 0:
+        gen_cells = g.astype(np.float64) ** 2 * (np.exp(r_gen) * ds.energies)[:, None]
+        real_cells = ds.g.astype(np.float64) ** 2 * (np.exp(ds.r) * ds.energies)[:, None]
+        try:
+            hm = calibrate_hits(gen_cells, real_cells, le, rows, n_sp, n_bins=n_bins, max_mev=float(s["hit_max_mev"]))
+            out["hit_model"] = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in hm.items()}
+        except ValueError:  # too few tail deposits (tiny samples): no hit model
+            pass
+    return out
 
 
 def train_surrogate(
