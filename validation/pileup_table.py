@@ -21,7 +21,9 @@ for p in sorted(glob.glob(str(Path(sys.argv[1] if len(sys.argv) > 1 else "valida
     core = (shape.get("parameters") or {}).get("sigma")
     d = r["pi0_width_decomposition_mev"]
     t = f["b"].get("truth") or {}
-    z = fmt(r["significance"], "%.2f") + ("" if r["significance"] is None else " +- " + fmt(r["significance_err"], "%.2f"))
+    z = fmt(r["significance"], "%.2f")
+    if r["significance"] is not None:
+        z += " +- " + fmt(r["significance_err"], "%.2f")
     if r["significance"] is None and f["b"].get("significance") is not None:
         z = f"({f['b']['significance']:.1f}+-{f['b'].get('significance_err') or 0:.1f})"
     w = f.get("pi0_window_for_b_mev")
