@@ -51,6 +51,24 @@ def test_evaluate_reports_failed_fits(capsys):
     assert "too few" in r["fits"]["pi0"]["reason"]
 
 
+def test_evaluate_trains_pileup_aware_regressors(shared_cache, capsys):
+    def pileup_models():
+        return {p.name for p in (shared_cache / "regressors").glob("*.json") if '"pileup": 3.0' in p.read_text()}
+
+    base = ["evaluate", "lhcb-run3", "--quick", "--events", "5", "--n-resolution", "100", "--pileup", "3", "--json"]
+    code, out, _ = _run([*base, "--no-pileup-aware-regressors"], capsys)
+    assert code == 0 and json.loads(out)["pileup_aware_regressors"] is False
+    off = json.loads(out)
+    assert not pileup_models()
+    code, out, _ = _run(base, capsys)
+    on = json.loads(out)
+    assert code == 0 and on["pileup_aware_regressors"] is True
+    assert len(pileup_models()) == 3  # one per (technology, cell size) of lhcb-run3
+    # the single-photon resolutions stay those of the pile-up-free regressors
+    assert on["resolution"] == off["resolution"]
+    assert on["photons_per_crossing"] != off["photons_per_crossing"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["nope"], "unknown design"), (["lhcb-run3", "--pileup", "-3"], "--pileup"),

@@ -69,3 +69,64 @@ def test_too_few_events():
     assert r["pi0_mass_width_mev"] is None and r["significance"] is None
     for key in ("pi0", "b", "pi0_free", "b_free"):
         assert r["fits"][key]["valid"] is False and "too few" in r["fits"][key]["reason"]
+
+
+def _shape_fit(shape: DoubleCrystalBall):
+    from calopt.metrics.fits import ShapeFit
+
+    centre, sigma_eff = shape.effective_width()
+    return ShapeFit(True, "", shape, {}, centre, sigma_eff, 1000)
+
+
+def test_pi0_window_rules():
+    from calopt.metrics.mass import pi0_window_for_b
+
+    # a pile-up-like pi0 shape: narrow core, wide tails (sigma_eff well above the core sigma)
+    shape = DoubleCrystalBall(135.0, 15.0, 0.6, 1.5, 0.8, 2.0, 50.0, 250.0)
+    fit = _shape_fit(shape)
+    assert fit.sigma_eff > 1.5 * shape.sigma
+    lo, hi = pi0_window_for_b(fit, "sigma_eff:2.5")
+    assert (lo, hi) == pytest.approx((fit.centre - 2.5 * fit.sigma_eff, fit.centre + 2.5 * fit.sigma_eff))
+    assert pi0_window_for_b(fit, "core:2") == pytest.approx((135.0 - 30.0, 135.0 + 30.0))
+    lo9, hi9 = pi0_window_for_b(fit, "shortest:0.9")
+    assert shape.fraction(lo9, hi9) == pytest.approx(0.9, abs=0.005)
+    assert pi0_window_for_b(fit, "shortest:0.6827") == pytest.approx(pi0_window_for_b(fit, "sigma_eff:1"), abs=0.2)
+    assert hi9 - lo9 > pi0_window_for_b(fit, "shortest:0.8")[1] - pi0_window_for_b(fit, "shortest:0.8")[0]
+    # no shape: the fixed +-30 MeV window
+    from calopt.metrics.fits import ShapeFit
+
+    assert pi0_window_for_b(ShapeFit(False), "core:2") == pytest.approx((PI0_MASS - 30.0, PI0_MASS + 30.0))
+
+
+@pytest.mark.parametrize("rule", ["core", "core:-1", "width:2", "shortest:1.2", "sigma_eff:nan"])
+def test_bad_pi0_window_rule(rule):
+    from calopt.errors import CaloptInputError
+
+    c = _candidates(100, DoubleCrystalBall(135.0, 9.0, 1.2, 4.0, 1.8, 6.0, 50.0, 250.0), 100, seed=3)
+    with pytest.raises(CaloptInputError, match="pi0 window rule"):
+        mass_metrics(c, np.random.default_rng(0), pi0_window=rule)
+
+
+def test_mass_metrics_uses_the_window_rule():
+    shape = DoubleCrystalBall(135.0, 9.0, 1.2, 4.0, 1.8, 6.0, 50.0, 250.0)
+    c = _candidates(800, shape, 3000, seed=7)
+    wide = mass_metrics(c, np.random.default_rng(0), pi0_window="sigma_eff:2.5")["fits"]["pi0_window_for_b_mev"]
+    narrow = mass_metrics(c, np.random.default_rng(0), pi0_window="core:1")["fits"]["pi0_window_for_b_mev"]
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]
+
+
+def test_default_pi0_window_is_two_sigma_eff():
+    # one rule for every design and pile-up (the study of validation/pi0_window_study.py)
+    from calopt.metrics.mass import B_PI0_WINDOW
+
+    assert B_PI0_WINDOW == "sigma_eff:2"
+    shape = DoubleCrystalBall(135.0, 9.0, 1.2, 4.0, 1.8, 6.0, 50.0, 250.0)
+    c = _candidates(800, shape, 3000, seed=7)
+    r = mass_metrics(c, np.random.default_rng(0))
+    lo, hi = r["fits"]["pi0_window_for_b_mev"]
+    centre, sigma_eff = r["pi0_mass_mev"], r["pi0_mass_width_mev"]
+    assert (lo, hi) == pytest.approx((centre - 2 * sigma_eff, centre + 2 * sigma_eff))
+    # the B candidates are the pi0 candidates of that window (one B candidate per pi0 candidate)
+    n_in = int(((c.pi0_mass > lo) & (c.pi0_mass < hi)).sum())
+    b = r["histograms"]["b"]
+    assert sum(b["counts"]) <= n_in

@@ -20,6 +20,9 @@ def evaluate(
     plots: Path | None = typer.Option(None, "--plots", help="Folder for mass-peak and resolution plots."),
     fastsim: str | None = typer.Option(None, "--fastsim", help="EM showers of the libraries from gflash, surrogate or "
                                        "a surrogate checkpoint instead of the cascade MC."),
+    pileup_aware: bool = typer.Option(True, "--pileup-aware-regressors/--no-pileup-aware-regressors",
+                                      help="At --pileup > 0, reconstruct the crossings' photons with regressors "
+                                      "trained with pile-up at that mu."),
     quick: bool = typer.Option(False, "--quick", help="Small shower libraries and training samples (smoke test)."),
     seed: int = SEED_OPTION,
     json_out: bool = JSON_OPTION,
@@ -32,7 +35,8 @@ def evaluate(
     from calopt.metrics.evaluate import evaluate as run_evaluate
 
     d = load_design(design)
-    st = EvaluateSettings(pileup=pileup, n_events=events, seed=seed, method=method, n_resolution=n_resolution)
+    st = EvaluateSettings(pileup=pileup, n_events=events, seed=seed, method=method, n_resolution=n_resolution,
+                          pileup_aware_regressors=pileup_aware)  # fmt: skip
     if quick:
         st = replace(st, readout=QUICK_READOUT, training=QUICK_TRAINING)
     if fastsim is not None:

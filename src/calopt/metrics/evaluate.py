@@ -2,7 +2,9 @@
 
 1. photon reconstruction per (technology, cell size) of the design: XGBoost regressors and the
    parametric baseline, trained on single photons (half of them with a neighbouring photon) from
-   a shower library independent of the one read out here (cached, shared by every design);
+   a shower library independent of the one read out here (cached, shared by every design); at
+   mu > 0 a second set trained on photons overlaid with pile-up at that mu reconstructs the
+   photons of the crossings (``pileup_aware_regressors``);
 2. energy and position resolution from single photons shot over the whole design (1-100 GeV,
    log-uniform): Gaussian-core widths per energy bin fitted as a/sqrt(E) (+) b (+) c/E, position
    residuals on the face, per region;
@@ -20,7 +22,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import time
@@ -33,12 +34,10 @@ import numpy as np
 from calopt.detector.design import Design
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
-from calopt.files import build_once
-from calopt.generation.events import FLAG, Events, read_events
-from calopt.generation.runner import EventSpec, generate_events
+from calopt.generation.events import FLAG, Events
+from calopt.generation.runner import EventSpec
 from calopt.metrics.fits import fit_energy_resolution, robust_sigma
 from calopt.metrics.mass import Candidates, mass_metrics
-from calopt.readout.library import cache_dir
 from calopt.readout.readout import Readout, ReadoutSettings
 from calopt.reconstruction.candidates import (
     expected_time,
@@ -47,6 +46,7 @@ from calopt.reconstruction.candidates import (
 )
 from calopt.reconstruction.clusters import cluster_cells
 from calopt.reconstruction.features import ClusterFeatures, cluster_features
+from calopt.reconstruction.pileup import cached_events, pileup_density, subtract_offsets
 from calopt.reconstruction.regression import (
     ParametricReco,
     TrainingSettings,
@@ -64,7 +64,11 @@ class EvaluateSettings:
     for the resolutions; ``method``: ``xgb`` or ``parametric`` photon reconstruction; photons
     enter pi0 candidates above ``photon_et_mev`` and pi0 candidates need ``pi0_pt_mev`` (None:
     tightened with pile-up, see :meth:`cuts`); ``pileup_subtraction``: subtract the mean
-    pile-up energy of every channel before clustering."""
+    pile-up energy of every channel before clustering; ``pileup_aware_regressors``: at
+    ``pileup`` > 0 the photons of the crossings are reconstructed with regressors trained on
+    photons overlaid with pile-up at that mu (and the same offset subtraction, see
+    :class:`TrainingSettings`); the single-photon resolutions (and the time calibration) always
+    use the pile-up-free ones, so they stay the figures of the detector alone."""
 
     pileup: float = 0.0
     n_events: int = 1000
@@ -74,6 +78,7 @@ class EvaluateSettings:
     photon_et_mev: float | None = None
     pi0_pt_mev: float | None = None
     pileup_subtraction: bool = True
+    pileup_aware_regressors: bool = True
     readout: ReadoutSettings = field(default_factory=ReadoutSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
 
@@ -110,7 +115,7 @@ Models = dict[tuple[int, float], tuple[XGBReco, ParametricReco]]
 # small libraries and training samples: a smoke test in a few minutes, not a measurement
 QUICK_READOUT = ReadoutSettings(library_energies=(0.2, 1.0, 5.0, 20.0, 100.0), library_angles=(0.0, 0.15, 0.3),
                                 library_n_per_point=3)  # fmt: skip
-QUICK_TRAINING = TrainingSettings(n_train=1000)
+QUICK_TRAINING = TrainingSettings(n_train=1000, pileup_crossings=100)
 
 
 def _reconstruct(f: ClusterFeatures, models: Models, techs: list[str], method: str) -> tuple[np.ndarray, ...]:
@@ -140,8 +145,7 @@ def _reconstruct_block(readout: Readout, events: Events, crossings: range, model
     hits = [readout.read_crossing(events, ev, rng) for ev in crossings]
     feats = []
     for h in hits:
-        if rho is not None:
-            h = replace(h, energy=h.energy - rho[h.channel])
+        h = subtract_offsets(h, rho)
         feats.append(cluster_features(cluster_cells(h, readout.cells, z_front), readout.cells, z_front))
     sizes = np.cumsum([0] + [len(f.energy) for f in feats])
     allf = ClusterFeatures.concat(feats)
@@ -149,34 +153,8 @@ def _reconstruct_block(readout: Readout, events: Events, crossings: range, model
     return {ev: (f, e[a:b], x[a:b], y[a:b]) for ev, f, a, b in zip(crossings, feats, sizes[:-1], sizes[1:])}
 
 
-def _pileup_density(readout: Readout, events: Events, seed: int, n: int = 200) -> np.ndarray:
-    """Mean energy per channel [MeV] over the first ``n`` crossings: the expected pile-up
-    offset of every channel, subtracted before clustering (the area-based offset correction of
-    the LHC experiments, per cell). The two signal photons of a crossing are a negligible part
-    of it at the pile-up where it matters. Uses its own generator so that the crossings
-    themselves are read out exactly as without the subtraction."""
-    total = np.zeros(readout.cells.n_channels)
-    sub = np.random.default_rng(np.random.SeedSequence([seed, 0x9E0]))
-    k = min(n, len(events))
-    for ev in range(k):
-        h = readout.read_crossing(events, ev, sub)
-        np.add.at(total, h.channel, h.energy)
-    return total / max(k, 1)
-
-
 def _events(st: EvaluateSettings, progress: Callable[[str], None] | None) -> Events:
-    spec = EventSpec(process="b0-jpsipi0", n=st.n_events, pileup=st.pileup, seed=st.seed)
-    folder = cache_dir() / "events"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"b0-jpsipi0-{hashlib.sha256(spec.to_json().encode()).hexdigest()[:16]}.h5"
-
-    def generate() -> None:
-        if progress:
-            progress(f"generating {st.n_events} signal crossings at mu = {st.pileup:g} (cached for later)")
-        generate_events(spec, path)
-
-    build_once(path, generate)
-    return read_events(path)
+    return cached_events(EventSpec(process="b0-jpsipi0", n=st.n_events, pileup=st.pileup, seed=st.seed), progress)
 
 
 def _resolution(readout: Readout, models: Models, st: EvaluateSettings) -> dict[str, Any]:
@@ -246,10 +224,20 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
     techs = readout.cells.technologies
     combos = sorted({(r.technology, r.cell_size) for r in design.regions})
     models: Models = {}
+    event_models: Models = {}  # the reconstruction of the crossings' photons
+    pileup_aware = st.pileup > 0 and st.pileup_aware_regressors
     for tech, size in combos:
         if progress:
             progress(f"photon reconstruction for {tech} {size:g} mm (trained once, then cached)")
-        models[(techs.index(tech), size)] = get_reconstruction(tech, size, st.readout, st.training, readout.libraries)
+        combo = (techs.index(tech), size)
+        models[combo] = get_reconstruction(tech, size, st.readout, st.training, readout.libraries)
+        event_models[combo] = models[combo]
+        if pileup_aware:
+            if progress:
+                progress(f"photon reconstruction for {tech} {size:g} mm with pile-up mu = {st.pileup:g} "
+                         "(trained once, then cached)")  # fmt: skip
+            event_models[combo] = get_reconstruction(tech, size, st.readout, replace(st.training, pileup=st.pileup),
+                                                 readout.libraries)  # fmt: skip
     t_models = time.perf_counter() - t0
     if progress:
         progress("energy and position resolution")
@@ -276,12 +264,12 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
     decomposition: dict[str, list[float]] = {"true_energy": [], "true_position": []}
     n_rejected = n_photons = 0
     et_cut, pt_cut = st.cuts()
-    rho = _pileup_density(readout, events, st.seed) if st.pileup > 0 and st.pileup_subtraction else None
+    rho = pileup_density(readout, events, st.seed) if st.pileup > 0 and st.pileup_subtraction else None
     block: Reconstructed = {}
     for ev in range(len(events)):
         if ev not in block:
-            block = _reconstruct_block(readout, events, range(ev, min(ev + BLOCK, len(events))), models, st.method,
-                                       rng, rho)  # fmt: skip
+            block = _reconstruct_block(readout, events, range(ev, min(ev + BLOCK, len(events))), event_models,
+                                       st.method, rng, rho)  # fmt: skip
         f, e, x, y = block[ev]
         z_pv, t_pv = (float(v) for v in events.pv_position[ev])
         ok = np.isfinite(e) & (e > 0)
@@ -377,6 +365,7 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
         },
         "resolution": resolution,
         "histograms": mass["histograms"],
+        "pileup_aware_regressors": pileup_aware,
         "photons_per_crossing": n_photons / len(events),
         "photons_rejected_by_timing": n_rejected,
         "cuts_mev": {"photon_et": et_cut, "pi0_pt": pt_cut},
