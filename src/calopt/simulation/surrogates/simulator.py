@@ -41,6 +41,7 @@ __all__ = ["DEFAULT_MODEL", "SurrogateSimulator", "load_surrogate"]
 # (seed 14) + 5000 (seed 18).
 DEFAULT_MODEL = Path(__file__).parent / "data" / "lhcb-shashlik-default.pt"
 BATCH = 4096
+CHUNK = 512
 
 
 class SurrogateSimulator:
@@ -113,6 +114,35 @@ class SurrogateSimulator:
     def attrs(self, tech: Technology, seed: int) -> dict[str, Any]:
         return shower_attrs(tech, f"surrogate-{self.model_type}", seed, surrogate_model=self.source)
 
+    def _fill(self, particles: Particles, seeds: np.ndarray, showers: np.ndarray, times: np.ndarray) -> None:
+        """Generate the showers of ``particles`` into ``showers`` and ``times`` (N, S, H, H)."""
+        n = len(particles)
+        S, H, C = int(self.rep["sections"]), showers.shape[2], int(self.rep["crop"])
+        e = particles.energies
+        cond = self.space.encode(e, particles.directions, particles.points, particles.pdg)
+        g, r = self.generate(cond, seeds)
+        n_sp = len(self.space.pdgs)
+        rows = np.argmax(cond[:, 5 : 5 + n_sp], axis=1) if n_sp > 1 else np.zeros(n, dtype=np.int64)
+        r_raw = r.astype(np.float64) * self.norm["r_std"] + self.norm["r_mean"]
+        if self.response_calibration is not None:
+            r_raw = apply_response(r_raw, cond[:, 0], rows, self.response_calibration)
+        evis = np.exp(r_raw) * e
+        sl = crop_slice(H, C)
+        inner = (g * g * evis[:, None].astype(np.float32)).reshape(n, S, C, C)
+        if self.hit_model is not None:
+            inner = apply_hits(inner, seeds, cond[:, 0], rows, self.hit_model)
+        showers[:, :, sl, sl] = inner
+        tm = self.ck["time_model"]
+        ta = np.asarray(tm["a"], dtype=np.float64)[rows]
+        tb = np.asarray(tm["b"], dtype=np.float64)[rows]
+        if "sigma" in tm:  # checkpoints before the time scatter have none
+            sig = np.asarray(tm["sigma"], dtype=np.float64)[rows]
+            t_sec = time_of(ta, tb, e, particles.directions[:, 2], sig, np.asarray(tm["lne"], dtype=np.float64),
+                            normals(seeds, S, stream=4)).astype(np.float32)  # fmt: skip
+        else:
+            t_sec = time_of(ta, tb, e, particles.directions[:, 2]).astype(np.float32)
+        times[:, :, sl, sl] = np.where(inner > 0, t_sec[:, :, None, None], np.float32(0.0))
+
     def simulate(
         self, particles: Particles, tech: Technology, seed: int, *, seeds: np.ndarray | None = None
     ) -> Showers:
@@ -123,38 +153,15 @@ class SurrogateSimulator:
         seeds = np.asarray(seeds)
         if len(seeds) != n:
             raise CaloptInputError(f"got {len(seeds)} seeds for {n} particles")
-        S, H, C = int(self.rep["sections"]), int(tech.grid), int(self.rep["crop"])
+        S, H = int(self.rep["sections"]), int(tech.grid)
         if tech.grid != int(self.rep["grid"]) or len(tech.section_edges) - 1 != S:
             raise CaloptInputError(f"technology {tech.name!r} grid differs from the surrogate's training grid")
-        e = particles.energies
-        cond = self.space.encode(e, particles.directions, particles.points, particles.pdg)
-        g, r = self.generate(cond, seeds)
-        n_sp = len(self.space.pdgs)
-        rows = np.argmax(cond[:, 5 : 5 + n_sp], axis=1) if n_sp > 1 else np.zeros(n, dtype=np.int64)
-        r_raw = r.astype(np.float64) * self.norm["r_std"] + self.norm["r_mean"]
-        if self.response_calibration is not None:
-            r_raw = apply_response(r_raw, cond[:, 0], rows, self.response_calibration)
-        evis = np.exp(r_raw) * e
         showers = np.zeros((n, S, H, H), dtype=np.float32)
-        sl = crop_slice(H, C)
-        inner = (g * g * evis[:, None].astype(np.float32)).reshape(n, S, C, C)
-        if self.hit_model is not None:
-            inner = apply_hits(inner, seeds, cond[:, 0], rows, self.hit_model)
-        showers[:, :, sl, sl] = inner
-        rows = np.zeros(n, dtype=np.int64)
-        for i, q in enumerate(self.space.pdgs):
-            rows[particles.pdg == q] = i
-        ta = np.asarray(self.ck["time_model"]["a"], dtype=np.float64)[rows]
-        tb = np.asarray(self.ck["time_model"]["b"], dtype=np.float64)[rows]
-        tm = self.ck["time_model"]
-        if "sigma" in tm:  # checkpoints before the time scatter have none
-            sig = np.asarray(tm["sigma"], dtype=np.float64)[rows]
-            t_sec = time_of(ta, tb, e, particles.directions[:, 2], sig, np.asarray(tm["lne"], dtype=np.float64),
-                            normals(seeds, S, stream=4)).astype(np.float32)  # fmt: skip
-        else:
-            t_sec = time_of(ta, tb, e, particles.directions[:, 2]).astype(np.float32)
         times = np.zeros_like(showers)
-        times[:, :, sl, sl] = np.where(inner > 0, t_sec[:, :, None, None], np.float32(0.0))
+        for a in range(0, n, CHUNK):  # chunks that stay in the CPU caches: 10^4 at once was 30 % slower
+            b = min(a + CHUNK, n)
+            self._fill(particles[a:b], seeds[a:b], showers[a:b], times[a:b])
+        e = particles.energies
         return Showers(
             showers=showers,
             times=times,
