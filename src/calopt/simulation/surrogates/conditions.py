@@ -112,6 +112,13 @@ class ConditionSpace:
         dirs = np.array([[0.0, 0.0, 1.0], [math.sin(theta_max), 0.0, math.cos(theta_max)]])
         self.check(Particles(np.full(2, particle_pdg), np.array([e_lo_mev, e_hi_mev]), dirs, np.zeros((2, 2))))
 
+    def species_rows(self, cond: np.ndarray) -> np.ndarray:
+        """(N,) index in ``pdgs`` of the species of every encoded condition vector."""
+        n_sp = len(self.pdgs)
+        if n_sp == 1:
+            return np.zeros(len(cond), dtype=np.int64)
+        return np.argmax(cond[:, N_KINEMATIC : N_KINEMATIC + n_sp], axis=1)
+
     def encode(self, energies: np.ndarray, directions: np.ndarray, points: np.ndarray, pdg: np.ndarray) -> np.ndarray:
         """(N, n_cond) float32 condition vectors (energies in MeV, unit directions, points in mm)."""
         lo, hi = self.energy_range

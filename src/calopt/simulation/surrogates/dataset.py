@@ -36,7 +36,7 @@ import numpy as np
 
 from calopt.errors import CaloptInputError
 from calopt.simulation.showers import Showers, read_showers
-from calopt.simulation.surrogates.calibration import ln_e_bins
+from calopt.simulation.surrogates.calibration import interpolation, ln_e_bins
 from calopt.simulation.surrogates.conditions import ConditionSpace
 
 __all__ = ["DEFAULT_CROP", "TrainingSet", "crop_slice", "load_training_set"]
@@ -222,8 +222,6 @@ def time_of(a: np.ndarray, b: np.ndarray, energies_mev: np.ndarray, cos_t: np.nd
     le = np.log(energies_mev / 1000.0)
     t = a + b * le[:, None]
     if sigma is not None and lne is not None and z is not None:
-        from calopt.simulation.surrogates.calibration import interpolation
-
         k, w1 = interpolation(le, lne)
         k1 = np.minimum(k + 1, len(lne) - 1)
         w = w1[:, None]

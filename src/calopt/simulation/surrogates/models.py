@@ -39,6 +39,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from calopt.simulation.surrogates.conditions import N_KINEMATIC
+
 __all__ = ["Critic", "FlowModel", "Generator", "Regressor", "mlp", "normalise_g"]
 
 
@@ -141,21 +143,19 @@ class FlowModel(nn.Module):
         """Row of the residual statistics: the species one-hot columns after the 5 kinematic ones."""
         if self.n_species == 1:
             return torch.zeros(len(c), dtype=torch.long)
-        return torch.argmax(c[:, 5 : 5 + self.n_species], dim=1)
+        return torch.argmax(c[:, N_KINEMATIC : N_KINEMATIC + self.n_species], dim=1)
 
     def fit_residual(self, g: Tensor, c: Tensor) -> None:
         """Per species and ln E bin (equal-population bins of ``c[:, 0]``) mean and std of the
         PCA residual of every cell (call after :meth:`fit_pca`)."""
         k = self.res_bins
         res = g - (self.pca_mean + (g - self.pca_mean) @ self.pca_components.T @ self.pca_components)
-        le = c[:, 0].double()
+        from calopt.simulation.surrogates.calibration import ln_e_bins
+
         rows = self.species_row(c)
-        edges = torch.quantile(le, torch.linspace(0.0, 1.0, k + 1, dtype=torch.float64))
-        which = torch.clamp(torch.searchsorted(edges, le, right=True) - 1, 0, k - 1)
-        centres = torch.zeros(k, dtype=torch.float64)
-        for b in range(k):
-            centres[b] = le[which == b].mean() if bool((which == b).any()) else 0.5 * (edges[b] + edges[b + 1])
-        self.res_centres.copy_(centres.float())
+        which_np, centres = ln_e_bins(c[:, 0].double().numpy(), k)
+        which = torch.from_numpy(which_np)
+        self.res_centres.copy_(torch.from_numpy(centres).float())
         for p in range(self.n_species):
             for b in range(k):
                 sel = (rows == p) & (which == b)

@@ -121,8 +121,7 @@ class SurrogateSimulator:
         e = particles.energies
         cond = self.space.encode(e, particles.directions, particles.points, particles.pdg)
         g, r = self.generate(cond, seeds)
-        n_sp = len(self.space.pdgs)
-        rows = np.argmax(cond[:, 5 : 5 + n_sp], axis=1) if n_sp > 1 else np.zeros(n, dtype=np.int64)
+        rows = self.space.species_rows(cond)
         r_raw = r.astype(np.float64) * self.norm["r_std"] + self.norm["r_mean"]
         if self.response_calibration is not None:
             r_raw = apply_response(r_raw, cond[:, 0], rows, self.response_calibration)

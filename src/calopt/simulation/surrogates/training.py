@@ -511,7 +511,7 @@ def _calibrations(ck: dict[str, Any], ds: TrainingSet, s: dict[str, Any]) -> dic
     norm = ck["normalisation"]
     r_gen = r.astype(np.float64) * norm["r_std"] + norm["r_mean"]
     n_sp = len(ds.space.pdgs)
-    rows = np.argmax(ds.cond[:, 5 : 5 + n_sp], axis=1) if n_sp > 1 else np.zeros(len(ds), dtype=np.int64)
+    rows = ds.space.species_rows(ds.cond)
     n_bins = max(int(s["res_bins"]), 1)
     le = ds.cond[:, 0].astype(np.float64)
     if s["calibrate_response"]:
