@@ -17,6 +17,7 @@ from calopt.simulation.particles import Particles
 from calopt.simulation.runner import RunSpec
 from calopt.simulation.showers import Showers, read_showers, write_showers
 from calopt.simulation.surrogates.checkpoint import load_checkpoint, save_checkpoint
+from calopt.simulation.surrogates.dataset import axis_offsets
 from calopt.simulation.surrogates.noise import normals, run_seeds, uniforms
 from calopt.simulation.surrogates.simulator import DEFAULT_MODEL, load_surrogate
 from calopt.simulation.surrogates.training import adagan_weights, train_surrogate
@@ -116,9 +117,16 @@ def test_models_sample_showers_on_the_full_grid(models, model_type):
     sh = sim.simulate(p, TECH, 7)
     assert sh.showers.shape == (20, 4, 30, 30) and sh.times.shape == sh.showers.shape
     assert np.isfinite(sh.showers).all() and (sh.showers >= 0).all()
-    outside = np.ones((30, 30), bool)
-    outside[11:19, 11:19] = False
-    assert sh.showers[:, :, outside].sum() == 0  # only the central crop is modelled
+    # only the crop is modelled: centred on the grid, or on the particle's line in every
+    # section for an aligned model (the default)
+    depths = sim.axis_depths
+    assert depths is not None and len(depths) == 4
+    k, _ = axis_offsets(depths, p.directions, p.points, TECH.fine_pitch)
+    for i in range(len(p)):
+        for s in range(4):
+            inside = np.zeros((30, 30), bool)
+            inside[11 + k[i, s, 1] : 19 + k[i, s, 1], 11 + k[i, s, 0] : 19 + k[i, s, 0]] = True
+            assert sh.showers[i, s, ~inside].sum() == 0
     assert (sh.visible_energy > 0).all()
     assert ((sh.times > 0) == (sh.showers > 0)).all()
     assert sh.attrs["generator"] == f"surrogate-{model_type}" and sh.attrs["technology"] == TECH.name

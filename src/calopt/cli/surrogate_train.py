@@ -29,6 +29,9 @@ def train(
     ),
     theta_max: float | None = typer.Option(None, "--theta-max", help="Declared maximum angle [rad]."),
     crop: int = typer.Option(20, "--crop", help="Central crop of the fine grid that is modelled (cells per side)."),
+    align: bool = typer.Option(
+        True, "--align/--no-align", help="Model every section in whole cells around the particle's line."
+    ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an existing OUT, and discard an OUT.partial of other settings."
     ),
@@ -77,6 +80,7 @@ def train(
             crop=crop,
             energy_range_gev=tuple(energy_range) if energy_range else None,  # type: ignore[arg-type]
             theta_max=theta_max,
+            align=align,
             settings=settings,
             overwrite=overwrite,
             log=lambda msg: typer.echo(msg, err=True),

@@ -14,6 +14,17 @@ Representation (the same for every model type):
 * ``r``: ``ln(E_vis(crop) / E)``, standardised with the training mean and std (the response
   and its fluctuations: the sampling fraction).
 
+Aligned showers (``align``, the default of ``calopt surrogate train``): an inclined shower
+moves across the grid with depth (lhcb-shashlik, theta = 0.3 rad: by 4-5 fine cells of
+20.2 mm in the last section), which a PCA of the cells represents badly (a shift is not a
+linear combination of a few shapes). Every section is therefore moved by the whole number of
+cells ``k`` nearest to where the particle's line crosses it at the section's depth
+(:func:`axis_depths`, fitted on the training showers: the depth of the section's energy
+barycentre), before the crop; the model learns showers in this aligned frame, with the rest
+``u`` in [-1/2, 1/2] cell of every section (x and y, times 2) appended to its conditions, and
+a generated shower is moved back by ``k``. The shift is exact (no interpolation); what it
+moves off the grid is 5e-5 of the energy of 1-100 GeV photons, at the far edge.
+
 Times are not learnt: the cascade's energy-weighted cell time is close to the time of flight
 to the mean depth of the deposits in the section. For each species and section we fit
 ``t * cos(theta) = a + b ln(E / GeV)`` (energy-weighted least squares over the training
@@ -21,7 +32,9 @@ showers) and give every non-empty cell of that section this time, plus a per-sho
 offset whose standard deviation is the scatter of the training showers' section times about
 the fit (half the 16-84 % range), measured in ``TIME_BINS`` bins of ln E (interpolated
 between the bin centres), and kept above a quarter of the fitted time. Without the offsets
-the spread of the mean shower time was 23 % too small.
+the spread of the mean shower time was 23 % too small. The offsets are independent normals,
+except for a flow with profile variables (:class:`calopt.simulation.surrogates.models.
+FlowModel`), which learns them with the shower from the training showers' ``time_res``.
 """
 
 from __future__ import annotations
@@ -39,7 +52,16 @@ from calopt.simulation.showers import Showers, read_showers
 from calopt.simulation.surrogates.calibration import interpolation, ln_e_bins
 from calopt.simulation.surrogates.conditions import ConditionSpace
 
-__all__ = ["DEFAULT_CROP", "TrainingSet", "crop_slice", "load_training_set"]
+__all__ = [
+    "DEFAULT_CROP",
+    "TrainingSet",
+    "axis_depths",
+    "axis_offsets",
+    "crop_slice",
+    "load_training_set",
+    "shift_sections",
+    "time_residuals",
+]
 
 DEFAULT_CROP = 20
 TIME_BINS = 6
@@ -71,8 +93,16 @@ class TrainingSet:
     time_b: np.ndarray  # (P, S) [ns]
     time_sigma: np.ndarray  # (P, S, TIME_BINS) [ns]
     time_lne: np.ndarray  # (TIME_BINS,) ln(E/GeV) bin centres
+    time_res: np.ndarray  # (N, S) section times about the fit in units of the scatter (0: empty section)
     files: list[str]
     energies: np.ndarray  # (N,) MeV
+    axis_depths: np.ndarray | None = None  # (S,) mm: showers aligned on their axis (None: on the grid)
+    context: np.ndarray | None = None  # (N, 2 S) the sub-cell offsets of the aligned axis, x2
+
+    @property
+    def model_cond(self) -> np.ndarray:
+        """The networks' input conditions: ``cond`` and, for aligned showers, ``context``."""
+        return self.cond if self.context is None else np.hstack([self.cond, self.context])
 
     def __len__(self) -> int:
         return len(self.r)
@@ -87,6 +117,7 @@ class TrainingSet:
             "section_edges_mm": [float(x) for x in self.section_edges],
             "sampling_fraction": self.sampling_fraction,
             "outside_fraction": self.outside_fraction,
+            "axis_depths_mm": None if self.axis_depths is None else [float(x) for x in self.axis_depths],
         }
 
 
@@ -123,18 +154,89 @@ def _fit_times(sh: Showers, cos_t: np.ndarray, pdgs: Sequence[int]) -> tuple[np.
     return a, b, sigma, centres
 
 
+TIME_RES_CLIP = 8.0
+
+
+def axis_depths(showers: np.ndarray, directions: np.ndarray, points: np.ndarray, pitch: float) -> np.ndarray:
+    """(S,) depth [mm] at which each section's energy barycentre sits on the particle's line:
+    the energy-weighted least-squares slope of (barycentre - entry point) against tan(theta),
+    x and y pooled (lhcb-shashlik photons, 1-100 GeV: 53, 103, 181, 292 mm)."""
+    S, H, W = showers.shape[1:]
+    cx = (np.arange(W) - W / 2 + 0.5) * pitch
+    cy = (np.arange(H) - H / 2 + 0.5) * pitch
+    tx = directions[:, 0] / directions[:, 2]
+    ty = directions[:, 1] / directions[:, 2]
+    out = np.zeros(S)
+    for s in range(S):
+        x = showers[:, s].astype(np.float64)
+        e = x.sum(axis=(1, 2))
+        ok = e > 0
+        mx = (x.sum(axis=1) @ cx)[ok] / e[ok] - points[ok, 0]
+        my = (x.sum(axis=2) @ cy)[ok] / e[ok] - points[ok, 1]
+        w = e[ok]
+        den = float(np.sum(w * (tx[ok] ** 2 + ty[ok] ** 2)))
+        out[s] = float(np.sum(w * (tx[ok] * mx + ty[ok] * my))) / den if den > 0 else 0.0
+    return out
+
+
+def axis_offsets(depths: np.ndarray, directions: np.ndarray, points: np.ndarray,
+                 pitch: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Where the particle's line crosses each section at its ``depths``, in fine cells from
+    the grid centre: the nearest whole number of cells ``k`` (N, S, 2) int (x, y) and the
+    rest ``u`` (N, S, 2) in [-1/2, 1/2]."""
+    t = directions[:, :2] / directions[:, 2:3]
+    pos = (points[:, None, :2] + t[:, None, :] * np.asarray(depths, dtype=np.float64)[None, :, None]) / pitch
+    k = np.rint(pos)
+    return k.astype(np.int64), pos - k
+
+
+def shift_sections(x: np.ndarray, k: np.ndarray, sign: int) -> np.ndarray:
+    """Section images (N, S, H, W) moved by ``-sign * k`` cells (k: (N, S, 2) as x, y), zeros
+    where nothing comes in: ``sign`` = +1 brings the axis to the grid centre (the aligned
+    frame of the model), -1 moves an aligned shower back."""
+    n, S, H, W = x.shape
+    ii = np.arange(H)[None, None, :] + sign * k[:, :, 1:2]  # (N, S, H)
+    jj = np.arange(W)[None, None, :] + sign * k[:, :, 0:1]
+    ok = ((ii >= 0) & (ii < H))[:, :, :, None] & ((jj >= 0) & (jj < W))[:, :, None, :]
+    out = x[np.arange(n)[:, None, None, None], np.arange(S)[None, :, None, None],
+            np.clip(ii, 0, H - 1)[:, :, :, None], np.clip(jj, 0, W - 1)[:, :, None, :]]  # fmt: skip
+    return np.where(ok, out, np.zeros((), dtype=x.dtype))
+
+
+def time_residuals(sh: Showers, cos_t: np.ndarray, rows: np.ndarray, a: np.ndarray, b: np.ndarray,
+                   sigma: np.ndarray, lne: np.ndarray) -> np.ndarray:  # fmt: skip
+    """(N, S) float32 section times of the showers as standard normals of :func:`time_of`: ``z``
+    with ``t cos(theta) = a + b ln E + z sigma(ln E)`` (clipped to +-``TIME_RES_CLIP``: the rare
+    late deposits; 0 for an empty section or a zero scatter). The flow's profile variables."""
+    n, S = sh.showers.shape[:2]
+    if sh.times is None:
+        return np.zeros((n, S), dtype=np.float32)
+    e_sec = sh.showers.sum(axis=(2, 3)).astype(np.float64)
+    t_sec = (sh.times.astype(np.float64) * sh.showers).sum(axis=(2, 3)) / np.maximum(e_sec, 1e-30)
+    le = np.log(sh.incident_energies[:, 0].astype(np.float64) / 1000.0)
+    fit = a[rows] + b[rows] * le[:, None]
+    k, w1 = interpolation(le, lne)
+    k1 = np.minimum(k + 1, len(lne) - 1)
+    sig = (1 - w1[:, None]) * sigma[rows, :, k] + w1[:, None] * sigma[rows, :, k1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where((e_sec > 0) & (sig > 0), (t_sec * cos_t[:, None] - fit) / sig, 0.0)
+    return np.clip(z, -TIME_RES_CLIP, TIME_RES_CLIP).astype(np.float32)
+
+
 def load_training_set(
     files: Sequence[str | os.PathLike[str]],
     *,
     crop: int = DEFAULT_CROP,
     energy_range_gev: tuple[float, float] | None = None,
     theta_max: float | None = None,
+    align: bool = False,
 ) -> TrainingSet:
     """Read calopt-showers files of one technology and build the representation.
 
     ``energy_range_gev`` and ``theta_max`` declare the training range (e.g. the settings the
     samples were generated with); by default it is the range the data cover. Data outside a
-    declared range is refused."""
+    declared range is refused. ``align`` moves every section by whole cells so that the
+    particle's line crosses it in the central cells (see the module doc)."""
     if not files:
         raise CaloptInputError("no training files given")
     parts = [read_showers(f, diagnostics=False) for f in files]
@@ -158,8 +260,16 @@ def load_training_set(
     pdg = np.concatenate([p.pdg for p in parts]).astype(np.int64)
     dirs = mom / np.maximum(np.linalg.norm(mom, axis=1, keepdims=True), 1e-30)
     pitch = float(parts[0].attrs["fine_pitch_mm"])
+    depths, context, frame = None, None, showers
+    if align:
+        depths = axis_depths(showers, dirs, pts, pitch)
+        k, u = axis_offsets(depths, dirs, pts, pitch)
+        context = (2.0 * u).reshape(len(u), -1).astype(np.float32)  # in [-1, 1], x and y per section
+        frame = shift_sections(showers, k, +1)
+        if times is not None:
+            times = shift_sections(times, k, +1)
     sl = crop_slice(H, crop)
-    inner = showers[:, :, sl, sl]
+    inner = frame[:, :, sl, sl]
     e_in = inner.reshape(len(inner), -1).sum(axis=1).astype(np.float64)
     e_all = showers.reshape(len(showers), -1).sum(axis=1).astype(np.float64)
     keep = e_in > 0
@@ -182,7 +292,7 @@ def load_training_set(
     g = np.sqrt(np.maximum(f, 0.0)).astype(np.float32)
     r = np.log(e_in[keep] / e[keep])
     sub = Showers(
-        showers=showers[keep],
+        showers=frame[keep],
         times=None if times is None else times[keep],
         incident_energies=e[keep, None],
         momenta=mom[keep],
@@ -191,10 +301,12 @@ def load_training_set(
         attrs={},
     )
     ta, tb, tsig, tle = _fit_times(sub, dirs[keep, 2], space.pdgs)
+    cond = space.encode(e[keep], dirs[keep], pts[keep], pdg[keep])
+    tres = time_residuals(sub, dirs[keep, 2], space.species_rows(cond), ta, tb, tsig, tle)
     return TrainingSet(
         g=g,
         r=r,
-        cond=space.encode(e[keep], dirs[keep], pts[keep], pdg[keep]),
+        cond=cond,
         space=space,
         technology=techs.pop(),
         grid=H,
@@ -208,8 +320,11 @@ def load_training_set(
         time_b=tb,
         time_sigma=tsig,
         time_lne=tle,
+        time_res=tres,
         files=[Path(f).name for f in files],
         energies=e[keep],
+        axis_depths=depths,
+        context=None if context is None else context[keep],
     )
 
 

@@ -151,20 +151,24 @@ def _gamma(a: float, key: np.uint64, counter: np.uint64) -> float:
 
 @numba.njit(cache=True)
 def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t: np.ndarray, log_a: np.ndarray,
-           shape: float) -> None:  # fmt: skip
+           shape: float, groups: int) -> None:  # fmt: skip
     n, m = x.shape
+    size = m // groups
+    before = np.zeros(groups)
+    after = np.zeros(groups)
     for i in range(n):
         key = _mix(np.uint64(seeds[i]) ^ _STREAM)
         p, b, w = rows[i], lo[i], t[i]
         b2 = min(b + 1, log_a.shape[1] - 1)
-        before = 0.0
-        after = 0.0
+        before[:] = 0.0
+        after[:] = 0.0
         for j in range(m):
+            q = j // size
             mu = x[i, j]
-            before += mu
+            before[q] += mu
             la0, la1 = log_a[p, b, j], log_a[p, b2, j]
             if la0 == -np.inf or la1 == -np.inf:  # a core cell in this energy range: left as generated
-                after += mu
+                after[q] += mu
                 continue
             e = 0.0
             if mu > 0.0:
@@ -177,21 +181,31 @@ def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t
                         kk = shape * lam / prob  # Gamma shape of the sum of the lam / prob hits of a hit cell
                         e = mu / prob * _gamma(kk, key, base + np.uint64(1)) / kk
             x[i, j] = e
-            after += e
-        if after > 0.0:
-            s = before / after
+            after[q] += e
+        # every group (section) that kept a deposit back to its energy, all of them scaled up
+        # by the energy of the groups that kept none: the shower keeps its visible energy
+        kept = 0.0
+        for q in range(groups):
+            if after[q] > 0.0:
+                kept += before[q]
+        if kept > 0.0:
+            f = before.sum() / kept
             for j in range(m):
-                x[i, j] *= s
+                q = j // size
+                if after[q] > 0.0:
+                    x[i, j] *= before[q] / after[q] * f
 
 
 def apply_hits(cells: np.ndarray, seeds: np.ndarray, le: np.ndarray, rows: np.ndarray,
-               model: dict[str, Any]) -> np.ndarray:  # fmt: skip
+               model: dict[str, Any], *, sections: int = 1) -> np.ndarray:  # fmt: skip
     """Apply the hit model to generated cells (N, ...) [MeV] of showers with per-shower
-    ``seeds``, encoded ln E ``le`` and species rows ``rows``; returns a new float32 array."""
+    ``seeds``, encoded ln E ``le`` and species rows ``rows``; returns a new float32 array.
+    The visible energy of each shower is kept; with ``sections`` > 1 also the energy of each of
+    that many equal, contiguous groups of cells (the longitudinal sections) that keeps a hit."""
     x = np.array(cells, dtype=np.float64, order="C").reshape(len(cells), -1)  # a copy: the input is kept
     lo, t = interpolation(le, np.asarray(model["centres"], dtype=np.float64))
     with np.errstate(divide="ignore"):
         log_a = np.log(np.asarray(model["a"], dtype=np.float64))  # 0 (core) -> -inf, inf (never hit) -> inf
     _apply(x, np.asarray(seeds, dtype=np.uint64), np.asarray(rows, dtype=np.int64), lo.astype(np.int64),
-           t, log_a, float(model["shape"]))  # fmt: skip
+           t, log_a, float(model["shape"]), int(sections))  # fmt: skip
     return x.reshape(np.shape(cells)).astype(np.float32)

@@ -30,6 +30,18 @@ fractions of unit L2 norm and ``r`` (N,) the standardised ln(E_vis / E).
   sample adds ``mean + std * eps`` (one standard normal per cell, interpolated linearly in
   ln E between the bin centres) before the negative values are cut. This restores the
   widths (separation power 0.55 -> 0.03 on the training sample) and the section fractions.
+
+  The flow also has *profile variables* (``sections`` = S > 1; 0 switches them off): the
+  longitudinal profile and the section times are modelled explicitly, jointly with the
+  shape, as the layer energies of CaloFlow (Krause & Shih, arXiv:2106.05285). They are the
+  stick-breaking logits of the section fractions (S - 1 values, ``v_s = f_s / (f_s + ... +
+  f_(S-1))``, so the first is the fraction in the first section, which the late conversions
+  make small) and the section times about their fit in units of their scatter (S values,
+  :func:`calopt.simulation.surrogates.dataset.time_residuals`), standardised. After the
+  decoding, every section of ``g`` is rescaled to the fraction the flow drew, and the times
+  go to the simulator. Without them the shape-only flow gave the first section too thin a
+  tail at small fractions (10 % quantile 0.012 against 0.004), and section times that were
+  independent of the shower (mean time spread 0.095 against 0.113 ns).
 """
 
 from __future__ import annotations
@@ -41,7 +53,11 @@ from torch import Tensor, nn
 
 from calopt.simulation.surrogates.conditions import N_KINEMATIC
 
-__all__ = ["Critic", "FlowModel", "Generator", "Regressor", "mlp", "normalise_g"]
+__all__ = ["PROFILE_ALPHA", "Critic", "FlowModel", "Generator", "Regressor", "mlp", "normalise_g"]
+
+PROFILE_ALPHA = 1e-4  # logit regularisation of the stick-breaking section fractions (CaloFlow uses 1e-6)
+RES_CALIBRATION_STEPS = 5  # moment matching of the residual noise (FlowModel.calibrate_residual)
+RES_TAIL_FRACTION = 1e-3  # cells below this mean energy fraction are the tails it calibrates
 
 
 def mlp(n_in: int, hidden: list[int], n_out: int, slope: float = 0.2) -> nn.Sequential:
@@ -105,6 +121,8 @@ class FlowModel(nn.Module):
     res_centres: Tensor
     res_mean: Tensor
     res_std: Tensor
+    prof_mean: Tensor
+    prof_std: Tensor
 
     def __init__(
         self,
@@ -115,6 +133,7 @@ class FlowModel(nn.Module):
         hidden: list[int] | None = None,
         res_bins: int = 0,
         n_species: int = 1,
+        sections: int = 0,
     ) -> None:
         import zuko
 
@@ -124,6 +143,8 @@ class FlowModel(nn.Module):
         self.n_cond = n_cond
         self.res_bins = res_bins
         self.n_species = n_species
+        self.sections = sections
+        self.n_profile = 2 * sections - 1 if sections > 1 else 0
         self.register_buffer("pca_mean", torch.zeros(n_in))
         self.register_buffer("pca_components", torch.zeros(n_pca, n_in))
         self.register_buffer("pca_scale", torch.ones(n_pca))
@@ -131,13 +152,62 @@ class FlowModel(nn.Module):
             self.register_buffer("res_centres", torch.zeros(res_bins))
             self.register_buffer("res_mean", torch.zeros(n_species, res_bins, n_in))
             self.register_buffer("res_std", torch.zeros(n_species, res_bins, n_in))
+        if self.n_profile:
+            self.register_buffer("prof_mean", torch.zeros(self.n_profile))
+            self.register_buffer("prof_std", torch.ones(self.n_profile))
         self.flow: Any = zuko.flows.NSF(
-            features=n_pca + 1, context=n_cond, transforms=transforms, hidden_features=hidden or [128, 128], passes=2
+            features=n_pca + 1 + self.n_profile,
+            context=n_cond,
+            transforms=transforms,
+            hidden_features=hidden or [128, 128],
+            passes=2,
         )
 
     @property
     def noise_dim(self) -> int:
-        return self.n_pca + 1 + (self.n_in if self.res_bins > 0 else 0)
+        return self.n_pca + 1 + self.n_profile + (self.n_in if self.res_bins > 0 else 0)
+
+    # --------------------------------------------------------------- profile variables
+    def section_fractions(self, g: Tensor) -> Tensor:
+        """(N, S) fractions of sum g^2 per section (the cells are ordered section by section)."""
+        gg = (g * g).reshape(len(g), self.sections, -1).sum(dim=2)
+        return gg / torch.clamp(gg.sum(dim=1, keepdim=True), min=1e-12)
+
+    def _raw_profile(self, g: Tensor, tau: Tensor) -> Tensor:
+        """Stick-breaking logits of the section fractions, ``logit(PROFILE_ALPHA + (1 - 2
+        PROFILE_ALPHA) v_s)`` with ``v_s = f_s / (f_s + ... + f_(S-1))`` for s < S - 1 (CaloFlow's
+        layer-energy variables, arXiv:2106.05285), and the section-time normals ``tau``."""
+        f = self.section_fractions(g).double()
+        rest = torch.flip(torch.cumsum(torch.flip(f, [1]), 1), [1])[:, :-1]  # f_s + ... + f_(S-1)
+        v = torch.where(rest > 0, f[:, :-1] / torch.clamp(rest, min=1e-300), torch.ones_like(rest))
+        a = PROFILE_ALPHA
+        u = torch.logit(a + (1 - 2 * a) * torch.clamp(v, 0.0, 1.0))
+        return torch.cat([u.float(), tau], dim=1)
+
+    def fit_profile(self, g: Tensor, tau: Tensor) -> None:
+        """Mean and std of the profile variables on the training data (call before training)."""
+        x = self._raw_profile(g, tau)
+        self.prof_mean.copy_(x.mean(dim=0))
+        self.prof_std.copy_(torch.clamp(x.std(dim=0), min=1e-6))
+
+    def _apply_profile(self, g: Tensor, p: Tensor) -> tuple[Tensor, Tensor]:
+        """Rescale the sections of non-negative ``g`` to the fractions of the standardised
+        profile variables ``p``; returns (g, tau)."""
+        S, a = self.sections, PROFILE_ALPHA
+        x = p * self.prof_std + self.prof_mean
+        v = torch.clamp((torch.sigmoid(x[:, : S - 1].double()) - a) / (1 - 2 * a), 0.0, 1.0)
+        rest = torch.ones(len(g), dtype=torch.float64)
+        fr = []
+        for s in range(S - 1):
+            fr.append(v[:, s] * rest)
+            rest = rest - fr[-1]
+        fr.append(torch.clamp(rest, min=0.0))
+        target = torch.stack(fr, dim=1)
+        gs = g.reshape(len(g), S, -1)
+        now = (gs.double() ** 2).sum(dim=2)
+        # a section the decoding left empty stays empty; normalise_g renormalises the rest
+        scale = torch.where(now > 0, torch.sqrt(target / torch.clamp(now, min=1e-300)), torch.zeros_like(now))
+        return (gs * scale.float()[:, :, None]).reshape(len(g), -1), x[:, S - 1 :]
 
     def species_row(self, c: Tensor) -> Tensor:
         """Row of the residual statistics: the species one-hot columns after the 5 kinematic ones."""
@@ -163,6 +233,42 @@ class FlowModel(nn.Module):
                     sel = which == b
                 self.res_mean[p, b] = res[sel].mean(dim=0)
                 self.res_std[p, b] = res[sel].std(dim=0)
+
+    def calibrate_residual(self, g: Tensor, r: Tensor, c: Tensor, tau: Tensor | None = None, *,
+                           iterations: int = RES_CALIBRATION_STEPS, tail: float = RES_TAIL_FRACTION,
+                           seed: int = 0x5245) -> list[float]:  # fmt: skip
+        """Scale the residual std of the tail cells so that the decoded showers keep their
+        mean energy fraction: a Gaussian residual cut at zero carries less energy
+        (E[relu(X)^2] < E[X^2]) than the sparse real one, and the showers come out narrow
+        (lhcb-shashlik photons, aligned: 21.8 mm against 24.2 mm at 1-3 GeV). Per species and
+        ln E bin, for the cells whose mean fraction is below ``tail``, the std is multiplied
+        by sqrt(real / decoded mean of g^2) (at most 2x per step), ``iterations`` times, with
+        the training showers encoded and decoded with fixed noise. Returns the mean |ln| of
+        the remaining ratio after each step."""
+        from calopt.simulation.surrogates.calibration import ln_e_bins
+
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            x = self.encode(g, r, tau)
+            eps = torch.randn(len(g), self.n_in, generator=gen)
+            rows = self.species_row(c)
+            which = torch.from_numpy(ln_e_bins(c[:, 0].double().numpy(), self.res_bins)[0])
+            groups = [(p, b, (rows == p) & (which == b)) for p in range(self.n_species) for b in range(self.res_bins)]
+            groups = [(p, b, sel) for p, b, sel in groups if int(sel.sum()) >= 20]
+            real = {(p, b): (g[sel] ** 2).mean(dim=0) for p, b, sel in groups}
+            history = []
+            for _ in range(iterations):
+                dec = self.decode(x, c, eps)[0]
+                dev = []
+                for p, b, sel in groups:
+                    want = real[(p, b)]
+                    have = (dec[sel] ** 2).mean(dim=0)
+                    cells = (want < tail) & (want > 0) & (have > 0)
+                    ratio = torch.clamp(want / torch.clamp(have, min=1e-30), 0.25, 4.0)
+                    self.res_std[p, b] *= torch.where(cells, torch.sqrt(ratio), torch.ones_like(ratio))
+                    dev.append(float(torch.log(ratio[cells]).abs().mean()) if bool(cells.any()) else 0.0)
+                history.append(round(sum(dev) / max(len(dev), 1), 5))
+        return history
 
     def residual(self, c: Tensor, eps: Tensor) -> Tensor:
         """``mean + std * eps`` interpolated linearly in ln E between the bin centres (as one
@@ -194,21 +300,32 @@ class FlowModel(nn.Module):
         self.pca_scale.copy_(s[:k] / (len(g) - 1) ** 0.5)
         return float((s[:k] ** 2).sum() / (s**2).sum())
 
-    def encode(self, g: Tensor, r: Tensor) -> Tensor:
+    def encode(self, g: Tensor, r: Tensor, tau: Tensor | None = None) -> Tensor:
         y = (g - self.pca_mean) @ self.pca_components.T / self.pca_scale
-        return torch.cat([y, r[:, None]], dim=1)
+        parts = [y, r[:, None]]
+        if self.n_profile:
+            if tau is None:
+                raise ValueError("this flow models the section times: encode needs tau")
+            parts.append((self._raw_profile(g, tau) - self.prof_mean) / self.prof_std)
+        return torch.cat(parts, dim=1)
 
-    def decode(self, x: Tensor, c: Tensor | None = None, eps: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        g = self.pca_mean + (x[:, :-1] * self.pca_scale) @ self.pca_components
+    def decode(self, x: Tensor, c: Tensor | None = None, eps: Tensor | None = None) -> tuple[Tensor, ...]:
+        """(g, r) from flow space, and the section-time normals tau when the flow has the
+        profile variables."""
+        k = self.n_pca
+        g = self.pca_mean + (x[:, :k] * self.pca_scale) @ self.pca_components
         if self.res_bins > 0 and c is not None and eps is not None:
             g = g + self.residual(c, eps)
-        return normalise_g(g), x[:, -1]
+        if not self.n_profile:
+            return normalise_g(g), x[:, k]
+        g, tau = self._apply_profile(torch.relu(g), x[:, k + 1 :])
+        return normalise_g(g), x[:, k], tau
 
-    def log_prob(self, g: Tensor, r: Tensor, c: Tensor) -> Tensor:
-        return self.flow(c).log_prob(self.encode(g, r))
+    def log_prob(self, g: Tensor, r: Tensor, c: Tensor, tau: Tensor | None = None) -> Tensor:
+        return self.flow(c).log_prob(self.encode(g, r, tau))
 
-    def forward(self, c: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-        k = self.n_pca + 1
+    def forward(self, c: Tensor, z: Tensor) -> tuple[Tensor, ...]:
+        k = self.n_pca + 1 + self.n_profile
         x = self.flow(c).transform.inv(z[:, :k])
         return self.decode(x, c, z[:, k:] if self.res_bins > 0 else None)
 
@@ -226,6 +343,7 @@ def build_sampler(model_type: str, arch: dict[str, Any]) -> nn.Module:
             arch["flow_hidden"],
             arch.get("res_bins", 0),  # checkpoints before the residual model have none
             arch.get("n_species", 1),
+            arch.get("sections", 0),  # checkpoints before the profile variables have none
         )
     if model_type == "adagan":
         return nn.ModuleList(

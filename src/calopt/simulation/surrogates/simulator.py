@@ -24,7 +24,7 @@ from calopt.simulation.showers import Showers, shower_attrs
 from calopt.simulation.surrogates.calibration import apply_response
 from calopt.simulation.surrogates.checkpoint import load_checkpoint
 from calopt.simulation.surrogates.conditions import ConditionSpace
-from calopt.simulation.surrogates.dataset import crop_slice, time_of
+from calopt.simulation.surrogates.dataset import axis_offsets, crop_slice, shift_sections, time_of
 from calopt.simulation.surrogates.hits import apply_hits
 from calopt.simulation.surrogates.noise import normals, run_seeds, uniforms
 
@@ -64,6 +64,8 @@ class SurrogateSimulator:
         # absent in checkpoints from before them
         self.hit_model: dict[str, Any] | None = ck.get("hit_model")
         self.response_calibration: dict[str, Any] | None = ck.get("response_calibration")
+        depths = self.rep.get("axis_depths_mm")  # showers aligned on their axis (absent before)
+        self.axis_depths = None if depths is None else np.asarray(depths, dtype=np.float64)
         self.name = "surrogate"
 
     @property
@@ -71,8 +73,10 @@ class SurrogateSimulator:
         net: Any = self.net[0] if self.model_type == "adagan" else self.net  # type: ignore[index]
         return int(net.noise_dim)
 
-    def generate(self, cond: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Model-space samples: g (N, D) and r (N,) standardised ln(E_vis/E)."""
+    def generate(self, cond: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Model-space samples for the networks' conditions ``cond`` (with the axis offsets of
+        an aligned model): g (N, D), r (N,) standardised ln(E_vis/E) and, for a flow with
+        profile variables, the section-time normals tau (N, S) (otherwise None)."""
         import torch
 
         n = len(cond)
@@ -83,16 +87,20 @@ class SurrogateSimulator:
             comp = np.minimum(np.searchsorted(np.cumsum(self.betas / self.betas.sum()), u), len(self.betas) - 1)
         g_out = np.empty((n, int(self.ck["architecture"]["n_out"])), dtype=np.float32)
         r_out = np.empty(n, dtype=np.float32)
+        sections = int(self.ck["architecture"].get("sections", 0)) if self.model_type == "flow" else 0
+        tau_out = np.empty((n, sections), dtype=np.float32) if sections else None
         with torch.inference_mode():
             for k in np.unique(comp):
                 net = self.net[int(k)] if self.model_type == "adagan" else self.net  # type: ignore[index]
                 idx = np.flatnonzero(comp == k)
                 for a in range(0, len(idx), BATCH):
                     sel = idx[a : a + BATCH]
-                    g, r = net(torch.from_numpy(cond[sel]), torch.from_numpy(z_all[sel]))
-                    g_out[sel] = g.numpy()
-                    r_out[sel] = r.numpy()
-        return g_out, r_out
+                    out = net(torch.from_numpy(cond[sel]), torch.from_numpy(z_all[sel]))
+                    g_out[sel] = out[0].numpy()
+                    r_out[sel] = out[1].numpy()
+                    if tau_out is not None:
+                        tau_out[sel] = out[2].numpy()
+        return g_out, r_out, tau_out
 
     def check_conditions(self, particles: Particles, tech: Technology) -> None:
         if tech.name != self.technology:
@@ -120,7 +128,12 @@ class SurrogateSimulator:
         S, H, C = int(self.rep["sections"]), showers.shape[2], int(self.rep["crop"])
         e = particles.energies
         cond = self.space.encode(e, particles.directions, particles.points, particles.pdg)
-        g, r = self.generate(cond, seeds)
+        pitch = float(self.rep["fine_pitch_mm"])
+        if self.axis_depths is not None:
+            k, u = axis_offsets(self.axis_depths, particles.directions, particles.points, pitch)
+            g, r, tau = self.generate(np.hstack([cond, (2.0 * u).reshape(n, -1).astype(np.float32)]), seeds)
+        else:
+            g, r, tau = self.generate(cond, seeds)
         rows = self.space.species_rows(cond)
         r_raw = r.astype(np.float64) * self.norm["r_std"] + self.norm["r_mean"]
         if self.response_calibration is not None:
@@ -129,18 +142,27 @@ class SurrogateSimulator:
         sl = crop_slice(H, C)
         inner = (g * g * evis[:, None].astype(np.float32)).reshape(n, S, C, C)
         if self.hit_model is not None:
-            inner = apply_hits(inner, seeds, cond[:, 0], rows, self.hit_model)
-        showers[:, :, sl, sl] = inner
+            # the flow's section fractions are kept through the hits when it models them
+            inner = apply_hits(inner, seeds, cond[:, 0], rows, self.hit_model, sections=S if tau is not None else 1)
         tm = self.ck["time_model"]
         ta = np.asarray(tm["a"], dtype=np.float64)[rows]
         tb = np.asarray(tm["b"], dtype=np.float64)[rows]
         if "sigma" in tm:  # checkpoints before the time scatter have none
             sig = np.asarray(tm["sigma"], dtype=np.float64)[rows]
+            # the flow's section-time normals (correlated with the shower) or independent ones
+            z = tau.astype(np.float64) if tau is not None else normals(seeds, S, stream=4)
             t_sec = time_of(ta, tb, e, particles.directions[:, 2], sig, np.asarray(tm["lne"], dtype=np.float64),
-                            normals(seeds, S, stream=4)).astype(np.float32)  # fmt: skip
+                            z).astype(np.float32)  # fmt: skip
         else:
             t_sec = time_of(ta, tb, e, particles.directions[:, 2]).astype(np.float32)
-        times[:, :, sl, sl] = np.where(inner > 0, t_sec[:, :, None, None], np.float32(0.0))
+        if self.axis_depths is None:
+            showers[:, :, sl, sl] = inner
+            times[:, :, sl, sl] = np.where(inner > 0, t_sec[:, :, None, None], np.float32(0.0))
+            return
+        frame = np.zeros((n, S, H, H), dtype=np.float32)
+        frame[:, :, sl, sl] = inner
+        showers[:] = shift_sections(frame, k, -1)  # back from the aligned frame
+        times[:] = np.where(showers > 0, t_sec[:, :, None, None], np.float32(0.0))
 
     def simulate(
         self, particles: Particles, tech: Technology, seed: int, *, seeds: np.ndarray | None = None

@@ -84,6 +84,8 @@ DEFAULTS: dict[str, Any] = {
     "reg_steps": 1500,
     "n_pca": 64,
     "res_bins": 8,
+    "profile": True,
+    "calibrate_residual": True,
     "hit_max_mev": 10.0,
     "calibrate_response": True,
     "transforms": 4,
@@ -157,7 +159,8 @@ class _Data:
         self.g = torch.from_numpy(ds.g)
         self.r_mean, self.r_std = float(ds.r.mean()), float(max(ds.r.std(), 1e-6))
         self.r = torch.from_numpy(((ds.r - self.r_mean) / self.r_std).astype(np.float32))
-        self.c = torch.from_numpy(ds.cond)
+        self.c = torch.from_numpy(ds.model_cond)
+        self.tau = torch.from_numpy(ds.time_res)
         self.lne = torch.from_numpy(np.log(ds.energies).astype(np.float32))
         lnevis = ds.r + np.log(ds.energies)
         self.v_mean, self.v_std = float(lnevis.mean()), float(max(lnevis.std(), 1e-6))
@@ -401,18 +404,23 @@ def train_on_set(
             flow_hidden=s["flow_hidden"],
             res_bins=s["res_bins"],
             n_species=len(ds.space.pdgs),
+            sections=d.sections if s["profile"] else 0,
         )
         net = FlowModel(n_cond, n_out, arch["n_pca"], arch["transforms"], arch["flow_hidden"],
-                        arch["res_bins"], arch["n_species"])  # fmt: skip
+                        arch["res_bins"], arch["n_species"], arch["sections"])  # fmt: skip
         summary["pca_variance_kept"] = round(net.fit_pca(d.g), 5)
         if arch["res_bins"] > 0:
             net.fit_residual(d.g, d.c)
+        if net.n_profile:
+            net.fit_profile(d.g, d.tau)
+        if arch["res_bins"] > 0 and s["calibrate_residual"]:
+            summary["residual_calibration"] = net.calibrate_residual(d.g, d.r, d.c, d.tau if net.n_profile else None)
         opt = torch.optim.Adam(net.parameters(), lr=s["lr_flow"])
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
         nll = RunningMean(100, 4)
         for _ in run.phase("flow", steps, net=net, opt=opt, sched=sched, nll_history=nll):
             idx = d.index(s["flow_batch"])
-            loss = -net.log_prob(d.g[idx], d.r[idx], d.c[idx]).mean()
+            loss = -net.log_prob(d.g[idx], d.r[idx], d.c[idx], d.tau[idx]).mean()
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
@@ -507,7 +515,7 @@ def _calibrations(ck: dict[str, Any], ds: TrainingSet, s: dict[str, Any]) -> dic
 
     out: dict[str, Any] = {}
     sim = SurrogateSimulator(ck)
-    g, r = sim.generate(ds.cond, run_seeds(0x4341_4C49, 0, len(ds)))
+    g, r, _ = sim.generate(ds.model_cond, run_seeds(0x4341_4C49, 0, len(ds)))
     norm = ck["normalisation"]
     r_gen = r.astype(np.float64) * norm["r_std"] + norm["r_mean"]
     n_sp = len(ds.space.pdgs)
@@ -540,6 +548,7 @@ def train_surrogate(
     crop: int = DEFAULT_CROP,
     energy_range_gev: tuple[float, float] | None = None,
     theta_max: float | None = None,
+    align: bool = True,
     settings: dict[str, Any] | None = None,
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
@@ -565,6 +574,7 @@ def train_surrogate(
         "crop": crop,
         "energy_range_gev": [float(e) for e in energy_range_gev] if energy_range_gev else None,
         "theta_max": None if theta_max is None else float(theta_max),
+        "align": bool(align),
         "settings": {**DEFAULTS, **(settings or {})},
         "files": data_identity(train_files),
         "calopt_version": __version__,
@@ -572,7 +582,9 @@ def train_surrogate(
     state = TrainingState.open(partial_path(out), job_key(job), overwrite=overwrite, every=save_every)
     if state.resumes_at is not None and log is not None:
         log(f"resuming the training saved in {str(state.path)!r} at {state.resumes_at}")
-    ds = load_training_set(train_files, crop=crop, energy_range_gev=energy_range_gev, theta_max=theta_max)
+    ds = load_training_set(
+        train_files, crop=crop, energy_range_gev=energy_range_gev, theta_max=theta_max, align=align
+    )
     ck = train_on_set(
         model_type, ds, steps=steps, seed=seed, progress=progress, settings=settings, training_state=state
     )
