@@ -94,6 +94,24 @@ def test_features_on_a_known_shower():
     assert f["t_mean"] == pytest.approx(1.0)
 
 
+def test_auc_per_feature_names_the_feature_that_differs():
+    """A 'model' whose showers are those of another sample with 10 % more visible energy: only
+    E_vis/E separates it, given the conditions; the shape features do not."""
+    from calopt.simulation.surrogates.evaluation import compare
+
+    from .test_surrogates import synthetic_showers
+
+    ref = synthetic_showers(500, 1)
+    model = synthetic_showers(500, 2)
+    model.showers = model.showers * np.float32(1.1)
+    res = compare(model, ref, seed=3, cells=False)
+    per = res["auc_per_feature"]
+    assert set(per) == set(res["features"])
+    assert per["evis_over_e"] > 0.9
+    for k in ("E1", "E2", "section_1", "centroid_x", "width_x"):
+        assert per[k] < 0.65, k
+
+
 # ------------------------------------------------------------------ the command, end to end
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory):
@@ -124,6 +142,7 @@ def test_evaluate_backend_with_floor_and_plots(samples, capsys):
     assert set(res["features"]) >= {"evis_over_e", "E1", "E2", "E3", "E4", "section_0", "sparsity", "centroid_x"}
     for key in ("auc_features", "auc_cells"):
         assert 0.0 <= res[key] <= 1.0 and 0.0 <= res["floor"][key] <= 1.0
+    assert set(res["auc_per_feature"]) == set(res["features"]) == set(res["floor"]["auc_per_feature"])
     assert {"value", "error"} <= set(res["fpd"]) and {"value", "error"} <= set(res["kpd"])
     assert len(res["energy_bins"]) == 6 and "response_ratio" in res["energy_bins"][0]
     assert res["timing"]["ms_per_shower"] > 0
@@ -143,7 +162,7 @@ def test_evaluate_a_showers_file(samples, capsys):
     # the same technology and distribution: small separation, response ratio ~1
     assert all(abs(b["response_ratio"] - 1) < 0.1 for b in res["energy_bins"] if b["n_reference"] >= 5)
     code, out, _ = run(["surrogate", "evaluate", "gflash", "--reference", str(ref), "--n", "12"], capsys)
-    assert code == 0 and "AUC cells" in out  # the text summary
+    assert code == 0 and "AUC cells" in out and "AUC of one feature" in out  # the text summary
 
 
 @pytest.mark.parametrize(

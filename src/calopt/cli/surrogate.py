@@ -172,6 +172,10 @@ def _print_summary(out: dict[str, Any]) -> None:
     ]
     for name, a, b in rows:
         typer.echo(f"{name:<22}{_fmt(a, '.4f'):>12}{_fmt(b, '.4f'):>12}")
+    typer.echo("AUC of one feature with the conditions (worst):")
+    for k, v in sorted(out["auc_per_feature"].items(), key=lambda kv: -kv[1])[:5]:
+        fv = fl["auc_per_feature"][k] if fl else None
+        typer.echo(f"  {k:<20}{_fmt(v, '.4f'):>12}{_fmt(fv, '.4f'):>12}")
     typer.echo("separation power (worst):")
     for k, v in out["worst_separation_power"]:
         fv = fl["features"][k]["separation_power"] if fl else None

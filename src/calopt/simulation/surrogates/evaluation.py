@@ -35,6 +35,11 @@ Metrics (:func:`compare`):
   cells, log(1 + E/MeV) (empty cells as missing values); both with the conditions (log E, the
   slopes p_x/p_z, p_y/p_z and the entry point). Trained on 50 %, early-stopped on 20 %, AUC
   on the held-out 30 %; 0.5 = indistinguishable;
+* the same classifier on each high-level feature alone with the conditions
+  (``auc_per_feature``): which feature gives a model away *given the conditions*, which the
+  separation powers of the marginals cannot tell (a model with every separation power below
+  0.02 had a high-level AUC of 0.79; the per-feature AUCs of 0.73 for the widths of another
+  pointed at its tail cells);
 * FPD and KPD (Kansal et al., arXiv:2211.10295) on the high-level features standardised with the
   reference's mean and standard deviation: FPD is the Frechet distance between Gaussians fitted
   to the two samples, |mu1 - mu2|^2 + tr(C1 + C2 - 2 (C1 C2)^(1/2)), extrapolated to infinite
@@ -321,6 +326,10 @@ def compare(model: Showers, ref: Showers, seed: int = 0, *, e_edges: np.ndarray 
         "features": feats,
         "worst_separation_power": [[k, feats[k]["separation_power"]] for k in worst[:5]],
         "auc_features": classifier_auc(np.hstack([xm_s, cm]), np.hstack([xr_s, cr]), seed),
+        "auc_per_feature": {
+            k: classifier_auc(np.hstack([xm_s[:, [i]], cm]), np.hstack([xr_s[:, [i]], cr]), seed)
+            for i, k in enumerate(names)
+        },
         "fpd": fpd(xm_s, xr_s, seed),
         "kpd": kpd(xm_s, xr_s, seed),
     }

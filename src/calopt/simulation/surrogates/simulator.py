@@ -30,10 +30,11 @@ from calopt.simulation.surrogates.noise import normals, run_seeds, uniforms
 
 __all__ = ["DEFAULT_MODEL", "SurrogateSimulator", "load_surrogate"]
 
-# The shipped default (``get_simulator("surrogate")``): a ``flow`` (with the residual and hit
-# models) for lhcb-shashlik photons and electrons, 1-100 GeV, theta < 0.3 rad, on the full
-# 30 x 30 grid, trained with one torch thread by
-#   calopt surrogate train --model flow --steps 20000 --seed 1 --crop 30 --energy-range 1 100 \
+# The shipped default (``get_simulator("surrogate")``): a ``flow`` (aligned showers, profile
+# variables, the calibrated residual model, the hit model) for lhcb-shashlik photons and
+# electrons, 1-100 GeV, theta < 0.3 rad, on the full 30 x 30 grid, trained with one torch
+# thread (OMP_NUM_THREADS=1) by
+#   calopt surrogate train --model flow --steps 30000 --seed 1 --crop 30 --energy-range 1 100 \
 #     --theta-max 0.3 --out lhcb-shashlik-default.pt --data shashlik-gamma-train.h5 \
 #     shashlik-gamma-train2.h5 shashlik-electron-train.h5 shashlik-electron-train2.h5
 # on cascade samples made with ``calopt simulate --technology lhcb-shashlik --energy-range 1 100

@@ -8,9 +8,12 @@ critic steps per generator step, Adam(lr 1e-4, betas (0, 0.9)). The generator lo
 on real showers (predicting ln E, tan theta_x, tan theta_y, x, y) and frozen.
 
 ``flow``: maximum likelihood of the conditional NSF on (whitened PCA of the square-root
-fractions, standardised ln(E_vis/E)); Adam(lr 1e-3) with cosine decay. The per-cell
-residual model (``res_bins`` bins of ln E per species; 0 switches it off) is fitted in
-closed form before, from the PCA residuals of the training showers.
+fractions, standardised ln(E_vis/E) and, with ``profile``, the profile variables: section
+fractions and section times); Adam(lr 1e-3) with cosine decay. The per-cell residual model
+(``res_bins`` bins of ln E per species; 0 switches it off) is fitted in closed form before,
+from the PCA residuals of the training showers, and (``calibrate_residual``) its tail-cell
+widths are then matched to the mean energy fractions of the training showers
+(:meth:`~calopt.simulation.surrogates.models.FlowModel.calibrate_residual`).
 
 Every model type gets two calibrations after training, measured on the model's own showers
 against the training showers and stored in the checkpoint: ``response_calibration``
@@ -35,6 +38,10 @@ is trained on minibatches drawn with these weights, and enters the mixture with
 in the end, as in seeds/004. Each component starts from the previous component's networks
 (``warm_start``, a departure from the paper that matters at CPU budgets); the regressor is
 shared.
+
+Every model is trained on the aligned showers of :func:`~calopt.simulation.surrogates.
+dataset.load_training_set` (``align``, the default; the networks get the sub-cell offsets of
+the axis as more conditions) unless ``align=False``.
 
 Data order and noise come from a ``torch.Generator`` seeded with ``seed``: the same seed,
 data and thread count give the same checkpoint bit for bit.
