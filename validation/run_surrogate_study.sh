@@ -4,11 +4,12 @@
 # photon reference sample, with a second independent cascade sample as the floor. Writes
 # validation/output/surrogates/<model>.json and prints a table.
 #
-#   REF=ref.h5 FLOOR=ref2.h5 validation/run_surrogate_study.sh [MODEL.pt ...]
+#   REF="ref.h5 [ref-b.h5 ...]" FLOOR="ref2.h5 [...]" validation/run_surrogate_study.sh [MODEL.pt ...]
 #
-# The samples: calopt simulate --technology lhcb-shashlik --particle gamma --energy-range 1 100
-# --log-uniform --theta-max 0.3 --n N --seed S (the note of issue 6 used 6000 photons, seeds
-# 12 + 16, as REF and 2000, seed 13, as FLOOR). About 2 minutes per model on one core.
+# (several files in REF or FLOOR are joined). The samples: calopt simulate --technology
+# lhcb-shashlik --particle gamma --energy-range 1 100 --log-uniform --theta-max 0.3 --n N --seed S
+# (the notes of issue 6 used 6000 photons, seeds 12 (2000) + 16 (4000), as REF and 2000, seed 13,
+# as FLOOR). About 2 minutes per model on one core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${REF:?set REF to a cascade photon sample}" "${FLOOR:?set FLOOR to a second, independent one}"
@@ -16,13 +17,17 @@ out=validation/output/surrogates
 mkdir -p "$out"
 for m in gflash library surrogate "$@"; do
   name=$(basename "$m" .pt)
-  calopt surrogate evaluate "$m" --reference "$REF" --floor "$FLOOR" --seed 1 --json > "$out/$name.json"
+  args=()
+  for f in $REF; do args+=(--reference "$f"); done
+  for f in $FLOOR; do args+=(--floor "$f"); done
+  calopt surrogate evaluate "$m" "${args[@]}" --seed 1 --json > "$out/$name.json"
 done
 python - "$out" gflash library surrogate "$@" <<'PY'
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
-print(f"{'model':<22}{'AUC feat':>9}{'AUC cells':>10}{'FPD':>8}{'KPD':>8}  {'worst separation':<22}{'response ratio':>16}{'resolution ratio':>18}")
+print(f"{'model':<22}{'AUC feat':>9}{'AUC cells':>10}{'FPD':>8}{'KPD':>8}  {'worst separation':<22}{'response ratio':>16}"
+      f"{'resolution ratio':>18}  worst AUC of one feature")
 rows = []
 for m in sys.argv[2:]:
     d = json.load(open(out / f"{Path(m).stem}.json"))
@@ -34,5 +39,5 @@ for name, d in rows:
     w = d["worst_separation_power"][0]
     print(f"{name:<22}{d['auc_features']:>9.3f}{d.get('auc_cells', float('nan')):>10.3f}{d['fpd']['value']:>8.2f}"
           f"{d['kpd']['value']:>8.3f}  {w[0] + ' ' + format(w[1], '.3f'):<22}{min(resp):>8.3f}-{max(resp):.3f}"
-          f"{min(reso):>10.3f}-{max(reso):.3f}")
+          f"{min(reso):>10.3f}-{max(reso):.3f}  {max(d['auc_per_feature'].items(), key=lambda kv: kv[1])}")
 PY

@@ -161,6 +161,10 @@ def test_evaluate_a_showers_file(samples, capsys):
     assert res["model_source"] == "file" and res["timing"]["generate_s"] is None
     # the same technology and distribution: small separation, response ratio ~1
     assert all(abs(b["response_ratio"] - 1) < 0.1 for b in res["energy_bins"] if b["n_reference"] >= 5)
+    # several reference files are joined
+    code, out, _ = run(["surrogate", "evaluate", str(ref2), "--reference", str(ref), "--reference", str(ref2),
+                        "--json"], capsys)  # fmt: skip
+    assert code == 0 and json.loads(out)["n_reference"] == 80 and str(ref2) in json.loads(out)["reference"]
     code, out, _ = run(["surrogate", "evaluate", "gflash", "--reference", str(ref), "--n", "12"], capsys)
     assert code == 0 and "AUC cells" in out and "AUC of one feature" in out  # the text summary
 
@@ -172,6 +176,7 @@ def test_evaluate_a_showers_file(samples, capsys):
         (["gflash", "--reference", "{d}/junk.h5"], "not a calopt-showers file"),
         (["{other}", "--reference", "{ref}"], "technology 'spacal-w'"),
         (["gflash", "--reference", "{ref}", "--floor", "{other}"], "technology 'spacal-w'"),
+        (["gflash", "--reference", "{ref}", "--reference", "{other}"], "technology 'spacal-w'"),
         (["gan9000", "--reference", "{ref}"], "unknown backend"),
         (["gflash", "--reference", "{ref}", "--n", "0"], "--n must be a positive"),
         (["gflash", "--reference", "{ref}", "--n", "3"], "at least 10"),

@@ -39,12 +39,18 @@ def _take(sh: Any, n: int | None) -> Any:
     )
 
 
-def _read(path: Path, what: str, n: int | None) -> Any:
-    from calopt.simulation.showers import read_showers
+def _read(paths: Path | list[Path], what: str, n: int | None) -> Any:
+    """The showers of one file, or of several of one technology joined in the order given."""
+    from calopt.simulation.showers import concatenate, read_showers
 
-    sh = _take(read_showers(path, diagnostics=False), n)
+    paths = [paths] if isinstance(paths, Path) else list(paths)
+    parts = [read_showers(p, diagnostics=False) for p in paths]
+    for p, sh in zip(paths[1:], parts[1:]):
+        _same_technology(sh, parts[0], what, str(p))
+    sh = _take(parts[0] if len(parts) == 1 else concatenate(parts), n)
     if len(sh) < MIN_SHOWERS:
-        raise CaloptInputError(f"{what} {str(path)!r} holds {len(sh)} showers; at least {MIN_SHOWERS} are needed")
+        name = ", ".join(str(p) for p in paths)
+        raise CaloptInputError(f"{what} {name!r} holds {len(sh)} showers; at least {MIN_SHOWERS} are needed")
     return sh
 
 
@@ -85,8 +91,12 @@ def _generate(model: str, ref: Any, seed: int, quiet: bool) -> tuple[Any, float]
 @surrogate_app.command("evaluate")
 def evaluate_cmd(
     model: str = typer.Argument(..., help="Backend (gflash, library, cascade, ...) or a calopt-showers file."),
-    reference: Path = typer.Option(..., "--reference", help="Cascade reference sample (calopt-showers file)."),
-    floor: Path | None = typer.Option(None, "--floor", help="A second, independent reference sample: the floor."),
+    reference: list[Path] = typer.Option(
+        ..., "--reference", help="Cascade reference sample (calopt-showers file; repeat to join several)."
+    ),
+    floor: list[Path] | None = typer.Option(
+        None, "--floor", help="A second, independent reference sample: the floor (repeat to join several)."
+    ),
     n: int | None = typer.Option(None, "--n", help="Use the first N showers of each sample (default: all)."),
     plots: Path | None = typer.Option(None, "--plots", help="Folder for the feature and average-shower plots."),
     seed: int = SEED_OPTION,
@@ -103,9 +113,9 @@ def evaluate_cmd(
         raise CaloptInputError(f"--plots {str(plots)!r} exists and is not a folder")
     ref = _read(reference, "reference", n)
     floor_sh = None
-    if floor is not None:
+    if floor:
         floor_sh = _read(floor, "floor sample", n)
-        _same_technology(floor_sh, ref, "floor sample", str(floor))
+        _same_technology(floor_sh, ref, "floor sample", ", ".join(str(f) for f in floor))
     t_total = time.perf_counter()
     if Path(model).is_file() and is_shower_file(model):
         model_sh = _read(Path(model), "model sample", n)
@@ -126,8 +136,8 @@ def evaluate_cmd(
     out = {
         "model": model,
         "model_source": source,
-        "reference": str(reference),
-        "floor_file": None if floor is None else str(floor),
+        "reference": ", ".join(str(r) for r in reference),
+        "floor_file": ", ".join(str(f) for f in floor) if floor else None,
         "technology": str(ref.attrs["technology"]),
         "seed": seed,
         **res,
