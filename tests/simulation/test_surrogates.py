@@ -147,7 +147,7 @@ def test_training_is_reproducible_and_round_trips(data_file, models, tmp_path):
         "wgan", [data_file], again, steps=6, seed=3, crop=CROP, energy_range_gev=(1, 100), theta_max=0.3, settings=TINY
     )
     a, b = load_checkpoint(models["wgan"], "wgan"), load_checkpoint(again)
-    assert a["format"] == "calopt-surrogate" and a["format_version"] == 1 and a["model_type"] == "wgan"
+    assert a["format"] == "calopt-surrogate" and a["format_version"] == 2 and a["model_type"] == "wgan"
     assert a["technology"] == "lhcb-shashlik" and a["training"]["seed"] == 3
     assert a["conditions"]["energy_range_mev"] == [1000.0, 100000.0] and a["conditions"]["pdgs"] == [22, 11]
     assert a["state"].keys() == b["state"].keys()
@@ -169,10 +169,13 @@ def test_checkpoint_refusals(models, tmp_path):
     torch.save({**ck, "format": "something-else"}, other)
     with pytest.raises(FileFormatError, match="not a calopt-surrogate checkpoint"):
         load_checkpoint(other)
-    v2 = tmp_path / "v2.pt"
-    torch.save({**ck, "format_version": 2}, v2)
-    with pytest.raises(FileFormatError, match="format_version 2; this calopt reads version 1"):
-        get_simulator(str(v2))
+    v1 = tmp_path / "v1.pt"  # checkpoints from before the aligned frame are still read
+    torch.save({**ck, "format_version": 1}, v1)
+    assert load_checkpoint(v1)["format_version"] == 1
+    v3 = tmp_path / "v3.pt"
+    torch.save({**ck, "format_version": 3}, v3)
+    with pytest.raises(FileFormatError, match="format_version 3; this calopt reads versions 1, 2"):
+        get_simulator(str(v3))
     mt = tmp_path / "mt.pt"
     torch.save({**ck, "model_type": "diffusion"}, mt)
     with pytest.raises(FileFormatError, match="unknown model_type 'diffusion'"):

@@ -1,7 +1,7 @@
-"""The ``calopt-surrogate`` v1 checkpoint: one ``torch.save`` file of plain containers and
+"""The ``calopt-surrogate`` v2 checkpoint: one ``torch.save`` file of plain containers and
 tensors, read back with ``torch.load(..., weights_only=True)`` (no pickled code).
 
-Keys: ``format`` (``"calopt-surrogate"``), ``format_version`` (1), ``model_type`` (``wgan``,
+Keys: ``format`` (``"calopt-surrogate"``), ``format_version`` (2), ``model_type`` (``wgan``,
 ``flow`` or ``adagan``), ``technology``, ``calopt_version``, ``conditions`` (the training
 range, :class:`~calopt.simulation.surrogates.conditions.ConditionSpace`), ``representation``
 (grid, crop, sections, pitch, section edges, sampling fraction, energy fraction outside the
@@ -13,6 +13,12 @@ optionally ``hit_model`` (mean and shape of single-hit deposits, the cell energy
 they apply; :mod:`calopt.simulation.surrogates.hits`) and ``response_calibration``
 (:mod:`calopt.simulation.surrogates.calibration`).
 Written atomically.
+
+Version 2 adds the aligned frame (``representation["axis_depths_mm"]``, null for showers on
+the grid; the networks then take the axis offsets as more conditions) and the flow's profile
+variables (``architecture["sections"]``, buffers ``prof_mean`` and ``prof_std``). A calopt
+that reads only version 1 cannot generate such a model's showers, hence the new version;
+version 1 files (on the grid, no profile variables) are still read.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from calopt.files import atomic_path
 __all__ = ["FORMAT", "FORMAT_VERSION", "MODEL_TYPES", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "calopt-surrogate"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MODEL_TYPES = ("wgan", "flow", "adagan")
 
 
@@ -85,10 +92,10 @@ def load_checkpoint(path: str | os.PathLike[str], model_type: str | None = None)
         raise FileFormatError(f"{str(path)!r} is not a {FORMAT} checkpoint (found a {type(ck).__name__})")
     if ck.get("format") != FORMAT:
         raise FileFormatError(f"{str(path)!r} is not a {FORMAT} checkpoint (format: {ck.get('format')!r})")
-    if ck.get("format_version") != FORMAT_VERSION:
+    if ck.get("format_version") not in READABLE_VERSIONS:
         raise FileFormatError(
             f"{str(path)!r} has {FORMAT} format_version {ck.get('format_version')!r}; "
-            f"this calopt reads version {FORMAT_VERSION}"
+            f"this calopt reads versions {', '.join(str(v) for v in READABLE_VERSIONS)}"
         )
     found = ck.get("model_type")
     if found not in MODEL_TYPES:
