@@ -21,6 +21,7 @@ from calopt.simulation.surrogates.hits import apply_hits
 from calopt.simulation.surrogates.models import FlowModel
 from calopt.simulation.surrogates.noise import run_seeds
 
+from .test_surrogate_hits import core_and_tail
 from .test_surrogates import TECH, synthetic_showers
 
 DEPTHS = [30.0, 90.0, 180.0, 330.0]  # the section depths of synthetic_showers
@@ -167,12 +168,8 @@ def test_residual_calibration_gives_the_tail_cells_their_energy():
     calibration scales its width until the decoded showers have the real mean fractions."""
     gen = torch.Generator().manual_seed(0)
     n, d = 4000, 40
-    le = torch.rand(n, generator=gen) * 2 - 1
-    core = 1.0 + 0.1 * torch.randn(n, 2, generator=gen) @ torch.randn(2, 10, generator=gen)
-    tail = torch.where(torch.rand(n, d - 10, generator=gen) < 0.05 * (1.5 + le[:, None]), 0.2, 0.0)
-    g = torch.cat([core, tail], dim=1)
+    g, c, le = core_and_tail(gen, n, d, 0.05, 0.2)
     g = g / g.norm(dim=1, keepdim=True)
-    c = torch.stack([le, torch.zeros(n), torch.zeros(n), torch.zeros(n), torch.zeros(n)], dim=1)
     flow = FlowModel(5, d, n_pca=2, transforms=1, hidden=[8], res_bins=4)
     flow.fit_pca(g)
     flow.fit_residual(g, c)

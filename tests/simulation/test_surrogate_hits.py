@@ -68,17 +68,23 @@ def test_hit_model_gives_the_real_occupancy_and_keeps_the_energy():
     np.testing.assert_array_equal(part, out[100:140])
 
 
+def core_and_tail(gen: torch.Generator, n: int, d: int, p_tail: float, value: float):
+    """(g (n, d), conditions (n, 5), ln E (n,)): 10 'core' cells, smooth with two directions
+    of variation, and d - 10 sparse, independent 'tail' cells, hit with probability
+    p_tail (1.5 + ln E) and then worth ``value``."""
+    le = torch.rand(n, generator=gen) * 2 - 1
+    core = 1.0 + 0.1 * torch.randn(n, 2, generator=gen) @ torch.randn(2, 10, generator=gen)
+    tail = torch.where(torch.rand(n, d - 10, generator=gen) < p_tail * (1.5 + le[:, None]), value, 0.0)
+    c = torch.stack([le, torch.zeros(n), torch.zeros(n), torch.zeros(n), torch.zeros(n)], dim=1)
+    return torch.cat([core, tail], dim=1), c, le
+
+
 def test_flow_residual_model_restores_the_tail_energy():
     """Few PCA components lose the variance of sparse cells, so E[g^2] (the mean energy
     fraction) of those cells is too small; the residual model puts it back."""
     gen = torch.Generator().manual_seed(0)
     n, d = 4000, 40
-    le = torch.rand(n, generator=gen) * 2 - 1
-    # 'core' cells: smooth, two directions of variation; 'tail' cells: sparse, independent
-    core = 1.0 + 0.1 * torch.randn(n, 2, generator=gen) @ torch.randn(2, 10, generator=gen)
-    tail = torch.where(torch.rand(n, d - 10, generator=gen) < 0.1 * (1.5 + le[:, None]), 0.3, 0.0)
-    g = torch.cat([core, tail], dim=1)
-    c = torch.stack([le, torch.zeros(n), torch.zeros(n), torch.zeros(n), torch.zeros(n)], dim=1)
+    g, c, le = core_and_tail(gen, n, d, 0.1, 0.3)
     flow = FlowModel(5, d, n_pca=2, transforms=1, hidden=[8], res_bins=4)
     flow.fit_pca(g)
     flow.fit_residual(g, c)
