@@ -32,7 +32,9 @@ underestimates are not the only ones that set the width.
 Only cells whose real mean energy in the bin is below ``max_mev`` are touched (the core is
 left to the network); the parameters are interpolated linearly in ln E between the bin
 centres. Each shower is finally rescaled to the visible energy it had before, so the
-model's response and resolution are unchanged.
+model's response and resolution are unchanged; for a flow with profile variables, each
+longitudinal section that keeps a deposit is rescaled to its energy before (``sections``), so
+that the section fractions the flow drew are kept too.
 
 The random numbers come from a counter-based generator keyed by the shower's seed and the
 cell (splitmix64, as :mod:`calopt.simulation.surrogates.noise`), so a shower does not
