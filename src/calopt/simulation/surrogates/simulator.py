@@ -40,6 +40,9 @@ __all__ = ["DEFAULT_MODEL", "SurrogateSimulator", "load_surrogate"]
 # on cascade samples made with ``calopt simulate --technology lhcb-shashlik --energy-range 1 100
 # --log-uniform --theta-max 0.3``: photons 4000 (seed 11) + 8000 (seed 17), electrons 3000
 # (seed 14) + 5000 (seed 18).
+# The flow was trained before ``smooth_response`` existed; its post-training calibrations
+# (response and hits) were then recomputed with ``training._calibrations`` and the settings
+# of today's defaults, which is what the command above does after the flow phase.
 DEFAULT_MODEL = Path(__file__).parent / "data" / "lhcb-shashlik-default.pt"
 BATCH = 4096
 CHUNK = 512

@@ -95,6 +95,7 @@ DEFAULTS: dict[str, Any] = {
     "calibrate_residual": True,
     "hit_max_mev": 10.0,
     "calibrate_response": True,
+    "smooth_response": True,
     "transforms": 4,
     "flow_hidden": [128, 128],
     "flow_batch": 256,
@@ -530,7 +531,7 @@ def _calibrations(ck: dict[str, Any], ds: TrainingSet, s: dict[str, Any]) -> dic
     n_bins = max(int(s["res_bins"]), 1)
     le = ds.cond[:, 0].astype(np.float64)
     if s["calibrate_response"]:
-        cal = calibrate_response(r_gen, ds.r, le, rows, n_sp, n_bins=n_bins)
+        cal = calibrate_response(r_gen, ds.r, le, rows, n_sp, n_bins=n_bins, smooth=bool(s["smooth_response"]))
         r_gen = apply_response(r_gen, le, rows, cal)
         out["response_calibration"] = {k: torch.from_numpy(v) for k, v in cal.items()}
     if s["hit_max_mev"] > 0:
