@@ -121,6 +121,23 @@ class TrainingSet:
         }
 
 
+def _section_times(sh: Showers) -> tuple[np.ndarray, np.ndarray]:
+    """(N, S) section energies and energy-weighted section times (times must be present)."""
+    assert sh.times is not None
+    e_sec = sh.showers.sum(axis=(2, 3)).astype(np.float64)
+    t_sec = (sh.times.astype(np.float64) * sh.showers).sum(axis=(2, 3)) / np.maximum(e_sec, 1e-30)
+    return e_sec, t_sec
+
+
+def _scatter_at(sigma: np.ndarray, le: np.ndarray, lne: np.ndarray) -> np.ndarray:
+    """(N, S) time scatter of each shower: its rows ``sigma`` (N, S, TIME_BINS) interpolated
+    in ln E between the bin centres ``lne``."""
+    k, w1 = interpolation(le, lne)
+    k1 = np.minimum(k + 1, len(lne) - 1)
+    rows = np.arange(len(le))
+    return (1 - w1[:, None]) * sigma[rows, :, k] + w1[:, None] * sigma[rows, :, k1]
+
+
 def _fit_times(sh: Showers, cos_t: np.ndarray, pdgs: Sequence[int]) -> tuple[np.ndarray, ...]:
     """Per species and section, energy-weighted fit of t*cos(theta) = a + b ln(E/GeV); and the
     standard deviation of the residuals ``sigma`` (P, S, TIME_BINS) in bins of ln E with
@@ -133,8 +150,7 @@ def _fit_times(sh: Showers, cos_t: np.ndarray, pdgs: Sequence[int]) -> tuple[np.
     which, centres = ln_e_bins(le, TIME_BINS)
     if sh.times is None:
         return a, b, sigma, centres
-    e_sec = sh.showers.sum(axis=(2, 3)).astype(np.float64)
-    t_sec = (sh.times.astype(np.float64) * sh.showers).sum(axis=(2, 3)) / np.maximum(e_sec, 1e-30)
+    e_sec, t_sec = _section_times(sh)
     for i, p in enumerate(pdgs):
         sel = sh.pdg == p
         for s in range(S):
@@ -211,13 +227,10 @@ def time_residuals(sh: Showers, cos_t: np.ndarray, rows: np.ndarray, a: np.ndarr
     n, S = sh.showers.shape[:2]
     if sh.times is None:
         return np.zeros((n, S), dtype=np.float32)
-    e_sec = sh.showers.sum(axis=(2, 3)).astype(np.float64)
-    t_sec = (sh.times.astype(np.float64) * sh.showers).sum(axis=(2, 3)) / np.maximum(e_sec, 1e-30)
+    e_sec, t_sec = _section_times(sh)
     le = np.log(sh.incident_energies[:, 0].astype(np.float64) / 1000.0)
     fit = a[rows] + b[rows] * le[:, None]
-    k, w1 = interpolation(le, lne)
-    k1 = np.minimum(k + 1, len(lne) - 1)
-    sig = (1 - w1[:, None]) * sigma[rows, :, k] + w1[:, None] * sigma[rows, :, k1]
+    sig = _scatter_at(sigma[rows], le, lne)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where((e_sec > 0) & (sig > 0), (t_sec * cos_t[:, None] - fit) / sig, 0.0)
     return np.clip(z, -TIME_RES_CLIP, TIME_RES_CLIP).astype(np.float32)
@@ -337,10 +350,6 @@ def time_of(a: np.ndarray, b: np.ndarray, energies_mev: np.ndarray, cos_t: np.nd
     le = np.log(energies_mev / 1000.0)
     t = a + b * le[:, None]
     if sigma is not None and lne is not None and z is not None:
-        k, w1 = interpolation(le, lne)
-        k1 = np.minimum(k + 1, len(lne) - 1)
-        w = w1[:, None]
-        rows = np.arange(len(le))
-        sig = (1 - w) * sigma[rows, :, k] + w * sigma[rows, :, k1]
+        sig = _scatter_at(sigma, le, lne)
         t = np.maximum(t + z * sig, 0.25 * t)  # a Gaussian tail must not reach the entry time
     return t / cos_t[:, None]
