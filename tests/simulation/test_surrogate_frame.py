@@ -20,6 +20,7 @@ from calopt.simulation.surrogates.dataset import (
 from calopt.simulation.surrogates.hits import apply_hits
 from calopt.simulation.surrogates.models import FlowModel
 from calopt.simulation.surrogates.noise import run_seeds
+from calopt.simulation.surrogates.simulator import place_sections
 
 from .test_surrogate_hits import core_and_tail
 from .test_surrogates import TECH, synthetic_showers
@@ -60,6 +61,30 @@ def test_axis_offsets_and_shifts():
     moved = back > 0
     np.testing.assert_array_equal(back[moved], x[moved])  # exact: no interpolation
     np.testing.assert_array_equal(back[0], x[0])
+
+
+@pytest.mark.parametrize("crop", [30, 8])
+def test_placing_generated_sections_is_the_shift_back(crop):
+    """The simulator's one-pass kernel gives what placing the crop on a zero grid and shifting
+    it back gives, times in the non-empty cells only, whatever was in the outputs before."""
+    rng = np.random.default_rng(4)
+    n, S, H = 7, 4, 30
+    inner = rng.random((n, S, crop, crop)).astype(np.float32)
+    inner[inner < 0.3] = 0.0
+    k = rng.integers(-6, 7, (n, S, 2))
+    k[0] = 0
+    k[1, 2] = [-20, 17]  # entirely off the grid for the small crop
+    t_sec = rng.uniform(0.1, 1.2, (n, S)).astype(np.float32)
+    showers = np.full((n, S, H, H), 9.0, dtype=np.float32)
+    times = np.full_like(showers, 9.0)
+    place_sections(inner, k, t_sec, showers, times)
+    frame = np.zeros((n, S, H, H), dtype=np.float32)
+    lo = (H - crop) // 2
+    frame[:, :, lo : lo + crop, lo : lo + crop] = inner
+    expect = shift_sections(frame, k, -1)
+    np.testing.assert_array_equal(showers, expect)
+    np.testing.assert_array_equal(times, np.where(expect > 0, t_sec[:, :, None, None], np.float32(0.0)))
+    assert showers[0].sum() == pytest.approx(inner[0].sum(), rel=1e-6)  # no shift: nothing lost
 
 
 def test_aligned_training_set_centres_inclined_showers(tmp_path):

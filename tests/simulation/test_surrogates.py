@@ -329,3 +329,77 @@ def test_cli_train_and_sample(data_file, tmp_path, capsys):
     argv = ["surrogate", "train", "--model", "vae", "--data", str(data_file), "--out", str(tmp_path / "v.pt")]
     code, out, err = run_cli(argv, capsys)
     assert code == 2 and "'vae'" in err and err.count("\n") == 1
+
+
+def _same_calibrations(a, b):
+    assert ("hit_model" in a) == ("hit_model" in b)  # (synthetic showers have too few tail deposits for one)
+    for key in ("response_calibration", "hit_model"):
+        if key not in a:
+            continue
+        assert a[key].keys() == b[key].keys()
+        for k, v in a[key].items():
+            assert torch.equal(v, b[key][k]) if isinstance(v, torch.Tensor) else v == b[key][k], (key, k)
+
+
+def test_calibrate_measures_the_calibrations_again_on_other_showers(models, data_file, tmp_path, monkeypatch):
+    from calopt.simulation.surrogates import training
+
+    monkeypatch.setattr(training, "MIN_CALIBRATION_SHOWERS", 1)  # the tiny samples have ~6 per ln E bin
+    before = load_checkpoint(models["flow"])
+    # on the training showers themselves: the calibrations made after the training, bit for bit
+    same = tmp_path / "same.pt"
+    training.calibrate_surrogate(models["flow"], [data_file], same)
+    _same_calibrations(before, load_checkpoint(same))
+    # on other showers: new calibrations, the networks and everything else unchanged
+    other_file = tmp_path / "other.h5"
+    write_showers(other_file, synthetic_showers(96, 2))
+    out = tmp_path / "recal.pt"
+    training.calibrate_surrogate(models["flow"], [other_file], out)
+    after = load_checkpoint(out)
+    assert not torch.equal(after["response_calibration"]["m_real"], before["response_calibration"]["m_real"])
+    for k in before["state"]:
+        assert torch.equal(after["state"][k], before["state"][k]), k
+    assert after["representation"] == before["representation"] and after["conditions"] == before["conditions"]
+    assert after["training"]["calibration"]["files"] == ["other.h5"] and after["training"]["calibration"]["n"] == 96
+    assert after["training"]["seed"] == before["training"]["seed"]
+    sh = load_surrogate(out).simulate(gun(5), TECH, 1)
+    assert np.isfinite(sh.showers).all() and (sh.visible_energy > 0).all()
+    # refusals, and nothing written
+    with pytest.raises(CaloptInputError, match="already exists; use --overwrite"):
+        training.calibrate_surrogate(models["flow"], [other_file], out)
+    photons = tmp_path / "photons.h5"
+    write_showers(photons, synthetic_showers(96, 3, pdgs=(22,)))
+    with pytest.raises(CaloptInputError, match="hold 0 e- in one of the 8 ln E bins; the model's species e- needs"):
+        training.calibrate_surrogate(models["flow"], [photons], tmp_path / "p.pt")
+    assert not (tmp_path / "p.pt").exists()
+
+
+def test_calibrate_refuses_showers_outside_the_model_range(models, tmp_path):
+    from calopt.simulation.surrogates.training import MIN_CALIBRATION_SHOWERS, calibrate_surrogate
+
+    sh = synthetic_showers(40, 4)
+    sh.incident_energies[0, 0] = 150_000.0  # above the 1-100 GeV of the model
+    bad = tmp_path / "bad.h5"
+    write_showers(bad, sh)
+    with pytest.raises(CaloptInputError, match="energy 150 GeV is outside the surrogate's training range 1-100 GeV"):
+        calibrate_surrogate(models["flow"], [bad], tmp_path / "x.pt")
+    assert MIN_CALIBRATION_SHOWERS >= 50  # calibrate_response pools the species below 50 per bin
+
+
+def test_cli_calibrate(models, data_file, tmp_path, capsys, monkeypatch):
+    from calopt.simulation.surrogates import training
+
+    monkeypatch.setattr(training, "MIN_CALIBRATION_SHOWERS", 1)
+    out = tmp_path / "c.pt"
+    argv = ["surrogate", "calibrate", str(models["wgan"]), "--data", str(data_file), "--out", str(out), "--json"]
+    code, stdout, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert json.loads(stdout) == {"out": str(out), "model_type": "wgan", "n_calibration": 96,
+                                  "seconds": pytest.approx(json.loads(stdout)["seconds"])}  # fmt: skip
+    _same_calibrations(load_checkpoint(models["wgan"]), load_checkpoint(out))
+    argv = ["surrogate", "calibrate", str(models["wgan"]), "--data", str(tmp_path / "none.h5"), "--out", str(out)]
+    code, stdout, err = run_cli(argv, capsys)
+    assert code == 2 and "calibration file" in err and "does not exist" in err and err.count("\n") == 1
+    argv = ["surrogate", "calibrate", str(tmp_path / "none.pt"), "--data", str(data_file), "--out", str(out)]
+    code, stdout, err = run_cli(argv, capsys)
+    assert code == 2 and "checkpoint" in err and err.count("\n") == 1

@@ -11,12 +11,14 @@ import numpy as np
 import typer
 
 from calopt.cli._common import JSON_OPTION, SEED_OPTION, print_json, progress_bar
-from calopt.cli.surrogate_train import sample, train
+from calopt.cli.surrogate_train import calibrate, sample, train
 from calopt.errors import CaloptInputError
 
-surrogate_app = typer.Typer(help="Generative fast simulation: train, sample, evaluate against the cascade MC.",
-                            no_args_is_help=True)  # fmt: skip
+surrogate_app = typer.Typer(
+    help="Generative fast simulation: train, calibrate, sample, evaluate against the cascade MC.", no_args_is_help=True
+)
 surrogate_app.command("train")(train)
+surrogate_app.command("calibrate")(calibrate)
 surrogate_app.command("sample")(sample)
 
 GENERATE_CHUNK = 100

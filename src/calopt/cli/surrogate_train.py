@@ -1,4 +1,4 @@
-"""``calopt surrogate train`` and ``calopt surrogate sample``: generative surrogates of the
+"""``calopt surrogate train``, ``calibrate`` and ``sample``: generative surrogates of the
 cascade (see :mod:`calopt.simulation.surrogates`)."""
 
 from __future__ import annotations
@@ -99,6 +99,37 @@ def train(
         print_json(summary)
     else:
         typer.echo(f"trained {model} on {summary['n_train']} showers in {dt:.1f} s; wrote {out}")
+
+
+def calibrate(
+    model: str = typer.Argument(..., help="Checkpoint file, or 'surrogate' for the shipped default."),
+    data: list[Path] = typer.Option(..., "--data", help="Cascade calopt-showers file(s): --data A.h5 [B.h5 ...]."),
+    more_data: list[Path] | None = typer.Argument(None, help="More files (after --data).", show_default=False),
+    out: Path = typer.Option(..., "--out", help="Output checkpoint (.pt)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Measure a trained surrogate's response calibration and hit model again on other cascade
+    showers (e.g. more than it was trained on) and save the recalibrated checkpoint to OUT; the
+    networks are not changed. The showers must cover every species of the model."""
+    from calopt.simulation.surrogates.simulator import DEFAULT_MODEL
+    from calopt.simulation.surrogates.training import calibrate_surrogate
+
+    if model != "surrogate" and not Path(model).is_file():
+        raise CaloptInputError(f"surrogate checkpoint {model!r} does not exist")
+    files = [*data, *(more_data or [])]
+    for f in files:
+        if not f.is_file():
+            raise CaloptInputError(f"calibration file {str(f)!r} does not exist")
+    t0 = time.perf_counter()
+    ck = calibrate_surrogate(DEFAULT_MODEL if model == "surrogate" else model, files, out, overwrite=overwrite)
+    dt = time.perf_counter() - t0
+    summary = {"out": str(out), "model_type": ck["model_type"], "n_calibration": ck["training"]["calibration"]["n"],
+               "seconds": round(dt, 3)}  # fmt: skip
+    if json_out:
+        print_json(summary)
+    else:
+        typer.echo(f"calibrated {ck['model_type']} on {summary['n_calibration']} showers in {dt:.1f} s; wrote {out}")
 
 
 def sample(

@@ -243,13 +243,19 @@ def load_training_set(
     energy_range_gev: tuple[float, float] | None = None,
     theta_max: float | None = None,
     align: bool = False,
+    space: ConditionSpace | None = None,
+    depths: np.ndarray | None = None,
 ) -> TrainingSet:
     """Read calopt-showers files of one technology and build the representation.
 
     ``energy_range_gev`` and ``theta_max`` declare the training range (e.g. the settings the
     samples were generated with); by default it is the range the data cover. Data outside a
     declared range is refused. ``align`` moves every section by whole cells so that the
-    particle's line crosses it in the central cells (see the module doc)."""
+    particle's line crosses it in the central cells (see the module doc).
+
+    ``space`` and ``depths`` give the condition space and the axis depths [mm] of an existing
+    model instead (its showers for calibration, :func:`calopt.simulation.surrogates.training.
+    calibrate_surrogate`): data outside ``space`` is refused, and ``depths`` implies ``align``."""
     if not files:
         raise CaloptInputError("no training files given")
     parts = [read_showers(f, diagnostics=False) for f in files]
@@ -273,9 +279,14 @@ def load_training_set(
     pdg = np.concatenate([p.pdg for p in parts]).astype(np.int64)
     dirs = mom / np.maximum(np.linalg.norm(mom, axis=1, keepdims=True), 1e-30)
     pitch = float(parts[0].attrs["fine_pitch_mm"])
-    depths, context, frame = None, None, showers
-    if align:
+    context, frame = None, showers
+    if depths is not None:
+        depths = np.asarray(depths, dtype=np.float64)
+        if depths.shape != (S,):
+            raise CaloptInputError(f"got {depths.size} axis depths for showers of {S} sections")
+    elif align:
         depths = axis_depths(showers, dirs, pts, pitch)
+    if depths is not None:
         k, u = axis_offsets(depths, dirs, pts, pitch)
         context = (2.0 * u).reshape(len(u), -1).astype(np.float32)  # in [-1, 1], x and y per section
         frame = shift_sections(showers, k, +1)
@@ -288,19 +299,22 @@ def load_training_set(
     keep = e_in > 0
     if not keep.any():
         raise CaloptInputError("training files hold no shower with visible energy")
-    space = ConditionSpace.from_data(e[keep], dirs[keep], pitch / 2.0, pdg[keep])
-    if energy_range_gev is not None or theta_max is not None:
-        lo, hi = (space.energy_range[0], space.energy_range[1])
-        if energy_range_gev is not None:
-            lo, hi = energy_range_gev[0] * 1000.0, energy_range_gev[1] * 1000.0
-            if not (0 < lo < hi):
-                raise CaloptInputError(f"energy range needs 0 < LO < HI, got {energy_range_gev}")
-        th = space.theta_max if theta_max is None else float(theta_max)
-        declared = ConditionSpace((lo, hi), th, space.half_pitch, space.pdgs)
-        from calopt.simulation.particles import Particles
+    from calopt.simulation.particles import Particles
 
-        declared.check(Particles(pdg[keep], e[keep], dirs[keep], pts[keep]))  # data must lie inside
-        space = declared
+    inside = Particles(pdg[keep], e[keep], dirs[keep], pts[keep])
+    if space is not None:
+        space.check(inside)  # data must lie inside the model's range
+    else:
+        space = ConditionSpace.from_data(e[keep], dirs[keep], pitch / 2.0, pdg[keep])
+        if energy_range_gev is not None or theta_max is not None:
+            lo, hi = (space.energy_range[0], space.energy_range[1])
+            if energy_range_gev is not None:
+                lo, hi = energy_range_gev[0] * 1000.0, energy_range_gev[1] * 1000.0
+                if not (0 < lo < hi):
+                    raise CaloptInputError(f"energy range needs 0 < LO < HI, got {energy_range_gev}")
+            th = space.theta_max if theta_max is None else float(theta_max)
+            space = ConditionSpace((lo, hi), th, space.half_pitch, space.pdgs)
+            space.check(inside)  # data must lie inside the declared range
     f = inner[keep].reshape(int(keep.sum()), -1) / e_in[keep, None].astype(np.float32)
     g = np.sqrt(np.maximum(f, 0.0)).astype(np.float32)
     r = np.log(e_in[keep] / e[keep])

@@ -204,10 +204,11 @@ def apply_hits(cells: np.ndarray, seeds: np.ndarray, le: np.ndarray, rows: np.nd
     ``seeds``, encoded ln E ``le`` and species rows ``rows``; returns a new float32 array.
     The visible energy of each shower is kept; with ``sections`` > 1 also the energy of each of
     that many equal, contiguous groups of cells (the longitudinal sections) that keeps a hit."""
-    x = np.array(cells, dtype=np.float64, order="C").reshape(len(cells), -1)  # a copy: the input is kept
+    # a float32 copy (the input is kept); the kernel sums in float64
+    x = np.array(cells, dtype=np.float32, order="C").reshape(len(cells), -1)
     lo, t = interpolation(le, np.asarray(model["centres"], dtype=np.float64))
     with np.errstate(divide="ignore"):
         log_a = np.log(np.asarray(model["a"], dtype=np.float64))  # 0 (core) -> -inf, inf (never hit) -> inf
     _apply(x, np.asarray(seeds, dtype=np.uint64), np.asarray(rows, dtype=np.int64), lo.astype(np.int64),
            t, log_a, float(model["shape"]), int(sections))  # fmt: skip
-    return x.reshape(np.shape(cells)).astype(np.float32)
+    return x.reshape(np.shape(cells))

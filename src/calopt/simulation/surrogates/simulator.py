@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 
 from calopt.detector.technologies import Technology
@@ -24,11 +25,11 @@ from calopt.simulation.showers import Showers, shower_attrs
 from calopt.simulation.surrogates.calibration import apply_response
 from calopt.simulation.surrogates.checkpoint import load_checkpoint
 from calopt.simulation.surrogates.conditions import ConditionSpace
-from calopt.simulation.surrogates.dataset import axis_offsets, crop_slice, shift_sections, time_of
+from calopt.simulation.surrogates.dataset import axis_offsets, time_of
 from calopt.simulation.surrogates.hits import apply_hits
 from calopt.simulation.surrogates.noise import normals, run_seeds, uniforms
 
-__all__ = ["DEFAULT_MODEL", "SurrogateSimulator", "load_surrogate"]
+__all__ = ["DEFAULT_MODEL", "SurrogateSimulator", "load_surrogate", "place_sections"]
 
 # The shipped default (``get_simulator("surrogate")``): a ``flow`` (aligned showers, profile
 # variables, the calibrated residual model, the hit model) for lhcb-shashlik photons and
@@ -46,6 +47,38 @@ __all__ = ["DEFAULT_MODEL", "SurrogateSimulator", "load_surrogate"]
 DEFAULT_MODEL = Path(__file__).parent / "data" / "lhcb-shashlik-default.pt"
 BATCH = 4096
 CHUNK = 512
+
+
+@numba.njit(cache=True)
+def place_sections(inner: np.ndarray, k: np.ndarray, t_sec: np.ndarray, showers: np.ndarray,
+                   times: np.ndarray) -> None:  # fmt: skip
+    """Write generated showers onto the grid: the central crop (N, S, C, C) of the model's frame,
+    section s of shower i moved by ``k[i, s]`` cells (x, y; the shift back from the aligned
+    frame, 0 for a model on the grid; what falls off the grid is dropped), into ``showers``
+    (N, S, H, H), zeros elsewhere; ``times`` gets ``t_sec[i, s]`` in every non-empty cell and 0
+    elsewhere. One pass, the same values as placing the crop on a zero grid and
+    :func:`~calopt.simulation.surrogates.dataset.shift_sections` with sign -1 (the numpy
+    version took 16 us of the GAN's 110 us per shower)."""
+    n, S, C = inner.shape[0], inner.shape[1], inner.shape[2]
+    H, W = showers.shape[2], showers.shape[3]
+    off_y, off_x = (H - C) // 2, (W - C) // 2
+    for i in range(n):
+        for s in range(S):
+            showers[i, s] = 0.0
+            times[i, s] = 0.0
+            t = t_sec[i, s]
+            for a in range(C):
+                h = off_y + a + k[i, s, 1]
+                if h < 0 or h >= H:
+                    continue
+                for b in range(C):
+                    w = off_x + b + k[i, s, 0]
+                    if w < 0 or w >= W:
+                        continue
+                    v = inner[i, s, a, b]
+                    showers[i, s, h, w] = v
+                    if v > 0.0:
+                        times[i, s, h, w] = t
 
 
 class SurrogateSimulator:
@@ -129,7 +162,7 @@ class SurrogateSimulator:
     def _fill(self, particles: Particles, seeds: np.ndarray, showers: np.ndarray, times: np.ndarray) -> None:
         """Generate the showers of ``particles`` into ``showers`` and ``times`` (N, S, H, H)."""
         n = len(particles)
-        S, H, C = int(self.rep["sections"]), showers.shape[2], int(self.rep["crop"])
+        S, C = int(self.rep["sections"]), int(self.rep["crop"])
         e = particles.energies
         cond = self.space.encode(e, particles.directions, particles.points, particles.pdg)
         pitch = float(self.rep["fine_pitch_mm"])
@@ -143,7 +176,6 @@ class SurrogateSimulator:
         if self.response_calibration is not None:
             r_raw = apply_response(r_raw, cond[:, 0], rows, self.response_calibration)
         evis = np.exp(r_raw) * e
-        sl = crop_slice(H, C)
         inner = (g * g * evis[:, None].astype(np.float32)).reshape(n, S, C, C)
         if self.hit_model is not None:
             # the flow's section fractions are kept through the hits when it models them
@@ -160,13 +192,8 @@ class SurrogateSimulator:
         else:
             t_sec = time_of(ta, tb, e, particles.directions[:, 2]).astype(np.float32)
         if self.axis_depths is None:
-            showers[:, :, sl, sl] = inner
-            times[:, :, sl, sl] = np.where(inner > 0, t_sec[:, :, None, None], np.float32(0.0))
-            return
-        frame = np.zeros((n, S, H, H), dtype=np.float32)
-        frame[:, :, sl, sl] = inner
-        showers[:] = shift_sections(frame, k, -1)  # back from the aligned frame
-        times[:] = np.where(showers > 0, t_sec[:, :, None, None], np.float32(0.0))
+            k = np.zeros((n, S, 2), dtype=np.int64)
+        place_sections(inner, k, t_sec, showers, times)
 
     def simulate(
         self, particles: Particles, tech: Technology, seed: int, *, seeds: np.ndarray | None = None
