@@ -261,6 +261,23 @@ def test_noise_is_per_shower():
     u = uniforms(s, 4, stream=2)
     assert ((u > 0) & (u < 1)).all()
     assert not np.array_equal(uniforms(s, 4, stream=1), u)
+    np.testing.assert_array_equal(normals(s, 8, dtype=np.float32), z.astype(np.float32))
+
+
+def test_ziggurat_normals_are_standard_normal():
+    from scipy import stats
+
+    z = normals(run_seeds(11, 0, 400), 5000).ravel()  # 2e6 numbers
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    assert abs(z.mean()) < 0.003 and abs(z.std() - 1.0) < 0.003
+    # the tail beyond R = 3.44 (drawn separately) and further out: within 6 %, and 20 % beyond 4
+    # (127 expected there)
+    for t in (2.0, 3.0, 3.442619855899, 4.0):
+        assert (np.abs(z) > t).mean() == pytest.approx(2.0 * stats.norm.sf(t), rel=0.2 if t >= 4 else 0.06)
+    # neighbours are uncorrelated (a normal's words do not overlap the next one's)
+    zz = z.reshape(400, 5000)
+    assert abs(np.corrcoef(zz[:, :-1].ravel(), zz[:, 1:].ravel())[0, 1]) < 0.004
+    assert abs(np.corrcoef(zz[:, :-1].ravel() ** 2, zz[:, 1:].ravel() ** 2)[0, 1]) < 0.004
 
 
 def test_shipped_default_energy_scale():

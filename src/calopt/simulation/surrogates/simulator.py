@@ -117,7 +117,7 @@ class SurrogateSimulator:
         import torch
 
         n = len(cond)
-        z_all = normals(seeds, self.noise_dim, stream=1).astype(np.float32)
+        z_all = normals(seeds, self.noise_dim, stream=1, dtype=np.float32)
         comp = np.zeros(n, dtype=np.int64)
         if self.model_type == "adagan":
             u = uniforms(seeds, 1, stream=2)[:, 0]
