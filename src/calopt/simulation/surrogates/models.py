@@ -111,6 +111,39 @@ class Regressor(nn.Module):
         return self.net(torch.cat([g, lnevis[:, None]], dim=1))
 
 
+SPLINE_BINS = 8  # of the flow's rational-quadratic splines (zuko's NSF default)
+
+
+def _spline_transform() -> Any:
+    """zuko's monotonic rational-quadratic spline (Durkan et al. 2019, arXiv:1906.04032) with
+    its bin widths and heights normalised by exp and a sum instead of ``torch.softmax``: over a
+    last dimension of 8 entries torch's softmax took 15 ns per entry, a third of the flow's
+    sampling time, 6x the two plain operations. The parametrisation is zuko's (the same soft
+    clamp, bound and minimum slope), so the state dicts of ``zuko.flows.NSF`` load unchanged.
+    After the soft clamp the unconstrained widths and heights are within |ln slope| / 2 = 3.5
+    of 0, so exp cannot overflow and no maximum need be subtracted."""
+    import math
+
+    import torch.nn.functional as F
+    from torch.distributions import Transform
+    from zuko.transforms import MonotonicRQSTransform
+
+    class SplineTransform(MonotonicRQSTransform):
+        def __init__(self, widths: Tensor, heights: Tensor, derivatives: Tensor, bound: float = 5.0,
+                     slope: float = 1e-3, **kwargs: Any) -> None:  # fmt: skip
+            Transform.__init__(self, **kwargs)
+            ln = math.log(slope)
+            w = torch.exp(widths / (1 + torch.abs(2 * widths / ln)))
+            h = torch.exp(heights / (1 + torch.abs(2 * heights / ln)))
+            d = derivatives / (1 + torch.abs(derivatives / ln))
+            # the knots: cumulative fractions from 0 to 1 mapped onto [-bound, bound]
+            self.horizontal = bound * (2 * F.pad(torch.cumsum(w, dim=-1) / w.sum(dim=-1, keepdim=True), (1, 0)) - 1)
+            self.vertical = bound * (2 * F.pad(torch.cumsum(h, dim=-1) / h.sum(dim=-1, keepdim=True), (1, 0)) - 1)
+            self.derivatives = torch.exp(F.pad(d, (1, 1)))  # slope 1 at the two ends
+
+    return SplineTransform
+
+
 class FlowModel(nn.Module):
     """Conditional NSF on (whitened PCA of g, r), plus the per-cell residual model
     (``res_bins`` > 0; ``n_species`` rows of statistics)."""
@@ -155,12 +188,15 @@ class FlowModel(nn.Module):
         if self.n_profile:
             self.register_buffer("prof_mean", torch.zeros(self.n_profile))
             self.register_buffer("prof_std", torch.ones(self.n_profile))
-        self.flow: Any = zuko.flows.NSF(
+        # zuko's NSF (8 bins), with the spline of _spline_transform: the same networks and state dict
+        self.flow: Any = zuko.flows.MAF(
             features=n_pca + 1 + self.n_profile,
             context=n_cond,
             transforms=transforms,
             hidden_features=hidden or [128, 128],
             passes=2,
+            univariate=_spline_transform(),
+            shapes=[(SPLINE_BINS,), (SPLINE_BINS,), (SPLINE_BINS - 1,)],
         )
 
     @property
