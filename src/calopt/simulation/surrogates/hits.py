@@ -162,28 +162,31 @@ def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t
         key = _mix(np.uint64(seeds[i]) ^ _STREAM)
         p, b, w = rows[i], lo[i], t[i]
         b2 = min(b + 1, log_a.shape[1] - 1)
-        before[:] = 0.0
-        after[:] = 0.0
-        for j in range(m):
-            q = j // size
-            mu = x[i, j]
-            before[q] += mu
-            la0, la1 = log_a[p, b, j], log_a[p, b2, j]
-            if la0 == -np.inf or la1 == -np.inf:  # a core cell in this energy range: left as generated
-                after[q] += mu
-                continue
-            e = 0.0
-            if mu > 0.0:
+        for q in range(groups):
+            sum_before = 0.0
+            sum_after = 0.0
+            for j in range(q * size, (q + 1) * size):
+                mu = x[i, j]
+                sum_before += mu
+                la0, la1 = log_a[p, b, j], log_a[p, b2, j]
+                if la0 == -np.inf or la1 == -np.inf:  # a core cell in this energy range: left as generated
+                    sum_after += mu
+                    continue
+                e = 0.0
                 # interpolate the hit scale in ln a; inf (never hit) wins
-                if la0 < np.inf and la1 < np.inf:
+                if mu > 0.0 and la0 < np.inf and la1 < np.inf:
                     lam = mu * np.exp(-((1.0 - w) * la0 + w * la1))
-                    prob = -np.expm1(-lam)
                     base = np.uint64(j) << np.uint64(8)
-                    if _uniform(key, base) < prob:
-                        kk = shape * lam / prob  # Gamma shape of the sum of the lam / prob hits of a hit cell
-                        e = mu / prob * _gamma(kk, key, base + np.uint64(1)) / kk
-            x[i, j] = e
-            after[q] += e
+                    u = _uniform(key, base)
+                    if u < lam:  # P = 1 - exp(-lam) < lam: u >= lam is a miss (most cells), no expm1
+                        prob = -np.expm1(-lam)
+                        if u < prob:
+                            kk = shape * lam / prob  # Gamma shape of the sum of the lam / prob hits of a hit cell
+                            e = mu / prob * _gamma(kk, key, base + np.uint64(1)) / kk
+                x[i, j] = e
+                sum_after += e
+            before[q] = sum_before
+            after[q] = sum_after
         # every group (section) that kept a deposit back to its energy, all of them scaled up
         # by the energy of the groups that kept none: the shower keeps its visible energy
         kept = 0.0
@@ -192,10 +195,11 @@ def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t
                 kept += before[q]
         if kept > 0.0:
             f = before.sum() / kept
-            for j in range(m):
-                q = j // size
+            for q in range(groups):
                 if after[q] > 0.0:
-                    x[i, j] *= before[q] / after[q] * f
+                    scale = before[q] / after[q] * f
+                    for j in range(q * size, (q + 1) * size):
+                        x[i, j] *= scale
 
 
 def apply_hits(cells: np.ndarray, seeds: np.ndarray, le: np.ndarray, rows: np.ndarray,
