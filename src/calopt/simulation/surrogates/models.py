@@ -17,7 +17,8 @@ fractions of unit L2 norm and ``r`` (N,) the standardised ln(E_vis / E).
 * :class:`FlowModel` (``flow``): PCA of ``g`` (``n_pca`` = 64 whitened components, 91 % of
   the variance for lhcb-shashlik) plus ``r`` -> a conditional neural spline flow (zuko NSF,
   4 coupling transforms, hyper-networks 128 x 128, 8 bins; coupling so that sampling is one
-  pass). Decoding: inverse PCA, negative square-root fractions set to 0, renormalised.
+  pass; the spline's bins normalised without ``torch.softmax``, :func:`_spline_transform`).
+  Decoding: inverse PCA, negative square-root fractions set to 0, renormalised.
 
   The PCA alone loses the diffuse lateral tails and the deepest section: real tail cells are
   mostly 0 with rare large values, so their truncated reconstruction (close to the mean of

@@ -117,6 +117,8 @@ DEFAULTS: dict[str, Any] = {
     "warm_start": True,
 }
 
+MIN_CALIBRATION_SHOWERS = 50  # per species and ln E bin (fewer: calibrate_response pools the species)
+
 Progress = Callable[[int, int], None]
 
 
@@ -611,9 +613,6 @@ def train_surrogate(
     save_checkpoint(out, ck)
     state.remove()
     return ck
-
-
-MIN_CALIBRATION_SHOWERS = 50  # per species and ln E bin (fewer: calibrate_response pools the species)
 
 
 def calibrate_surrogate(
