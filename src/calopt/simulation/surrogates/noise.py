@@ -112,7 +112,7 @@ def normals(seeds: np.ndarray, n: int, stream: int = 0, dtype: type = np.float64
     s = np.asarray(seeds).astype(np.uint64).reshape(-1)
     with np.errstate(over="ignore"):
         keys = _mix(s ^ (np.uint64(stream + 1) << np.uint64(40)))
-    out = np.empty((len(s), int(n)), dtype=dtype)
+    out: np.ndarray = np.empty((len(s), int(n)), dtype=dtype)
     _ziggurat(keys, int(n), _ZIG_X, _ZIG_RATIO, out)
     return out
 
