@@ -1,10 +1,13 @@
 """Speed of the generative surrogates: ms per shower at batch 1, 100 and 10^4 on this CPU for
-each model type, against the cascade's ms per 10 GeV photon measured in the same run.
+each model type, against the cascade's ms per 10 GeV photon measured in the same run, and the
+speed-up at batch 10^4 by energy (the cascade's time grows about linearly with the energy, a
+surrogate's hardly).
 
-    python benchmarks/bench_surrogates.py [MODEL.pt ...] [--threads N]
+    python benchmarks/bench_surrogates.py [MODEL.pt ...] [--threads N] [--energies 1 10 100]
 
 Without arguments: the shipped default and the checkpoints found in benchmarks/models/
-(if any). Targets: <= 0.5 ms/shower at batch >= 256 and >= 1000x faster than the cascade.
+(if any). Targets: <= 0.5 ms/shower at batch >= 256 and >= 1000x faster than the cascade
+(quoted at 10 GeV).
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ def gun(n: int, pdg: int = 22, energy_mev: float = 10_000.0, seed: int = 0):
     return Particles(np.full(n, pdg), np.full(n, energy_mev), d, rng.uniform(-10, 10, (n, 2)))
 
 
-def ms_per_shower(sim, tech, n: int, repeat: int) -> float:
-    p = gun(n)
+def ms_per_shower(sim, tech, n: int, repeat: int, energy_mev: float = 10_000.0) -> float:
+    p = gun(n, energy_mev=energy_mev)
     sim.simulate(p, tech, 0)  # warm-up
     best = float("inf")
     for r in range(repeat):
@@ -48,16 +51,24 @@ def main() -> None:
     ap.add_argument("models", nargs="*", type=Path)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cascade-n", type=int, default=20)
+    ap.add_argument("--energies", type=float, nargs="*", default=[1.0, 10.0, 100.0], help="GeV (speed-up scan)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tech = get_technology("lhcb-shashlik")
     models = args.models or [DEFAULT_MODEL, *sorted((Path(__file__).parent / "models").glob("*.pt"))]
     cas = CascadeSimulator()
     cas.simulate(gun(2), tech, 0)  # tables and JIT
-    t0 = time.perf_counter()
-    cas.simulate(gun(args.cascade_n), tech, 1)
-    cascade_ms = 1000.0 * (time.perf_counter() - t0) / args.cascade_n
+
+    def cascade_at(e_gev: float) -> float:
+        n = max(3, round(args.cascade_n * min(1.0, 10.0 / e_gev)))  # fewer of the slow high-energy ones
+        t0 = time.perf_counter()
+        cas.simulate(gun(n, energy_mev=1000.0 * e_gev), tech, 1)
+        return 1000.0 * (time.perf_counter() - t0) / n
+
+    cascade_ms = cascade_at(10.0)
+    scan = {e: (cascade_ms if e == 10.0 else cascade_at(e)) for e in args.energies}
     print(f"torch threads: {args.threads}; cascade: {cascade_ms:.1f} ms per 10 GeV photon ({args.cascade_n} showers)")
+    print("cascade by energy: " + ", ".join(f"{e:g} GeV {t:.1f} ms" for e, t in scan.items()))
     print(f"{'model':38s} {'type':7s} {'batch 1':>9s} {'batch 100':>10s} {'batch 1e4':>10s} {'speed-up':>9s}")
     for path in models:
         if not path.is_file():
@@ -71,6 +82,9 @@ def main() -> None:
             f"{path.name:38s} {sim.model_type:7s} {t1:8.3f}  {t100:9.4f}  {t1e4:9.4f}  {cascade_ms / t1e4:8.0f}x"
             "   (ms per shower)"
         )
+        by_e = {e: (t1e4 if e == 10.0 else ms_per_shower(sim, tech, 10_000, 2, 1000.0 * e)) for e in scan}
+        print(f"{'':38s} speed-up at batch 1e4 by energy: "
+              + ", ".join(f"{e:g} GeV {scan[e] / t:.0f}x ({t:.3f} ms)" for e, t in by_e.items()))  # fmt: skip
 
 
 if __name__ == "__main__":
