@@ -55,6 +55,7 @@ from calopt.simulation.surrogates.conditions import ConditionSpace
 __all__ = [
     "DEFAULT_CROP",
     "TrainingSet",
+    "axis_context",
     "axis_depths",
     "axis_offsets",
     "crop_slice",
@@ -206,6 +207,12 @@ def axis_offsets(depths: np.ndarray, directions: np.ndarray, points: np.ndarray,
     return k.astype(np.int64), pos - k
 
 
+def axis_context(u: np.ndarray) -> np.ndarray:
+    """The extra conditions of an aligned model's networks: the sub-cell offsets ``u`` (N, S, 2)
+    of :func:`axis_offsets`, times 2 (in [-1, 1]), as (N, 2 S) float32, x and y per section."""
+    return (2.0 * u).reshape(len(u), -1).astype(np.float32)
+
+
 def shift_sections(x: np.ndarray, k: np.ndarray, sign: int) -> np.ndarray:
     """Section images (N, S, H, W) moved by ``-sign * k`` cells (k: (N, S, 2) as x, y), zeros
     where nothing comes in: ``sign`` = +1 brings the axis to the grid centre (the aligned
@@ -288,7 +295,7 @@ def load_training_set(
         depths = axis_depths(showers, dirs, pts, pitch)
     if depths is not None:
         k, u = axis_offsets(depths, dirs, pts, pitch)
-        context = (2.0 * u).reshape(len(u), -1).astype(np.float32)  # in [-1, 1], x and y per section
+        context = axis_context(u)
         frame = shift_sections(showers, k, +1)
         if times is not None:
             times = shift_sections(times, k, +1)

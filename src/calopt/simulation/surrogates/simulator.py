@@ -25,7 +25,7 @@ from calopt.simulation.showers import Showers, shower_attrs
 from calopt.simulation.surrogates.calibration import apply_response
 from calopt.simulation.surrogates.checkpoint import load_checkpoint
 from calopt.simulation.surrogates.conditions import ConditionSpace
-from calopt.simulation.surrogates.dataset import axis_offsets, time_of
+from calopt.simulation.surrogates.dataset import axis_context, axis_offsets, time_of
 from calopt.simulation.surrogates.hits import apply_hits
 from calopt.simulation.surrogates.noise import normals, run_seeds, uniforms
 
@@ -173,7 +173,7 @@ class SurrogateSimulator:
         pitch = float(self.rep["fine_pitch_mm"])
         if self.axis_depths is not None:
             k, u = axis_offsets(self.axis_depths, particles.directions, particles.points, pitch)
-            g, r, tau = self.generate(np.hstack([cond, (2.0 * u).reshape(n, -1).astype(np.float32)]), seeds)
+            g, r, tau = self.generate(np.hstack([cond, axis_context(u)]), seeds)
         else:
             g, r, tau = self.generate(cond, seeds)
         rows = self.space.species_rows(cond)
