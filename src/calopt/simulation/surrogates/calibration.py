@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["apply_response", "calibrate_response", "interpolation", "ln_e_bins"]
+__all__ = ["MIN_SPECIES_SHOWERS", "apply_response", "calibrate_response", "interpolation", "ln_e_bins"]
+
+MIN_SPECIES_SHOWERS = 50  # of a species in a ln E bin; below, calibrate_response pools all species
 
 
 def ln_e_bins(le: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +85,7 @@ def calibrate_response(r_model: np.ndarray, r_real: np.ndarray, le: np.ndarray, 
     for p in range(n_species):
         for b in range(n_bins):
             sel = (rows == p) & (which == b)
-            if sel.sum() < 50:
+            if sel.sum() < MIN_SPECIES_SHOWERS:
                 sel = which == b
             count[p, b] = sel.sum()
             m_model[p, b], m_real[p, b] = np.median(r_model[sel]), np.median(r_real[sel])

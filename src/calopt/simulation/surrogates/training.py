@@ -66,6 +66,7 @@ import numpy as np
 
 from calopt import __version__
 from calopt.errors import CaloptInputError
+from calopt.simulation.surrogates.calibration import MIN_SPECIES_SHOWERS
 from calopt.simulation.surrogates.checkpoint import MODEL_TYPES, save_checkpoint
 from calopt.simulation.surrogates.dataset import DEFAULT_CROP, TrainingSet, load_training_set
 from calopt.simulation.surrogates.resume import (
@@ -117,7 +118,9 @@ DEFAULTS: dict[str, Any] = {
     "warm_start": True,
 }
 
-MIN_CALIBRATION_SHOWERS = 50  # per species and ln E bin (fewer: calibrate_response pools the species)
+# per species and ln E bin of calibrate_surrogate's showers: no fewer than calibrate_response
+# needs before it pools the species
+MIN_CALIBRATION_SHOWERS = MIN_SPECIES_SHOWERS
 
 Progress = Callable[[int, int], None]
 
