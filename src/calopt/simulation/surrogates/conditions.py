@@ -25,10 +25,15 @@ import numpy as np
 from calopt.errors import CaloptInputError
 from calopt.simulation.particles import BY_PDG, Particles
 
-__all__ = ["N_KINEMATIC", "ConditionSpace"]
+__all__ = ["N_KINEMATIC", "ConditionSpace", "species_name"]
 
 N_KINEMATIC = 5  # ln E, tan theta_x, tan theta_y, x, y
 _TOL = 1e-6
+
+
+def species_name(pdg: int) -> str:
+    """A species' calopt name (``gamma``, ``e-``, ...), or its PDG code if calopt has none."""
+    return BY_PDG[pdg].name if pdg in BY_PDG else str(pdg)
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ class ConditionSpace:
         return cls((float(energies.min()), float(energies.max())), float(theta.max()), half_pitch, tuple(order))
 
     def species_names(self) -> str:
-        return ", ".join(BY_PDG[p].name if p in BY_PDG else str(p) for p in self.pdgs)
+        return ", ".join(species_name(p) for p in self.pdgs)
 
     def check(self, p: Particles) -> None:
         """Raise :class:`CaloptInputError` naming the first value outside the training range."""
@@ -82,7 +87,7 @@ class ConditionSpace:
         known = np.isin(p.pdg, np.array(self.pdgs))
         if not known.all():
             bad = int(p.pdg[~known][0])
-            name = BY_PDG[bad].name if bad in BY_PDG else str(bad)
+            name = species_name(bad)
             raise CaloptInputError(f"surrogate trained on {self.species_names()} only, got particle {name}")
         lo, hi = self.energy_range
         e = p.energies

@@ -632,10 +632,9 @@ def calibrate_surrogate(
     MIN_CALIBRATION_SHOWERS per ln E bin (``res_bins`` bins), so that no species is calibrated
     on another's showers. Returns the checkpoint."""
     from calopt.files import check_writable
-    from calopt.simulation.particles import BY_PDG
     from calopt.simulation.surrogates.calibration import ln_e_bins
     from calopt.simulation.surrogates.checkpoint import load_checkpoint
-    from calopt.simulation.surrogates.conditions import ConditionSpace
+    from calopt.simulation.surrogates.conditions import ConditionSpace, species_name
 
     out = Path(out)
     check_writable(out)
@@ -659,7 +658,7 @@ def calibrate_surrogate(
     for p, pdg in enumerate(space.pdgs):
         fewest = min(int(((rows == p) & (which == b)).sum()) for b in range(n_bins))
         if fewest < MIN_CALIBRATION_SHOWERS:
-            name = BY_PDG[pdg].name if pdg in BY_PDG else str(pdg)
+            name = species_name(pdg)
             raise CaloptInputError(
                 f"calibration showers hold {fewest} {name} in one of the {n_bins} ln E bins; the model's species "
                 f"{name} needs at least {MIN_CALIBRATION_SHOWERS} in every bin"
