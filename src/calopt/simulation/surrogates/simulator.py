@@ -213,8 +213,9 @@ class SurrogateSimulator:
         S, H = int(self.rep["sections"]), int(tech.grid)
         if tech.grid != int(self.rep["grid"]) or len(tech.section_edges) - 1 != S:
             raise CaloptInputError(f"technology {tech.name!r} grid differs from the surrogate's training grid")
-        showers = np.zeros((n, S, H, H), dtype=np.float32)
-        times = np.zeros_like(showers)
+        # every cell is written by place_sections (zeros outside the generated crop)
+        showers = np.empty((n, S, H, H), dtype=np.float32)
+        times = np.empty_like(showers)
         for a in range(0, n, CHUNK):  # chunks that stay in the CPU caches: 10^4 at once was 30 % slower
             b = min(a + CHUNK, n)
             self._fill(particles[a:b], seeds[a:b], showers[a:b], times[a:b])
