@@ -68,6 +68,57 @@ def test_hit_model_gives_the_real_occupancy_and_keeps_the_energy():
     np.testing.assert_array_equal(part, out[100:140])
 
 
+def reference_hits(x: np.ndarray, seeds: np.ndarray, le: np.ndarray, model: dict) -> np.ndarray:
+    """The hit rule cell by cell, without the kernel's cheap miss test (one species, one
+    section): core cells kept, cells never hit emptied, the others hit with P = 1 - exp(-lam)."""
+    from calopt.simulation.surrogates.calibration import interpolation
+    from calopt.simulation.surrogates.hits import _STREAM, _gamma, _mix, _uniform
+
+    lo, t = interpolation(le, np.asarray(model["centres"], dtype=np.float64))
+    with np.errstate(divide="ignore"):
+        log_a = np.log(np.asarray(model["a"], dtype=np.float64))[0]
+    out = np.zeros_like(x)
+    for i in range(len(x)):
+        key = np.uint64(_mix(np.uint64(seeds[i]) ^ _STREAM))  # numba returns a Python int
+        b, w = lo[i], t[i]
+        b2 = min(b + 1, log_a.shape[0] - 1)
+        for j in range(x.shape[1]):
+            mu, la0, la1 = float(x[i, j]), log_a[b, j], log_a[b2, j]
+            if la0 == -np.inf or la1 == -np.inf:
+                out[i, j] = mu
+            elif mu > 0 and np.isfinite(la0) and np.isfinite(la1):
+                lam = mu * np.exp(-((1.0 - w) * la0 + w * la1))
+                prob = -np.expm1(-lam)
+                base = np.uint64(j) << np.uint64(8)
+                if _uniform(key, base) < prob:
+                    k = model["shape"] * lam / prob
+                    out[i, j] = mu / prob * _gamma(k, key, base + np.uint64(1)) / k
+    kept = out.sum(axis=1)
+    return out * np.where(kept > 0, x.sum(axis=1) / np.where(kept > 0, kept, 1.0), 1.0)[:, None]
+
+
+def test_hit_kernel_equals_the_cell_by_cell_rule():
+    """The kernel skips the exact test where u * min(a_b, a_b+1) >= mu (a certain miss); with
+    core cells, cells never hit in one of the two bins, empty cells and hit scales that change
+    between the bins, that changes nothing."""
+    rng = np.random.default_rng(5)
+    n, d, bins = 300, 80, 4
+    a = rng.uniform(0.05, 3.0, (1, bins, d))
+    a[0, :, :4] = 0.0  # core everywhere
+    a[0, 1, 4:8] = 0.0  # core in one bin only
+    a[0, 2, 8:14] = np.inf  # never hit in one bin
+    a[0, :, 14:16] = np.inf
+    model = {"a": a.astype(np.float32), "centres": np.linspace(-1, 1, bins).astype(np.float32), "shape": 0.8}
+    x = (rng.exponential(0.3, (n, d)) * (rng.random((n, d)) < 0.7)).astype(np.float32)
+    le = rng.uniform(-1.2, 1.2, n)
+    seeds = run_seeds(3, 0, n)
+    out = apply_hits(x, seeds, le, np.zeros(n, dtype=np.int64), model)
+    ref = reference_hits(x, seeds, le, model)
+    assert 0.05 < (out[:, 16:] > 0).mean() < 0.6  # a mix of hits and misses
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-12)
+    np.testing.assert_array_equal(out > 0, ref > 0)
+
+
 def core_and_tail(gen: torch.Generator, n: int, d: int, p_tail: float, value: float):
     """(g (n, d), conditions (n, 5), ln E (n,)): 10 'core' cells, smooth with two directions
     of variation, and d - 10 sparse, independent 'tail' cells, hit with probability

@@ -151,42 +151,79 @@ def _gamma(a: float, key: np.uint64, counter: np.uint64) -> float:
     return boost * d
 
 
+_MISS_MARGIN = 1.0 - 1e-9  # keeps the cheap miss test strict under float rounding
+_NEVER = 1e300  # a cell that is never hit: u * _NEVER >= mu always
+
+
+def _miss_scales(a: np.ndarray) -> np.ndarray:
+    """Per (species, bin, cell) the scale of the cheap miss test of :func:`_apply` for showers
+    interpolated between bin b and b + 1 (the last bin: b alone): 0 for a core cell (either
+    bin leaves it as generated), ``_NEVER`` for a cell never hit (either bin), otherwise
+    ``min(a_b, a_b+1)`` shrunk by ``_MISS_MARGIN``. The hit scale interpolated in ln a is at
+    least the smaller one, so ``u * scale >= mu`` implies ``u >= lam >= P``: a miss."""
+    a = np.asarray(a, dtype=np.float64)
+    a1 = np.concatenate([a[:, 1:], a[:, -1:]], axis=1)
+    core = (a == 0) | (a1 == 0)
+    never = np.isinf(a) | np.isinf(a1)
+    return np.where(core, 0.0, np.where(never, _NEVER, np.minimum(a, a1) * _MISS_MARGIN))
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
+def _section_sums(xi: np.ndarray, groups: int, out: np.ndarray) -> None:
+    size = len(xi) // groups
+    for q in range(groups):
+        s = 0.0
+        for j in range(q * size, (q + 1) * size):
+            s += xi[j]
+        out[q] = s
+
+
+@numba.njit(cache=True)
+def _candidates(xi: np.ndarray, key: np.uint64, scale: np.ndarray, u: np.ndarray, flag: np.ndarray) -> None:
+    """The cell uniforms, and which cells are not a certain miss (branch-free: vectorised)."""
+    for j in range(len(xi)):
+        uj = _uniform(key, np.uint64(j) << np.uint64(8))
+        u[j] = uj
+        flag[j] = uj * scale[j] < xi[j]
+
+
 @numba.njit(cache=True)
 def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t: np.ndarray, log_a: np.ndarray,
-           shape: float, groups: int) -> None:  # fmt: skip
+           miss: np.ndarray, shape: float, groups: int) -> None:  # fmt: skip
     n, m = x.shape
     size = m // groups
     before = np.zeros(groups)
     after = np.zeros(groups)
+    u = np.empty(m)
+    flag = np.empty(m, dtype=np.bool_)
     for i in range(n):
         key = _mix(np.uint64(seeds[i]) ^ _STREAM)
         p, b, w = rows[i], lo[i], t[i]
         b2 = min(b + 1, log_a.shape[1] - 1)
-        for q in range(groups):
-            sum_before = 0.0
-            sum_after = 0.0
-            for j in range(q * size, (q + 1) * size):
-                mu = x[i, j]
-                sum_before += mu
-                la0, la1 = log_a[p, b, j], log_a[p, b2, j]
-                if la0 == -np.inf or la1 == -np.inf:  # a core cell in this energy range: left as generated
-                    sum_after += mu
-                    continue
-                e = 0.0
-                # interpolate the hit scale in ln a; inf (never hit) wins
-                if mu > 0.0 and la0 < np.inf and la1 < np.inf:
-                    lam = mu * np.exp(-((1.0 - w) * la0 + w * la1))
-                    base = np.uint64(j) << np.uint64(8)
-                    u = _uniform(key, base)
-                    if u < lam:  # P = 1 - exp(-lam) < lam: u >= lam is a miss (most cells), no expm1
-                        prob = -np.expm1(-lam)
-                        if u < prob:
-                            kk = shape * lam / prob  # Gamma shape of the sum of the lam / prob hits of a hit cell
-                            e = mu / prob * _gamma(kk, key, base + np.uint64(1)) / kk
-                x[i, j] = e
-                sum_after += e
-            before[q] = sum_before
-            after[q] = sum_after
+        xi = x[i]
+        _section_sums(xi, groups, before)
+        # most cells are a certain miss (u >= mu / min(a)): only the others need exp
+        _candidates(xi, key, miss[p, b], u, flag)
+        after[:] = 0.0
+        for j in range(m):
+            if not flag[j]:
+                xi[j] = 0.0
+                continue
+            mu = xi[j]
+            la0, la1 = log_a[p, b, j], log_a[p, b2, j]
+            if la0 == -np.inf or la1 == -np.inf:  # a core cell in this energy range: left as generated
+                after[j // size] += mu
+                continue
+            e = 0.0
+            # interpolate the hit scale in ln a (a cell never hit is no candidate)
+            lam = mu * np.exp(-((1.0 - w) * la0 + w * la1))
+            if u[j] < lam:  # P = 1 - exp(-lam) < lam: u >= lam is a miss, no expm1
+                prob = -np.expm1(-lam)
+                if u[j] < prob:
+                    kk = shape * lam / prob  # Gamma shape of the sum of the lam / prob hits of a hit cell
+                    e = mu / prob * _gamma(kk, key, (np.uint64(j) << np.uint64(8)) + np.uint64(1)) / kk
+            xi[j] = e
+            after[j // size] += e
         # every group (section) that kept a deposit back to its energy, all of them scaled up
         # by the energy of the groups that kept none: the shower keeps its visible energy
         kept = 0.0
@@ -199,7 +236,7 @@ def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t
                 if after[q] > 0.0:
                     scale = before[q] / after[q] * f
                     for j in range(q * size, (q + 1) * size):
-                        x[i, j] *= scale
+                        xi[j] *= scale
 
 
 def apply_hits(cells: np.ndarray, seeds: np.ndarray, le: np.ndarray, rows: np.ndarray,
@@ -214,5 +251,5 @@ def apply_hits(cells: np.ndarray, seeds: np.ndarray, le: np.ndarray, rows: np.nd
     with np.errstate(divide="ignore"):
         log_a = np.log(np.asarray(model["a"], dtype=np.float64))  # 0 (core) -> -inf, inf (never hit) -> inf
     _apply(x, np.asarray(seeds, dtype=np.uint64), np.asarray(rows, dtype=np.int64), lo.astype(np.int64),
-           t, log_a, float(model["shape"]), int(sections))  # fmt: skip
+           t, log_a, _miss_scales(model["a"]), float(model["shape"]), int(sections))  # fmt: skip
     return x.reshape(np.shape(cells))
