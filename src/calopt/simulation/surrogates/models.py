@@ -47,8 +47,11 @@ fractions of unit L2 norm and ``r`` (N,) the standardised ln(E_vis / E).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numba
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -143,6 +146,54 @@ def _spline_transform() -> Any:
             self.derivatives = torch.exp(F.pad(d, (1, 1)))  # slope 1 at the two ends
 
     return SplineTransform
+
+
+SPLINE_BOUND, SPLINE_SLOPE = 5.0, 1e-3  # zuko's MonotonicRQSTransform defaults (the NSF's)
+
+
+@numba.njit(cache=True)
+def _spline_inverse(e: np.ndarray, y: np.ndarray, out: np.ndarray, bound: float) -> None:
+    """The inverse of :func:`_spline_transform`'s spline for every (shower, feature), from the
+    exponentials ``e`` (N, F, 3K - 1) of its soft-clamped parameters (K widths, K heights,
+    K - 1 inner knot derivatives); ``y`` and ``out`` (N, F). zuko's formulas (the knots, the bin
+    search, the quadratic of Durkan et al. eq. 6-8 in its stable root), in float64, one
+    feature at a time; the bin is found against the unnormalised cumulative heights."""
+    n, f = y.shape
+    K = (e.shape[2] + 1) // 3
+    for i in range(n):
+        for j in range(f):
+            p = e[i, j]
+            yv = float(y[i, j])
+            sw = 0.0
+            sh = 0.0
+            for k in range(K):
+                sw += p[k]
+                sh += p[K + k]
+            if not (-bound < yv < bound):  # outside the knots: the identity
+                out[i, j] = yv
+                continue
+            # the bin of y: the last knot below it (zuko counts vertical knots < y)
+            level = sh * (yv + bound) / (2.0 * bound)
+            b = 0
+            cw = 0.0
+            ch = 0.0
+            while b < K - 1 and ch + p[K + b] < level:
+                ch += p[K + b]
+                cw += p[b]
+                b += 1
+            x0 = bound * (2.0 * cw / sw - 1.0)
+            x1 = bound * (2.0 * (cw + p[b]) / sw - 1.0)
+            y0 = bound * (2.0 * ch / sh - 1.0)
+            y1 = bound * (2.0 * (ch + p[K + b]) / sh - 1.0)
+            d0 = p[2 * K + b - 1] if b > 0 else 1.0  # slope 1 at the two ends
+            d1 = p[2 * K + b] if b < K - 1 else 1.0
+            s = (y1 - y0) / (x1 - x0)
+            dy = yv - y0
+            qa = (y1 - y0) * (s - d0) + dy * (d0 + d1 - 2.0 * s)
+            qb = (y1 - y0) * d0 - dy * (d0 + d1 - 2.0 * s)
+            qc = -s * dy
+            z = 2.0 * qc / (-qb - np.sqrt(qb * qb - 4.0 * qa * qc))
+            out[i, j] = x0 + z * (x1 - x0)
 
 
 class FlowModel(nn.Module):
@@ -363,8 +414,79 @@ class FlowModel(nn.Module):
 
     def forward(self, c: Tensor, z: Tensor) -> tuple[Tensor, ...]:
         k = self.n_pca + 1 + self.n_profile
-        x = self.flow(c).transform.inv(z[:, :k])
+        x = self.flow_inverse(c, z[:, :k])
         return self.decode(x, c, z[:, k:] if self.res_bins > 0 else None)
+
+    def flow_inverse(self, c: Tensor, z: Tensor) -> Tensor:
+        """The flow's inverse (latent ``z`` -> flow space), as ``self.flow(c).transform.inv(z)``
+        but without its redundant work. zuko inverts each coupling transform in two full
+        passes: the hyper-network and the splines for every feature twice, although the
+        first pass only fixes the first half of the features (whose parameters depend on the
+        context alone) and the second only the other half. Here each pass computes the
+        output rows and splines of its half only, and the second reuses the first's context
+        term: the same values to float rounding, half the output layer and splines. With
+        gradients enabled (differentiable in the weights) it is zuko's inverse."""
+        if torch.is_grad_enabled():
+            return self.flow(c).transform.inv(z)
+        x = z
+        for t in reversed(self.flow.transform.transforms):
+            x = self._coupling_inverse(t, c, x)
+        return x
+
+    def _coupling_inverse(self, t: Any, c: Tensor, y: Tensor) -> Tensor:
+        (w1, b1, g0, n), hidden, halves, acts = self._coupling_weights(t)
+        h_c = torch.nn.functional.linear(c, w1[:, n:], b1)  # the context's part of the first layer
+        x = torch.empty_like(y)
+        for half, (w_out, b_out, idx) in enumerate(halves):
+            h = acts[0](h_c if half == 0 else torch.addmm(h_c, x[:, g0], w1[:, g0].T))
+            for (w, b), act in zip(hidden, acts[1:]):
+                h = act(torch.nn.functional.linear(h, w, b))
+            phi = torch.nn.functional.linear(h, w_out, b_out).unflatten(-1, (len(idx), -1))
+            x[:, idx] = self.spline_inverse(phi, y[:, idx])
+        return x
+
+    @staticmethod
+    def spline_inverse(phi: Tensor, y: Tensor) -> Tensor:
+        """The inverse of the splines with unconstrained parameters ``phi`` (N, F, 3K - 1) at
+        ``y`` (N, F), compiled (:func:`_spline_inverse`; no gradient)."""
+        # zuko's soft clamp and exp, vectorised over the block (widths and heights within
+        # |ln slope| / 2 of 0 after the clamp, the derivatives within |ln slope|)
+        ln = abs(math.log(SPLINE_SLOPE))
+        scale = torch.full((phi.shape[-1],), 2.0 / ln)
+        scale[2 * SPLINE_BINS :] = 1.0 / ln
+        e = torch.exp(phi / (1 + phi.abs() * scale))
+        out = np.empty(tuple(y.shape), dtype=np.float32)
+        _spline_inverse(e.numpy(), y.contiguous().numpy(), out, SPLINE_BOUND)
+        return torch.from_numpy(out)
+
+    def _coupling_weights(self, t: Any) -> tuple[Any, ...]:
+        """The masked weights of a coupling transform's hyper-network, split by half, cached
+        until its parameters change (their version counters)."""
+        lin = [m for m in t.hyper if isinstance(m, nn.Linear)]
+        acts = [m for m in t.hyper if not isinstance(m, nn.Linear)]
+        key = tuple((p._version, p.data_ptr()) for m in lin for p in (m.weight, m.bias))
+        cache = self.__dict__.setdefault("_inverse_cache", {})
+        hit = cache.get(id(t))
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        if t.passes != 2:
+            raise ValueError("flow_inverse needs coupling transforms (passes=2)")
+        with torch.no_grad():
+            w = [(m.mask * m.weight).detach().clone() for m in lin]
+            b = [m.bias.detach().clone() for m in lin]
+            n = len(t.order)
+            g0 = torch.nonzero(t.order == 0).flatten()
+            g1 = torch.nonzero(t.order == 1).flatten()
+            if bool(w[0][:, g1].any()):  # the second half feeds nothing (a MADE of two passes)
+                raise ValueError("flow_inverse: the second half of the features feeds the hyper-network")
+
+            def rows(idx: Tensor) -> Tensor:  # a feature's parameters are consecutive outputs
+                return (idx[:, None] * t.total + torch.arange(t.total)).reshape(-1)
+
+            halves = [(w[-1][rows(g)], b[-1][rows(g)], g) for g in (g0, g1)]
+            value = ((w[0], b[0], g0, n), list(zip(w[1:-1], b[1:-1])), halves, acts)
+        cache[id(t)] = (key, value)
+        return value
 
 
 def build_sampler(model_type: str, arch: dict[str, Any]) -> nn.Module:
