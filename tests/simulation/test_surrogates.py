@@ -457,8 +457,9 @@ def test_the_flow_spline_is_zukos():
 
 def test_the_flow_inverse_is_zukos():
     """FlowModel.flow_inverse (each coupling pass computes only its half) samples what zuko's
-    inverse does, and follows changed weights; with gradients enabled it is zuko's. Steep splines amplify float32 rounding, so both are compared with zuko's inverse
-    in float64: ours is as close to it as zuko's own in float32."""
+    inverse does, and follows changed weights; with gradients enabled it is zuko's. Steep
+    splines amplify float32 rounding, so both are compared with zuko's inverse in float64:
+    ours is as close to it as zuko's own in float32."""
     import copy
 
     from calopt.simulation.surrogates.models import FlowModel
