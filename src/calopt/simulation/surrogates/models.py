@@ -196,6 +196,45 @@ def _spline_inverse(e: np.ndarray, y: np.ndarray, out: np.ndarray, bound: float)
             out[i, j] = x0 + z * (x1 - x0)
 
 
+@numba.njit(cache=True)
+def _decode_cells(base: np.ndarray, res_mean: np.ndarray, res_std: np.ndarray, eps: np.ndarray, rows: np.ndarray,
+                  lo: np.ndarray, hi: np.ndarray, t: np.ndarray, target: np.ndarray, out: np.ndarray) -> None:  # fmt: skip
+    """The flow's decoding after the inverse PCA ``base`` (N, D): ``g = relu(base + mean + std
+    eps)`` with the residual statistics of (species ``rows``, bins ``lo``/``hi``) interpolated
+    with weight ``t``, each of the S = ``target.shape[1]`` sections rescaled to its fraction
+    ``target`` (a section left empty stays empty), normalised to unit L2 norm, into ``out``."""
+    n, d = base.shape
+    S = target.shape[1]
+    size = d // S
+    now = np.zeros(S)
+    for i in range(n):
+        p, a, b = rows[i], lo[i], hi[i]
+        w = np.float32(t[i])
+        m0, m1, s0, s1 = res_mean[p, a], res_mean[p, b], res_std[p, a], res_std[p, b]
+        e = eps[i]
+        o = out[i]
+        for q in range(S):
+            acc = 0.0
+            for j in range(q * size, (q + 1) * size):
+                mean = (np.float32(1.0) - w) * m0[j] + w * m1[j]
+                std = (np.float32(1.0) - w) * s0[j] + w * s1[j]
+                v = max(base[i, j] + mean + std * e[j], np.float32(0.0))
+                o[j] = v
+                acc += float(v) * float(v)
+            now[q] = acc
+        norm = 0.0
+        for q in range(S):
+            if now[q] > 0.0:
+                norm += target[i, q]
+        for q in range(S):
+            sc = np.sqrt(target[i, q] / now[q]) / np.sqrt(norm + 1e-12) if now[q] > 0.0 and norm > 0.0 else 0.0
+            if S == 1:  # no profile variables: the plain normalisation
+                sc = 1.0 / np.sqrt(now[q] + 1e-12)
+            scf = np.float32(sc)
+            for j in range(q * size, (q + 1) * size):
+                o[j] *= scf
+
+
 class FlowModel(nn.Module):
     """Conditional NSF on (whitened PCA of g, r), plus the per-cell residual model
     (``res_bins`` > 0; ``n_species`` rows of statistics)."""
@@ -278,24 +317,30 @@ class FlowModel(nn.Module):
         self.prof_mean.copy_(x.mean(dim=0))
         self.prof_std.copy_(torch.clamp(x.std(dim=0), min=1e-6))
 
-    def _apply_profile(self, g: Tensor, p: Tensor) -> tuple[Tensor, Tensor]:
-        """Rescale the sections of non-negative ``g`` to the fractions of the standardised
-        profile variables ``p``; returns (g, tau)."""
+    def _profile_targets(self, p: Tensor) -> tuple[Tensor, Tensor]:
+        """The section fractions (N, S; float64) and the section-time normals tau (N, S) of
+        the standardised profile variables ``p``."""
         S, a = self.sections, PROFILE_ALPHA
         x = p * self.prof_std + self.prof_mean
         v = torch.clamp((torch.sigmoid(x[:, : S - 1].double()) - a) / (1 - 2 * a), 0.0, 1.0)
-        rest = torch.ones(len(g), dtype=torch.float64)
+        rest = torch.ones(len(p), dtype=torch.float64)
         fr = []
         for s in range(S - 1):
             fr.append(v[:, s] * rest)
             rest = rest - fr[-1]
         fr.append(torch.clamp(rest, min=0.0))
-        target = torch.stack(fr, dim=1)
+        return torch.stack(fr, dim=1), x[:, S - 1 :]
+
+    def _apply_profile(self, g: Tensor, p: Tensor) -> tuple[Tensor, Tensor]:
+        """Rescale the sections of non-negative ``g`` to the fractions of the standardised
+        profile variables ``p``; returns (g, tau)."""
+        S = self.sections
+        target, tau = self._profile_targets(p)
         gs = g.reshape(len(g), S, -1)
         now = (gs.double() ** 2).sum(dim=2)
         # a section the decoding left empty stays empty; normalise_g renormalises the rest
         scale = torch.where(now > 0, torch.sqrt(target / torch.clamp(now, min=1e-300)), torch.zeros_like(now))
-        return (gs * scale.float()[:, :, None]).reshape(len(g), -1), x[:, S - 1 :]
+        return (gs * scale.float()[:, :, None]).reshape(len(g), -1), tau
 
     def species_row(self, c: Tensor) -> Tensor:
         """Row of the residual statistics: the species one-hot columns after the 5 kinematic ones."""
@@ -358,23 +403,29 @@ class FlowModel(nn.Module):
                 history.append(round(sum(dev) / max(len(dev), 1), 5))
         return history
 
-    def residual(self, c: Tensor, eps: Tensor) -> Tensor:
-        """``mean + std * eps`` interpolated linearly in ln E between the bin centres (as one
-        matrix product with the interpolation weights of the (species, bin) rows)."""
+    def _residual_bins(self, c: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(species row, lower bin, upper bin, weight of the upper bin) of the linear
+        interpolation in ln E between the residual model's bin centres."""
         x = self.res_centres
         k = len(x)
         rows = self.species_row(c)
-        w = torch.zeros(len(c), self.n_species * k)
         if k == 1:
-            w[torch.arange(len(c)), rows] = 1.0
-        else:
-            le = torch.clamp(c[:, 0], float(x[0]), float(x[-1]))
-            hi = torch.clamp(torch.searchsorted(x.contiguous(), le.contiguous()), 1, k - 1)
-            lo = hi - 1
-            t = (le - x[lo]) / torch.clamp(x[hi] - x[lo], min=1e-9)
-            i = torch.arange(len(c))
-            w[i, rows * k + lo] = 1 - t
-            w[i, rows * k + hi] = t
+            zero = torch.zeros(len(c), dtype=torch.long)
+            return rows, zero, zero, torch.zeros(len(c))
+        le = torch.clamp(c[:, 0], float(x[0]), float(x[-1]))
+        hi = torch.clamp(torch.searchsorted(x.contiguous(), le.contiguous()), 1, k - 1)
+        lo = hi - 1
+        return rows, lo, hi, (le - x[lo]) / torch.clamp(x[hi] - x[lo], min=1e-9)
+
+    def residual(self, c: Tensor, eps: Tensor) -> Tensor:
+        """``mean + std * eps`` interpolated linearly in ln E between the bin centres (as one
+        matrix product with the interpolation weights of the (species, bin) rows)."""
+        k = self.res_bins
+        rows, lo, hi, t = self._residual_bins(c)
+        w = torch.zeros(len(c), self.n_species * k)
+        i = torch.arange(len(c))
+        w[i, rows * k + lo] = 1 - t
+        w[i, rows * k + hi] += t
         d = self.res_mean.shape[-1]
         return w @ self.res_mean.reshape(-1, d) + (w @ self.res_std.reshape(-1, d)) * eps
 
@@ -402,12 +453,38 @@ class FlowModel(nn.Module):
         profile variables."""
         k = self.n_pca
         g = self.pca_mean + (x[:, :k] * self.pca_scale) @ self.pca_components
-        if self.res_bins > 0 and c is not None and eps is not None:
+        with_res = self.res_bins > 0 and c is not None and eps is not None
+        if not torch.is_grad_enabled():
+            return self._decode_compiled(g, x, c if with_res else None, eps if with_res else None)
+        if with_res:
             g = g + self.residual(c, eps)
         if not self.n_profile:
             return normalise_g(g), x[:, k]
         g, tau = self._apply_profile(torch.relu(g), x[:, k + 1 :])
         return normalise_g(g), x[:, k], tau
+
+    def _decode_compiled(self, base: Tensor, x: Tensor, c: Tensor | None, eps: Tensor | None) -> tuple[Tensor, ...]:
+        """The rest of :meth:`decode` after the inverse PCA ``base``, in one compiled pass per
+        shower (:func:`_decode_cells`): the residual, the cut at 0, the section fractions and
+        the normalisation; the same values to float rounding as the tensor operations."""
+        k = self.n_pca
+        n, d = base.shape
+        if c is not None and eps is not None:
+            rows, lo, hi, t = self._residual_bins(c)
+            stats = (self.res_mean.numpy(), self.res_std.numpy(), eps.numpy())
+        else:
+            rows = lo = hi = torch.zeros(n, dtype=torch.long)
+            t = torch.zeros(n)
+            stats = (np.zeros((1, 1, d), np.float32), np.zeros((1, 1, d), np.float32), np.zeros((n, d), np.float32))
+        if self.n_profile:
+            target, tau = self._profile_targets(x[:, k + 1 :])
+        else:
+            target, tau = torch.ones(n, 1, dtype=torch.float64), None
+        out = np.empty((n, d), dtype=np.float32)
+        _decode_cells(base.numpy(), *stats, rows.numpy(), lo.numpy(), hi.numpy(), t.double().numpy(),
+                      target.numpy(), out)  # fmt: skip
+        g = torch.from_numpy(out)
+        return (g, x[:, k]) if tau is None else (g, x[:, k], tau)
 
     def log_prob(self, g: Tensor, r: Tensor, c: Tensor, tau: Tensor | None = None) -> Tensor:
         return self.flow(c).log_prob(self.encode(g, r, tau))
