@@ -197,12 +197,14 @@ def _spline_inverse(e: np.ndarray, y: np.ndarray, out: np.ndarray, bound: float)
 
 
 @numba.njit(cache=True)
-def _decode_cells(base: np.ndarray, res_mean: np.ndarray, res_std: np.ndarray, eps: np.ndarray, rows: np.ndarray,
-                  lo: np.ndarray, hi: np.ndarray, t: np.ndarray, target: np.ndarray, out: np.ndarray) -> None:  # fmt: skip
+def _decode_cells(base: np.ndarray, res_mean: np.ndarray, res_std: np.ndarray, eps: np.ndarray,
+                  rows: np.ndarray, lo: np.ndarray, hi: np.ndarray, t: np.ndarray, target: np.ndarray,
+                  out: np.ndarray) -> None:  # fmt: skip
     """The flow's decoding after the inverse PCA ``base`` (N, D): ``g = relu(base + mean + std
     eps)`` with the residual statistics of (species ``rows``, bins ``lo``/``hi``) interpolated
     with weight ``t``, each of the S = ``target.shape[1]`` sections rescaled to its fraction
-    ``target`` (a section left empty stays empty), normalised to unit L2 norm, into ``out``."""
+    ``target`` (a section left empty stays empty) and the whole to unit L2 norm (S = 1, a flow
+    without profile variables: the normalisation alone), into ``out``."""
     n, d = base.shape
     S = target.shape[1]
     size = d // S
@@ -227,12 +229,9 @@ def _decode_cells(base: np.ndarray, res_mean: np.ndarray, res_std: np.ndarray, e
             if now[q] > 0.0:
                 norm += target[i, q]
         for q in range(S):
-            sc = np.sqrt(target[i, q] / now[q]) / np.sqrt(norm + 1e-12) if now[q] > 0.0 and norm > 0.0 else 0.0
-            if S == 1:  # no profile variables: the plain normalisation
-                sc = 1.0 / np.sqrt(now[q] + 1e-12)
-            scf = np.float32(sc)
+            sc = np.float32(np.sqrt(target[i, q] / now[q] / norm) if now[q] > 0.0 and norm > 0.0 else 0.0)
             for j in range(q * size, (q + 1) * size):
-                o[j] *= scf
+                o[j] *= sc
 
 
 class FlowModel(nn.Module):

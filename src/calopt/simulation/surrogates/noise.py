@@ -75,36 +75,53 @@ def _unit(w: np.uint64) -> float:
 
 
 @numba.njit(cache=True)
-def _ziggurat(keys: np.ndarray, n: int, xs: np.ndarray, ratio: np.ndarray, out: np.ndarray) -> None:
+def _ziggurat_one(key: np.uint64, j: int, xs: np.ndarray, ratio: np.ndarray) -> float:
+    """Normal ``j`` of a shower (the words from counter ``j 2^32`` on)."""
     r = xs[1]
+    c = np.uint64(j) << np.uint64(32)  # room for the words of rejected tries
+    while True:
+        w = _word(key, c)
+        c += np.uint64(1)
+        layer = int(w & np.uint64(ZIG_LAYERS - 1))
+        u = 2.0 * _unit(w) - 1.0  # (-1, 1); the index uses the low 7 bits, u the upper 53
+        if abs(u) < ratio[layer]:
+            return u * xs[layer]
+        if layer == 0:  # the tail beyond R (Marsaglia 1964)
+            while True:
+                a = np.log(_unit(_word(key, c))) / r
+                b = np.log(_unit(_word(key, c + np.uint64(1))))
+                c += np.uint64(2)
+                if -2.0 * b >= a * a:
+                    break
+            return a - r if u < 0.0 else r - a
+        x = u * xs[layer]
+        f0 = np.exp(-0.5 * (xs[layer] * xs[layer] - x * x))
+        f1 = np.exp(-0.5 * (xs[layer + 1] * xs[layer + 1] - x * x))
+        if f1 + _unit(_word(key, c)) * (f0 - f1) < 1.0:
+            return x
+        c += np.uint64(1)
+
+
+@numba.njit(cache=True)
+def _ziggurat(keys: np.ndarray, n: int, xs: np.ndarray, ratio: np.ndarray, out: np.ndarray) -> None:
+    u = np.empty(n)
+    layer = np.empty(n, dtype=np.int32)
     for i in range(len(keys)):
         key = keys[i]
+        o = out[i]
+        # the first word of every normal, without the table look-ups (vectorised)
         for j in range(n):
-            c = np.uint64(j) << np.uint64(32)  # room for the words of rejected tries
-            while True:
-                w = _word(key, c)
-                c += np.uint64(1)
-                layer = int(w & np.uint64(ZIG_LAYERS - 1))
-                u = 2.0 * _unit(w) - 1.0  # (-1, 1); the index uses the low 7 bits, u the upper 53
-                if abs(u) < ratio[layer]:
-                    out[i, j] = u * xs[layer]
-                    break
-                if layer == 0:  # the tail beyond R (Marsaglia 1964)
-                    while True:
-                        a = np.log(_unit(_word(key, c))) / r
-                        b = np.log(_unit(_word(key, c + np.uint64(1))))
-                        c += np.uint64(2)
-                        if -2.0 * b >= a * a:
-                            break
-                    out[i, j] = a - r if u < 0.0 else r - a
-                    break
-                x = u * xs[layer]
-                f0 = np.exp(-0.5 * (xs[layer] * xs[layer] - x * x))
-                f1 = np.exp(-0.5 * (xs[layer + 1] * xs[layer + 1] - x * x))
-                if f1 + _unit(_word(key, c)) * (f0 - f1) < 1.0:
-                    out[i, j] = x
-                    break
-                c += np.uint64(1)
+            w = _word(key, np.uint64(j) << np.uint64(32))
+            layer[j] = np.int32(w & np.uint64(ZIG_LAYERS - 1))
+            u[j] = 2.0 * _unit(w) - 1.0  # (-1, 1); the index uses the low 7 bits, u the upper 53
+        slow = 0
+        for j in range(n):
+            o[j] = u[j] * xs[layer[j]]
+            if abs(u[j]) >= ratio[layer[j]]:  # a wedge or the tail (3 %): drawn below
+                layer[slow] = j
+                slow += 1
+        for k in range(slow):
+            o[layer[k]] = _ziggurat_one(key, layer[k], xs, ratio)
 
 
 def normals(seeds: np.ndarray, n: int, stream: int = 0, dtype: type = np.float64) -> np.ndarray:
