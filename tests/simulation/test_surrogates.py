@@ -487,3 +487,33 @@ def test_the_flow_inverse_is_zukos():
     got = m.flow_inverse(c, z)
     assert got.requires_grad
     torch.testing.assert_close(got, m.flow(c).transform.inv(z))
+
+
+@pytest.mark.parametrize("res_bins, sections", [(0, 0), (3, 0), (3, 4)])
+def test_the_compiled_flow_decoding_is_the_tensor_one(res_bins, sections):
+    """FlowModel.decode without gradients (one compiled pass per shower) gives the values of
+    its tensor operations, with and without the residual model and the profile variables
+    (sections left empty by the cut at 0 included)."""
+    from calopt.simulation.surrogates.models import FlowModel
+
+    torch.manual_seed(6)
+    m = FlowModel(n_cond=7, n_in=40, n_pca=6, transforms=2, hidden=[16], res_bins=res_bins, n_species=2,
+                  sections=sections)  # fmt: skip
+    m.pca_mean.copy_(0.05 * torch.randn(40))
+    m.pca_components.copy_(torch.randn(6, 40) / 6)
+    if res_bins:
+        m.res_centres.copy_(torch.tensor([-0.5, 0.0, 0.5]))
+        m.res_mean.copy_(0.02 * torch.randn(2, 3, 40))
+        m.res_std.copy_(0.05 * torch.rand(2, 3, 40))
+    c = torch.cat([torch.rand(300, 5) * 2 - 1, torch.eye(2)[torch.randint(0, 2, (300,))]], dim=1)
+    x = torch.randn(300, 6 + 1 + m.n_profile)
+    x[:5, :6] = -20.0  # everything cut: empty sections
+    eps = torch.randn(300, 40)
+    with torch.no_grad():
+        fast = m.decode(x, c, eps)
+    with torch.enable_grad():
+        slow = m.decode(x, c, eps)
+    assert len(fast) == len(slow) == (3 if sections else 2)
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
+    assert (fast[0] == 0).any() and (fast[0] > 0).sum() > 1000
