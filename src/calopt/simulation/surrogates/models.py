@@ -513,11 +513,11 @@ class FlowModel(nn.Module):
         return x
 
     def _coupling_inverse(self, t: Any, c: Tensor, y: Tensor) -> Tensor:
-        (w1, b1, g0, n), hidden, halves, acts = self._coupling_weights(t)
-        h_c = torch.nn.functional.linear(c, w1[:, n:], b1)  # the context's part of the first layer
+        (w_c, b1, w_x, g0), hidden, halves, acts = self._coupling_weights(t)
+        h_c = torch.nn.functional.linear(c, w_c, b1)  # the context's part of the first layer
         x = torch.empty_like(y)
         for half, (w_out, b_out, idx) in enumerate(halves):
-            h = acts[0](h_c if half == 0 else torch.addmm(h_c, x[:, g0], w1[:, g0].T))
+            h = acts[0](h_c if half == 0 else torch.addmm(h_c, x[:, g0], w_x))
             for (w, b), act in zip(hidden, acts[1:]):
                 h = act(torch.nn.functional.linear(h, w, b))
             phi = torch.nn.functional.linear(h, w_out, b_out).unflatten(-1, (len(idx), -1))
@@ -563,7 +563,8 @@ class FlowModel(nn.Module):
                 return (idx[:, None] * t.total + torch.arange(t.total)).reshape(-1)
 
             halves = [(w[-1][rows(g)], b[-1][rows(g)], g) for g in (g0, g1)]
-            value = ((w[0], b[0], g0, n), list(zip(w[1:-1], b[1:-1])), halves, acts)
+            first = (w[0][:, n:].contiguous(), b[0], w[0][:, g0].T.contiguous(), g0)  # context, bias, first half
+            value = (first, list(zip(w[1:-1], b[1:-1])), halves, acts)
         cache[id(t)] = (key, value)
         return value
 
