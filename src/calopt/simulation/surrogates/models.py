@@ -455,10 +455,11 @@ class FlowModel(nn.Module):
         profile variables."""
         k = self.n_pca
         g = self.pca_mean + (x[:, :k] * self.pca_scale) @ self.pca_components
-        with_res = self.res_bins > 0 and c is not None and eps is not None
+        if not (self.res_bins > 0 and c is not None and eps is not None):
+            c = eps = None  # no residual model
         if not torch.is_grad_enabled():
-            return self._decode_compiled(g, x, c if with_res else None, eps if with_res else None)
-        if with_res:
+            return self._decode_compiled(g, x, c, eps)
+        if c is not None and eps is not None:
             g = g + self.residual(c, eps)
         if not self.n_profile:
             return normalise_g(g), x[:, k]
@@ -551,7 +552,7 @@ class FlowModel(nn.Module):
         if t.passes != 2:
             raise ValueError("flow_inverse needs coupling transforms (passes=2)")
         with torch.no_grad():
-            w = [(m.mask * m.weight).detach().clone() for m in lin]
+            w = [(m.get_buffer("mask") * m.weight).detach().clone() for m in lin]
             b = [m.bias.detach().clone() for m in lin]
             n = len(t.order)
             g0 = torch.nonzero(t.order == 0).flatten()
