@@ -108,6 +108,7 @@ def _ziggurat_one(key: np.uint64, j: int, xs: np.ndarray, ratio: np.ndarray) -> 
 def _ziggurat(keys: np.ndarray, n: int, xs: np.ndarray, ratio: np.ndarray, out: np.ndarray) -> None:
     u = np.empty(n)
     layer = np.empty(n, dtype=np.int32)
+    redo = np.empty(n, dtype=np.int32)  # the normals off the fast path
     for i in range(len(keys)):
         key = keys[i]
         o = out[i]
@@ -120,10 +121,10 @@ def _ziggurat(keys: np.ndarray, n: int, xs: np.ndarray, ratio: np.ndarray, out: 
         for j in range(n):
             o[j] = u[j] * xs[layer[j]]
             if abs(u[j]) >= ratio[layer[j]]:  # a wedge or the tail (3 %): drawn below
-                layer[slow] = j
+                redo[slow] = j
                 slow += 1
         for k in range(slow):
-            o[layer[k]] = _ziggurat_one(key, layer[k], xs, ratio)
+            o[redo[k]] = _ziggurat_one(key, redo[k], xs, ratio)
 
 
 def normals(seeds: np.ndarray, n: int, stream: int = 0, dtype: type = np.float64) -> np.ndarray:
