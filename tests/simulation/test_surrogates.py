@@ -524,3 +524,34 @@ def test_the_compiled_flow_decoding_is_the_tensor_one(res_bins, sections):
     for a, b in zip(fast, slow):
         torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
     assert (fast[0] == 0).any() and (fast[0] > 0).sum() > 1000
+
+
+def test_generator_sampling_path_is_its_network():
+    """Without gradients the generator runs its prepared layers (oneDNN where torch has it):
+    the same output to float rounding, following changed weights; a copy of the module
+    rebuilds them."""
+    import copy
+
+    from calopt.simulation.surrogates.models import Generator
+
+    torch.manual_seed(8)
+    gen = Generator(n_cond=7, n_out=50, nz=8, hidden=[32, 64])
+    c, z = torch.randn(300, 7), torch.randn(300, 8)
+
+    def check(m: Generator) -> None:
+        with torch.no_grad():
+            fast = m(c, z)
+        with torch.enable_grad():
+            slow = m(c, z)
+        for a, b in zip(fast, slow):
+            torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
+
+    check(gen)
+    with torch.no_grad():
+        for p in gen.parameters():
+            p.mul_(1.2)
+    check(gen)
+    twin = copy.deepcopy(gen)
+    check(twin)
+    with torch.no_grad():
+        torch.testing.assert_close(twin(c, z)[0], gen(c, z)[0])
