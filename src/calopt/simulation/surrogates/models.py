@@ -93,7 +93,8 @@ class InferenceLinear:
 
     def __init__(self, weight: Tensor, bias: Tensor, *, onednn: bool = True) -> None:
         self.weight, self.bias = weight.detach().contiguous(), bias.detach().contiguous()
-        self.onednn = onednn and torch.backends.mkldnn.is_available() and hasattr(torch._C._nn, "mkldnn_linear")
+        self.onednn = (onednn and self.weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
+                       and hasattr(torch._C._nn, "mkldnn_linear"))  # fmt: skip
         if self.onednn:
             self._w, self._b = self.weight.to_mkldnn(), self.bias.to_mkldnn()
 
