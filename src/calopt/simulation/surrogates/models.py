@@ -8,7 +8,8 @@ fractions of unit L2 norm and ``r`` (N,) the standardised ln(E_vis / E).
   ``[z, c] -> 256 -> 512 -> 512 -> (D + 1)`` with LeakyReLU(0.2); the first D outputs go
   through a ReLU and are normalised to unit L2 norm (exact zeros are possible, like in
   real showers), the last one is ``r``. Sampling (no gradient) runs the linear layers
-  through oneDNN (:class:`InferenceLinear`), 1.4x faster than torch's MKL on AMD CPUs.
+  through oneDNN (:class:`InferenceLinear`): the wgan 1.4x faster than with MKL on the
+  AMD EPYC of the benchmarks.
 * :class:`Critic`: an MLP ``[g, r, c] -> 256 -> 256 -> 1`` with LeakyReLU(0.2), no
   normalisation layers (the gradient penalty is per sample).
 * :class:`Regressor`: the LHCb GAN's auxiliary network, an MLP ``[g, ln E_vis] -> 256 -> 128
