@@ -176,6 +176,7 @@ class Regressor(nn.Module):
 
 
 SPLINE_BINS = 8  # of the flow's rational-quadratic splines (zuko's NSF default)
+SPLINE_BOUND, SPLINE_SLOPE = 5.0, 1e-3  # zuko's MonotonicRQSTransform defaults (the NSF's)
 
 
 def _spline_transform() -> Any:
@@ -193,8 +194,8 @@ def _spline_transform() -> Any:
     from zuko.transforms import MonotonicRQSTransform
 
     class SplineTransform(MonotonicRQSTransform):
-        def __init__(self, widths: Tensor, heights: Tensor, derivatives: Tensor, bound: float = 5.0,
-                     slope: float = 1e-3, **kwargs: Any) -> None:  # fmt: skip
+        def __init__(self, widths: Tensor, heights: Tensor, derivatives: Tensor, bound: float = SPLINE_BOUND,
+                     slope: float = SPLINE_SLOPE, **kwargs: Any) -> None:  # fmt: skip
             Transform.__init__(self, **kwargs)
             ln = math.log(slope)
             w = torch.exp(widths / (1 + torch.abs(2 * widths / ln)))
@@ -206,9 +207,6 @@ def _spline_transform() -> Any:
             self.derivatives = torch.exp(F.pad(d, (1, 1)))  # slope 1 at the two ends
 
     return SplineTransform
-
-
-SPLINE_BOUND, SPLINE_SLOPE = 5.0, 1e-3  # zuko's MonotonicRQSTransform defaults (the NSF's)
 
 
 @numba.njit(cache=True)
