@@ -23,6 +23,7 @@ import numpy as np
 
 REPEAT_1E4 = 5  # best of: on a shared machine one run in a few can be 30-50 % slow
 
+
 def gun(n: int, pdg: int = 22, energy_mev: float = 10_000.0, seed: int = 0):
     from calopt.simulation.particles import Particles
 
@@ -87,9 +88,10 @@ def main() -> None:
             "   (ms per shower)"
         )
         by_e = {e: (t1e4 if e == 10.0 else ms_per_shower(sim, tech, 10_000, REPEAT_1E4, 1000.0 * e)) for e in scan}
+        speedup = {e: scan[e] / t for e, t in by_e.items()}
         print(f"{'':38s} speed-up at batch 1e4 by energy: "
-              + ", ".join(f"{e:g} GeV {scan[e] / t:.0f}x ({t:.3f} ms)" for e, t in by_e.items()))  # fmt: skip
-        print(f"{'':38s} 1000x from {crossing({e: scan[e] / t for e, t in by_e.items()}, 1000.0)}")
+              + ", ".join(f"{e:g} GeV {speedup[e]:.0f}x ({t:.3f} ms)" for e, t in by_e.items()))  # fmt: skip
+        print(f"{'':38s} 1000x from {crossing(speedup, 1000.0)}")
         if len(scan) > 1:
             lo, hi = min(scan), max(scan)
             print(f"{'':38s} over a log-uniform spectrum of {lo:g}-{hi:g} GeV (the training one): "
