@@ -94,7 +94,7 @@ def main() -> None:
         print(f"{'':38s} 1000x from {crossing(speedup, 1000.0)}")
         if len(scan) > 1:
             lo, hi = min(scan), max(scan)
-            print(f"{'':38s} over a log-uniform spectrum of {lo:g}-{hi:g} GeV (the training one): "
+            print(f"{'':38s} over a log-uniform spectrum of {lo:g}-{hi:g} GeV: "
                   f"{log_uniform_mean(scan) / log_uniform_mean(by_e):.0f}x")  # fmt: skip
 
 
