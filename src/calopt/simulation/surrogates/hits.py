@@ -49,6 +49,7 @@ import numba
 import numpy as np
 
 from calopt.simulation.surrogates.calibration import interpolation, ln_e_bins
+from calopt.simulation.surrogates.noise import _unit, _word
 
 __all__ = ["DEFAULT_MAX_MEV", "apply_hits", "calibrate_hits", "single_hit_moments"]
 
@@ -118,15 +119,13 @@ def calibrate_hits(model_cells: np.ndarray, real_cells: np.ndarray, le: np.ndarr
 
 @numba.njit(cache=True, inline="always")
 def _mix(z: np.uint64) -> np.uint64:
-    z = z + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+    """The splitmix64 finaliser of :mod:`calopt.simulation.surrogates.noise`."""
+    return _word(z, np.uint64(0))
 
 
 @numba.njit(cache=True, inline="always")
 def _uniform(key: np.uint64, counter: np.uint64) -> float:
-    return ((_mix(key + counter) >> np.uint64(11)) + 0.5) * 2.0**-53
+    return _unit(_word(key, counter))
 
 
 @numba.njit(cache=True)
