@@ -555,3 +555,26 @@ def test_generator_sampling_path_is_its_network():
     check(twin)
     with torch.no_grad():
         torch.testing.assert_close(twin(c, z)[0], gen(c, z)[0])
+
+
+@pytest.mark.parametrize("act", [None, "relu", ("leaky_relu", 0.2)])
+@pytest.mark.parametrize("onednn", [True, False])
+def test_inference_linear_is_the_layer_and_its_activation(act, onednn):
+    """The sampling layers (oneDNN with the activation fused, or MKL) give ``F.linear`` and the
+    activation, for batches smaller and larger than the one their weights are laid out for."""
+    from calopt.simulation.surrogates.models import InferenceLinear
+
+    torch.manual_seed(3)
+    w, b = torch.randn(70, 33), torch.randn(70)
+    lin = InferenceLinear(w, b, act=act, onednn=onednn)
+    for n in (1, 5, 700):
+        x = torch.randn(n, 33)
+        want = torch.nn.functional.linear(x, w, b)
+        if act == "relu":
+            want = torch.relu(want)
+        elif act is not None:
+            want = torch.nn.functional.leaky_relu(want, 0.2)
+        with torch.no_grad():
+            torch.testing.assert_close(lin(x), want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="activation 'tanh'"):
+        InferenceLinear(w, b, act="tanh")

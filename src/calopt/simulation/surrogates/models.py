@@ -67,6 +67,7 @@ __all__ = ["PROFILE_ALPHA", "Critic", "FlowModel", "Generator", "Regressor", "ml
 
 PROFILE_ALPHA = 1e-4  # logit regularisation of the stick-breaking section fractions (CaloFlow uses 1e-6)
 RES_CALIBRATION_STEPS = 5  # moment matching of the residual noise (FlowModel.calibrate_residual)
+_ONEDNN_BATCH = 512  # the simulator's chunk (simulator.CHUNK)
 RES_TAIL_FRACTION = 1e-3  # cells below this mean energy fraction are the tails it calibrates
 
 
@@ -86,24 +87,69 @@ def normalise_g(raw: Tensor) -> Tensor:
     return g / torch.sqrt((g * g).sum(dim=1, keepdim=True) + 1e-12)
 
 
-class InferenceLinear:
-    """``x W^T + b`` for sampling (no gradient), with its weights prepared once: through oneDNN
-    when torch has it, otherwise ``F.linear`` (MKL). On the AMD EPYC of the benchmarks, MKL's
-    sgemm ran at ~45 GMAC/s per core and oneDNN's at 60-100: the whole simulator took 68
-    instead of 97 us per wgan shower (best of 6, interleaved). ``onednn=False`` keeps MKL
-    (faster for the flow's small layers)."""
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
+def _normalise_rows(raw: np.ndarray, out: np.ndarray) -> None:
+    """:func:`normalise_g` of the first ``out.shape[1]`` columns of ``raw``, row by row, into
+    ``out`` (float32; the sum of squares in float64): two passes, no temporaries (the tensor
+    version took 10 us per wgan shower, this one 2)."""
+    n, d = out.shape
+    zero = np.float32(0.0)
+    for i in range(n):
+        r = raw[i]
+        acc = 0.0
+        for j in range(d):
+            v = float(max(r[j], zero))
+            acc += v * v
+        sc = np.float32(1.0 / np.sqrt(acc + 1e-12))
+        o = out[i]
+        for j in range(d):
+            o[j] = max(r[j], zero) * sc
 
-    def __init__(self, weight: Tensor, bias: Tensor, *, onednn: bool = True) -> None:
+
+class InferenceLinear:
+    """``act(x W^T + b)`` for sampling (no gradient), with its weights prepared once: through
+    oneDNN when torch has it (the weights reordered once for its kernels, the activation fused;
+    the result a plain tensor), otherwise ``F.linear`` (MKL). ``act``: None, ``"relu"`` or
+    ``("leaky_relu", slope)``. On the AMD EPYC of the benchmarks, MKL's sgemm ran at ~45 GMAC/s
+    per core and oneDNN at 60-100: the wgan's generator took 25 instead of 55 us per shower
+    at batch 512 (its output the same to 6e-6). ``onednn=False`` keeps MKL."""
+
+    def __init__(self, weight: Tensor, bias: Tensor, *, act: Any = None, onednn: bool = True) -> None:
         self.weight, self.bias = weight.detach().contiguous(), bias.detach().contiguous()
+        self._scalars: list[float] = []
+        if act is None:
+            self._attr = "none"
+        elif act == "relu":
+            self._attr = "relu"
+        elif isinstance(act, tuple) and act[0] == "leaky_relu":
+            self._attr, self._scalars = "leaky_relu", [float(act[1])]
+        else:
+            raise ValueError(f"InferenceLinear: activation {act!r}, expected None, 'relu' or ('leaky_relu', slope)")
         self.onednn = (onednn and self.weight.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-                       and hasattr(torch._C._nn, "mkldnn_linear"))  # fmt: skip
+                       and hasattr(torch.ops.mkldnn, "_linear_pointwise"))  # fmt: skip
         if self.onednn:
-            self._w, self._b = self.weight.to_mkldnn(), self.bias.to_mkldnn()
+            # the layout for batches of a simulator chunk (any batch size is computed right)
+            self._w = torch.ops.mkldnn._reorder_linear_weight(self.weight, _ONEDNN_BATCH)
 
     def __call__(self, x: Tensor) -> Tensor:
         if self.onednn and x.dtype == torch.float32:
-            return torch._C._nn.mkldnn_linear(x.contiguous().to_mkldnn(), self._w, self._b).to_dense()
-        return torch.nn.functional.linear(x, self.weight, self.bias)
+            return torch.ops.mkldnn._linear_pointwise(x.contiguous(), self._w, self.bias, self._attr, self._scalars, "")
+        y = torch.nn.functional.linear(x, self.weight, self.bias)
+        if self._attr == "relu":
+            return torch.relu(y)
+        if self._attr == "leaky_relu":
+            return torch.nn.functional.leaky_relu(y, self._scalars[0])
+        return y
+
+
+def _activation_of(m: nn.Module) -> Any:
+    """The ``act`` of :class:`InferenceLinear` for an activation module."""
+    if isinstance(m, nn.ReLU):
+        return "relu"
+    if isinstance(m, nn.LeakyReLU):
+        return ("leaky_relu", m.negative_slope)
+    raise ValueError(f"no fused form of the activation {m!r}")
+
 
 
 class _InferenceCache(dict[str, Any]):
@@ -148,11 +194,25 @@ class Generator(nn.Module):
         else:  # sampling: the linear layers through InferenceLinear
             for layer in inference_cache(self, "net", list(self.net.parameters()), self._inference_layers):
                 x = layer(x)
+            if x.dtype == torch.float32:
+                g = np.empty((len(x), x.shape[1] - 1), dtype=np.float32)
+                _normalise_rows(x.contiguous().numpy(), g)
+                return torch.from_numpy(g), x[:, -1]
             out = x
         return normalise_g(out[:, :-1]), out[:, -1]
 
     def _inference_layers(self) -> list[Any]:
-        return [InferenceLinear(m.weight, m.bias) if isinstance(m, nn.Linear) else m for m in self.net]
+        """The linear layers with their LeakyReLU fused."""
+        mods = list(self.net)
+        layers: list[Any] = []
+        for k, m in enumerate(mods):
+            if isinstance(m, nn.Linear):
+                nxt = mods[k + 1] if k + 1 < len(mods) else None
+                act = ("leaky_relu", nxt.negative_slope) if isinstance(nxt, nn.LeakyReLU) else None
+                layers.append(InferenceLinear(m.weight, m.bias, act=act))
+            elif not isinstance(m, nn.LeakyReLU) or not isinstance(mods[k - 1], nn.Linear):
+                layers.append(m)
+        return layers
 
 
 class Critic(nn.Module):
@@ -574,8 +634,8 @@ class FlowModel(nn.Module):
         x = torch.empty_like(y)
         for half, (out, idx) in enumerate(halves):
             h = acts[0](h_c if half == 0 else torch.addmm(h_c, x[:, g0], w_x))
-            for lin, act in zip(hidden, acts[1:]):
-                h = act(lin(h))
+            for lin in hidden:  # their activation fused
+                h = lin(h)
             phi = out(h).unflatten(-1, (len(idx), -1))
             x[:, idx] = self.spline_inverse(phi, y[:, idx])
         return x
@@ -614,11 +674,12 @@ class FlowModel(nn.Module):
             def rows(idx: Tensor) -> Tensor:  # a feature's parameters are consecutive outputs
                 return (idx[:, None] * t.total + torch.arange(t.total)).reshape(-1)
 
-            # MKL: through oneDNN these small layers made the whole simulator slower (144 against
-            # 117 us per shower), unlike the GAN's large ones
-            first = (InferenceLinear(w[0][:, n:], b[0], onednn=False), w[0][:, g0].T.contiguous(), g0)
-            hidden = [InferenceLinear(wi, bi, onednn=False) for wi, bi in zip(w[1:-1], b[1:-1])]
-            halves = [(InferenceLinear(w[-1][rows(g)], b[-1][rows(g)], onednn=False), g) for g in (g0, g1)]
+            # oneDNN, the activations of the hidden layers fused: 29-48 us per shower for the whole
+            # inverse at batch 512 against 43-51 with MKL (the same values here)
+            fused = [_activation_of(a) for a in acts[1:]]
+            first = (InferenceLinear(w[0][:, n:], b[0]), w[0][:, g0].T.contiguous(), g0)
+            hidden = [InferenceLinear(wi, bi, act=f) for wi, bi, f in zip(w[1:-1], b[1:-1], fused)]
+            halves = [(InferenceLinear(w[-1][rows(g)], b[-1][rows(g)]), g) for g in (g0, g1)]
             return first, hidden, halves, acts
 
         params = [p for m in lin for p in (m.weight, m.bias)]
