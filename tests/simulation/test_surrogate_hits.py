@@ -73,6 +73,7 @@ def reference_hits(x: np.ndarray, seeds: np.ndarray, le: np.ndarray, model: dict
     section): core cells kept, cells never hit emptied, the others hit with P = 1 - exp(-lam)."""
     from calopt.simulation.surrogates.calibration import interpolation
     from calopt.simulation.surrogates.hits import _STREAM, _gamma, _mix, _uniform
+    from calopt.simulation.surrogates.noise import _ZIG_RATIO, _ZIG_X
 
     lo, t = interpolation(le, np.asarray(model["centres"], dtype=np.float64))
     with np.errstate(divide="ignore"):
@@ -92,7 +93,7 @@ def reference_hits(x: np.ndarray, seeds: np.ndarray, le: np.ndarray, model: dict
                 base = np.uint64(j) << np.uint64(8)
                 if _uniform(key, base) < prob:
                     k = model["shape"] * lam / prob
-                    out[i, j] = mu / prob * _gamma(k, key, base + np.uint64(1)) / k
+                    out[i, j] = mu / prob * _gamma(k, key, base + np.uint64(1), _ZIG_X, _ZIG_RATIO) / k
     kept = out.sum(axis=1)
     return out * np.where(kept > 0, x.sum(axis=1) / np.where(kept > 0, kept, 1.0), 1.0)[:, None]
 
@@ -117,6 +118,30 @@ def test_hit_kernel_equals_the_cell_by_cell_rule():
     assert 0.05 < (out[:, 16:] > 0).mean() < 0.6  # a mix of hits and misses
     np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-12)
     np.testing.assert_array_equal(out > 0, ref > 0)
+
+
+def test_gamma_deposits_follow_the_gamma_distribution():
+    """The hit deposits' Gamma(a) sampler (Marsaglia-Tsang with the squeeze, ziggurat normals,
+    the boost below a = 1) against scipy's Gamma: KS test, mean and variance (both a)."""
+    from scipy import stats
+
+    from calopt.simulation.surrogates.hits import _gamma
+    from calopt.simulation.surrogates.noise import _ZIG_RATIO, _ZIG_X
+
+    n = 40000
+    for a in (0.3, 0.78, 1.0, 2.5, 40.0):
+        key = np.uint64(0x1234567 + int(a * 100))
+        x = np.array([_gamma(a, key, np.uint64(j) << np.uint64(8), _ZIG_X, _ZIG_RATIO) for j in range(n)])
+        assert stats.kstest(x, stats.gamma(a).cdf).pvalue > 1e-3, a
+        assert abs(x.mean() - a) < 5 * np.sqrt(a / n), a
+        assert abs(x.var() / a - 1.0) < 0.05, a
+
+
+def test_hit_probability_is_one_minus_exp():
+    from calopt.simulation.surrogates.hits import _hit_probability
+
+    for lam in np.concatenate([np.geomspace(1e-12, 50.0, 2000), [0.00999999, 0.01, 0.0100001]]):
+        assert abs(_hit_probability(lam) / -np.expm1(-lam) - 1.0) < 3e-14, lam
 
 
 def core_and_tail(gen: torch.Generator, n: int, d: int, p_tail: float, value: float):

@@ -49,7 +49,7 @@ import numba
 import numpy as np
 
 from calopt.simulation.surrogates.calibration import interpolation, ln_e_bins
-from calopt.simulation.surrogates.noise import _unit, _word
+from calopt.simulation.surrogates.noise import _ZIG_RATIO, _ZIG_X, _normal_from, _unit, _word
 
 __all__ = ["DEFAULT_MAX_MEV", "apply_hits", "calibrate_hits", "single_hit_moments"]
 
@@ -129,25 +129,39 @@ def _uniform(key: np.uint64, counter: np.uint64) -> float:
 
 
 @numba.njit(cache=True)
-def _gamma(a: float, key: np.uint64, counter: np.uint64) -> float:
-    """Gamma(a, 1) by Marsaglia & Tsang (ACM TOMS 26 (2000) 363), with the a < 1 boost."""
+def _gamma(a: float, key: np.uint64, counter: np.uint64, xs: np.ndarray, ratio: np.ndarray) -> float:
+    """Gamma(a, 1) by Marsaglia & Tsang (ACM TOMS 26 (2000) 363): their squeeze, the normals
+    from the ziggurat of :mod:`calopt.simulation.surrogates.noise` and, for a < 1, the boost
+    Gamma(a + 1) U^(1/a). 51 ns at a = 0.8 against 80 with Box-Muller normals and no squeeze;
+    KS-tested against scipy's Gamma in the tests."""
     boost = 1.0
     if a < 1.0:
-        boost = _uniform(key, counter) ** (1.0 / a)
+        boost = np.exp(np.log(_uniform(key, counter)) / a)
         counter += np.uint64(1)
         a += 1.0
     d = a - 1.0 / 3.0
     c = 1.0 / np.sqrt(9.0 * d)
-    for _ in range(1000):
-        u1 = _uniform(key, counter)
-        u2 = _uniform(key, counter + np.uint64(1))
-        u3 = _uniform(key, counter + np.uint64(2))
-        counter += np.uint64(3)
-        z = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
-        v = (1.0 + c * z) ** 3
-        if v > 0.0 and np.log(u3) < 0.5 * z * z + d - d * v + d * np.log(v):
+    for _ in range(60):  # within the 2^8 words of a cell: a try takes 2-3 (the ziggurat's tail more, rarely)
+        z, counter = _normal_from(key, counter, xs, ratio)
+        v = 1.0 + c * z
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        u = _uniform(key, counter)
+        counter += np.uint64(1)
+        z2 = z * z
+        if u < 1.0 - 0.0331 * z2 * z2 or np.log(u) < 0.5 * z2 + d - d * v + d * np.log(v):
             return boost * d * v
-    return boost * d
+    return boost * d  # after 60 rejections (probability < 1e-70 for any a)
+
+
+@numba.njit(cache=True, inline="always")
+def _hit_probability(lam: float) -> float:
+    """``1 - exp(-lam)`` (``-expm1(-lam)``, at half its cost): below lam = 0.01 its series to
+    lam^6 (relative error < lam^6 / 5040 < 2e-16), above it ``1 - exp(-lam)`` (< 1e-14)."""
+    if lam < 0.01:
+        return lam * (1.0 - lam / 2.0 * (1.0 - lam / 3.0 * (1.0 - lam / 4.0 * (1.0 - lam / 5.0 * (1.0 - lam / 6.0)))))
+    return 1.0 - np.exp(-lam)
 
 
 _MISS_MARGIN = 1.0 - 1e-9  # keeps the cheap miss test strict under float rounding
@@ -188,7 +202,7 @@ def _candidates(xi: np.ndarray, key: np.uint64, scale: np.ndarray, u: np.ndarray
 
 @numba.njit(cache=True)
 def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t: np.ndarray, log_a: np.ndarray,
-           miss: np.ndarray, shape: float, groups: int) -> None:  # fmt: skip
+           miss: np.ndarray, shape: float, groups: int, xs: np.ndarray, ratio: np.ndarray) -> None:  # fmt: skip
     n, m = x.shape
     size = m // groups
     before = np.zeros(groups)
@@ -216,11 +230,11 @@ def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t
             e = 0.0
             # interpolate the hit scale in ln a (a cell never hit is no candidate)
             lam = mu * np.exp(-((1.0 - w) * la0 + w * la1))
-            if u[j] < lam:  # P = 1 - exp(-lam) < lam: u >= lam is a miss, no expm1
-                prob = -np.expm1(-lam)
+            if u[j] < lam:  # P = 1 - exp(-lam) < lam: u >= lam is a miss, no exp
+                prob = _hit_probability(lam)
                 if u[j] < prob:
                     kk = shape * lam / prob  # Gamma shape of the sum of the lam / prob hits of a hit cell
-                    e = mu / prob * _gamma(kk, key, (np.uint64(j) << np.uint64(8)) + np.uint64(1)) / kk
+                    e = mu / prob * _gamma(kk, key, (np.uint64(j) << np.uint64(8)) + np.uint64(1), xs, ratio) / kk
             xi[j] = e
             after[j // size] += e
         # every group (section) that kept a deposit back to its energy, all of them scaled up
@@ -250,5 +264,5 @@ def apply_hits(cells: np.ndarray, seeds: np.ndarray, le: np.ndarray, rows: np.nd
     with np.errstate(divide="ignore"):
         log_a = np.log(np.asarray(model["a"], dtype=np.float64))  # 0 (core) -> -inf, inf (never hit) -> inf
     _apply(x, np.asarray(seeds, dtype=np.uint64), np.asarray(rows, dtype=np.int64), lo.astype(np.int64),
-           t, log_a, _miss_scales(model["a"]), float(model["shape"]), int(sections))  # fmt: skip
+           t, log_a, _miss_scales(model["a"]), float(model["shape"]), int(sections), _ZIG_X, _ZIG_RATIO)  # fmt: skip
     return x.reshape(np.shape(cells))

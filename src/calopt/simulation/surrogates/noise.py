@@ -76,18 +76,18 @@ def _unit(w: np.uint64) -> float:
     return ((w >> np.uint64(11)) + 0.5) * 2.0**-53
 
 
-@numba.njit(cache=True)
-def _ziggurat_one(key: np.uint64, j: int, xs: np.ndarray, ratio: np.ndarray) -> float:
-    """Normal ``j`` of a shower (the words from counter ``j 2^32`` on)."""
+@numba.njit(cache=True, inline="always")
+def _normal_from(key: np.uint64, c: np.uint64, xs: np.ndarray, ratio: np.ndarray) -> tuple[float, np.uint64]:
+    """A standard normal from the words at counters ``c, c + 1, ...`` (one word for 97 % of
+    them), and the next unused counter."""
     r = xs[1]
-    c = np.uint64(j) << np.uint64(32)  # room for the words of rejected tries
     while True:
         w = _word(key, c)
         c += np.uint64(1)
         layer = int(w & np.uint64(ZIG_LAYERS - 1))
         u = 2.0 * _unit(w) - 1.0  # (-1, 1); the index uses the low 7 bits, u the upper 53
         if abs(u) < ratio[layer]:
-            return u * xs[layer]
+            return u * xs[layer], c
         if layer == 0:  # the tail beyond R (Marsaglia 1964)
             while True:
                 a = np.log(_unit(_word(key, c))) / r
@@ -95,13 +95,20 @@ def _ziggurat_one(key: np.uint64, j: int, xs: np.ndarray, ratio: np.ndarray) -> 
                 c += np.uint64(2)
                 if -2.0 * b >= a * a:
                     break
-            return a - r if u < 0.0 else r - a
+            return (a - r if u < 0.0 else r - a), c
         x = u * xs[layer]
         f0 = np.exp(-0.5 * (xs[layer] * xs[layer] - x * x))
         f1 = np.exp(-0.5 * (xs[layer + 1] * xs[layer + 1] - x * x))
-        if f1 + _unit(_word(key, c)) * (f0 - f1) < 1.0:
-            return x
+        v = _unit(_word(key, c))
         c += np.uint64(1)
+        if f1 + v * (f0 - f1) < 1.0:
+            return x, c
+
+
+@numba.njit(cache=True)
+def _ziggurat_one(key: np.uint64, j: int, xs: np.ndarray, ratio: np.ndarray) -> float:
+    """Normal ``j`` of a shower (the words from counter ``j 2^32`` on)."""
+    return _normal_from(key, np.uint64(j) << np.uint64(32), xs, ratio)[0]
 
 
 @numba.njit(cache=True)
