@@ -569,11 +569,16 @@ class FlowModel(nn.Module):
         """(g, r) from flow space, and the section-time normals tau when the flow has the
         profile variables."""
         k = self.n_pca
-        g = self.pca_mean + (x[:, :k] * self.pca_scale) @ self.pca_components
         if not (self.res_bins > 0 and c is not None and eps is not None):
             c = eps = None  # no residual model
         if not torch.is_grad_enabled():
-            return self._decode_compiled(g, x, c, eps)
+            # the inverse PCA as one linear layer (scale folded into the weights, the mean the
+            # bias): 2.8 instead of 21 us per shower at batch 512
+            pca = inference_cache(self, "pca", [self.pca_components, self.pca_scale, self.pca_mean],
+                                  lambda: InferenceLinear((self.pca_components.T * self.pca_scale).contiguous(),
+                                                          self.pca_mean))  # fmt: skip
+            return self._decode_compiled(pca(x[:, :k]), x, c, eps)
+        g = self.pca_mean + (x[:, :k] * self.pca_scale) @ self.pca_components
         if c is not None and eps is not None:
             g = g + self.residual(c, eps)
         if not self.n_profile:
