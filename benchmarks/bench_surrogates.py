@@ -4,12 +4,14 @@ speed-up at batch 10^4 by energy (the cascade's time grows about linearly with t
 surrogate's hardly).
 
     python benchmarks/bench_surrogates.py [MODEL.pt ...] [--threads N] [--energies 1 10 100]
+        [--precision float32 bfloat16]
 
 Without arguments: the shipped default and the checkpoints found in benchmarks/models/
 (if any). Targets: <= 0.5 ms/shower at batch >= 256 and >= 1000x faster than the cascade
 (quoted at 10 GeV). Also printed: the energy from which a model is 1000x faster, and its
 speed-up over a log-uniform spectrum between the scanned energies (with the default scan, the
-1-100 GeV of the shipped model's training).
+1-100 GeV of the shipped model's training). ``--precision bfloat16`` also times the GANs
+with bfloat16 networks (``load_surrogate(..., precision="bfloat16")``; a line of its own).
 """
 
 from __future__ import annotations
@@ -50,13 +52,14 @@ def main() -> None:
 
     from calopt.detector.technologies import get_technology
     from calopt.simulation.cascade import CascadeSimulator
-    from calopt.simulation.surrogates.simulator import DEFAULT_MODEL, load_surrogate
+    from calopt.simulation.surrogates.simulator import DEFAULT_MODEL, PRECISIONS, load_surrogate
 
     ap = argparse.ArgumentParser()
     ap.add_argument("models", nargs="*", type=Path)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cascade-n", type=int, default=20)
     ap.add_argument("--energies", type=float, nargs="*", default=[1.0, 10.0, 100.0], help="GeV (speed-up scan)")
+    ap.add_argument("--precision", nargs="+", default=["float32"], choices=PRECISIONS, help="of the GANs' networks")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tech = get_technology("lhcb-shashlik")
@@ -79,23 +82,30 @@ def main() -> None:
         if not path.is_file():
             print(f"{path}: missing")
             continue
-        sim = load_surrogate(path)
-        t1 = ms_per_shower(sim, tech, 1, 50)
-        t100 = ms_per_shower(sim, tech, 100, 10)
-        t1e4 = ms_per_shower(sim, tech, 10_000, REPEAT_1E4)
-        print(
-            f"{path.name:38s} {sim.model_type:7s} {t1:8.3f}  {t100:9.4f}  {t1e4:9.4f}  {cascade_ms / t1e4:8.0f}x"
-            "   (ms per shower)"
-        )
-        by_e = {e: (t1e4 if e == 10.0 else ms_per_shower(sim, tech, 10_000, REPEAT_1E4, 1000.0 * e)) for e in scan}
-        speedup = {e: scan[e] / t for e, t in by_e.items()}
-        print(f"{'':38s} speed-up at batch 1e4 by energy: "
-              + ", ".join(f"{e:g} GeV {speedup[e]:.0f}x ({t:.3f} ms)" for e, t in by_e.items()))  # fmt: skip
-        print(f"{'':38s} 1000x from {crossing(speedup, 1000.0)}")
-        if len(scan) > 1:
-            lo, hi = min(scan), max(scan)
-            print(f"{'':38s} over a log-uniform spectrum of {lo:g}-{hi:g} GeV: "
-                  f"{log_uniform_mean(scan) / log_uniform_mean(by_e):.0f}x")  # fmt: skip
+        for precision in args.precision:
+            if precision == "float32" or load_surrogate(path).model_type in ("wgan", "adagan"):
+                bench_model(load_surrogate(path, precision=precision), path, tech, cascade_ms, scan)
+
+
+def bench_model(sim, path: Path, tech, cascade_ms: float, scan: dict[float, float]) -> None:
+    """The timing lines of one model (and precision)."""
+    name = path.name if sim.precision == "float32" else f"{path.name} ({sim.precision})"
+    t1 = ms_per_shower(sim, tech, 1, 50)
+    t100 = ms_per_shower(sim, tech, 100, 10)
+    t1e4 = ms_per_shower(sim, tech, 10_000, REPEAT_1E4)
+    print(
+        f"{name:38s} {sim.model_type:7s} {t1:8.3f}  {t100:9.4f}  {t1e4:9.4f}  {cascade_ms / t1e4:8.0f}x"
+        "   (ms per shower)"
+    )
+    by_e = {e: (t1e4 if e == 10.0 else ms_per_shower(sim, tech, 10_000, REPEAT_1E4, 1000.0 * e)) for e in scan}
+    speedup = {e: scan[e] / t for e, t in by_e.items()}
+    print(f"{'':38s} speed-up at batch 1e4 by energy: "
+          + ", ".join(f"{e:g} GeV {speedup[e]:.0f}x ({t:.3f} ms)" for e, t in by_e.items()))  # fmt: skip
+    print(f"{'':38s} 1000x from {crossing(speedup, 1000.0)}")
+    if len(scan) > 1:
+        lo, hi = min(scan), max(scan)
+        print(f"{'':38s} over a log-uniform spectrum of {lo:g}-{hi:g} GeV: "
+              f"{log_uniform_mean(scan) / log_uniform_mean(by_e):.0f}x")  # fmt: skip
 
 
 def log_uniform_mean(t: dict[float, float], steps: int = 2000) -> float:

@@ -578,3 +578,101 @@ def test_inference_linear_is_the_layer_and_its_activation(act, onednn):
             torch.testing.assert_close(lin(x), want, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="activation 'tanh'"):
         InferenceLinear(w, b, act="tanh")
+
+
+BF16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+@pytest.mark.skipif(not BF16, reason="this CPU has no bfloat16 support in oneDNN")
+def test_bfloat16_generator_is_the_float32_one_to_bfloat16_rounding():
+    """bfloat16 sampling: the same showers to its 8 significant bits; back to float32 the
+    float32 layers again (each precision its own prepared weights); training unaffected."""
+    from calopt.simulation.surrogates.models import Generator
+
+    torch.manual_seed(8)
+    gen = Generator(n_cond=7, n_out=400, nz=8, hidden=[64, 128])
+    c, z = torch.randn(300, 7), torch.randn(300, 8)
+    with torch.no_grad():
+        g32, r32 = gen(c, z)
+        gen.set_sampling_dtype(torch.bfloat16)
+        g16, r16 = gen(c, z)
+        with torch.enable_grad():
+            gt, _ = gen(c, z)
+        gen.set_sampling_dtype(torch.float32)
+        g32b, _ = gen(c, z)
+    assert g16.dtype == torch.float32 and (g16 >= 0).all()
+    torch.testing.assert_close(gt.detach(), g32, rtol=1e-5, atol=1e-6)  # with gradients: float32
+    torch.testing.assert_close(g32b, g32)
+    assert not torch.equal(g16, g32)
+    assert float((g16 - g32).abs().max()) < 0.02 * float(g32.abs().max())
+    assert float((g16 * g16 * (g32 > 0.02)).sum(1).sub((g32 * g32 * (g32 > 0.02)).sum(1)).abs().max()) < 0.02
+    torch.testing.assert_close(r16, r32, rtol=0.02, atol=0.02)
+    with pytest.raises(ValueError, match="sampling dtype"):
+        gen.set_sampling_dtype(torch.float16)
+
+
+@pytest.mark.skipif(not BF16, reason="this CPU has no bfloat16 support in oneDNN")
+def test_bfloat16_gan_simulates_the_float32_showers(models):
+    p = gun(40)
+    for mt in ("wgan", "adagan"):
+        a = load_surrogate(models[mt]).simulate(p, TECH, 3)
+        b = load_surrogate(models[mt], precision="bfloat16").simulate(p, TECH, 3)
+        np.testing.assert_allclose(b.visible_energy, a.visible_energy, rtol=0.02)
+        assert (b.showers >= 0).all() and np.isfinite(b.showers).all()
+
+
+def test_surrogate_precision_refusals(models):
+    with pytest.raises(CaloptInputError, match="precision 'half': expected one of float32, bfloat16"):
+        load_surrogate(models["wgan"], precision="half")
+    with pytest.raises(CaloptInputError, match="bfloat16 sampling is for the GANs"):
+        load_surrogate(models["flow"], precision="bfloat16")
+
+
+@pytest.mark.parametrize("model_type", ["wgan", "flow", "adagan"])
+def test_chunks_share_buffers_without_changing_a_shower(models, model_type, monkeypatch):
+    """Showers simulated over several chunks (the noise and cell buffers reused from chunk to
+    chunk, the last one shorter) are those simulated alone."""
+    import calopt.simulation.surrogates.simulator as S
+
+    monkeypatch.setattr(S, "CHUNK", 16)
+    sim = get_simulator(str(models[model_type]))
+    p = gun(53, seed=4)
+    p.energies[:] = np.geomspace(1500.0, 90_000.0, 53)
+    seeds = run_seeds(2, 0, 53)
+    full = sim.simulate(p, TECH, 2, seeds=seeds)
+    for a, b in [(0, 5), (16, 17), (40, 53)]:
+        part = sim.simulate(p[a:b], TECH, 2, seeds=seeds[a:b])
+        np.testing.assert_allclose(part.showers, full.showers[a:b], rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(part.times > 0, full.times[a:b] > 0)
+
+
+def test_sampling_outputs_into_given_buffers():
+    from calopt.simulation.surrogates.hits import apply_hits
+    from calopt.simulation.surrogates.models import Generator
+
+    seeds = run_seeds(5, 0, 30)
+    buf = np.full((30, 12), 7.0, dtype=np.float32)
+    assert normals(seeds, 12, stream=3, dtype=np.float32, out=buf) is buf
+    np.testing.assert_array_equal(buf, normals(seeds, 12, stream=3, dtype=np.float32))
+    with pytest.raises(ValueError, match="normals: out of shape"):
+        normals(seeds, 12, stream=3, out=buf)  # float64 wanted
+    torch.manual_seed(1)
+    gen = Generator(n_cond=5, n_out=40, nz=6, hidden=[16])
+    c, z = torch.randn(30, 5), torch.randn(30, 6)
+    g_buf = torch.zeros(30, 40)
+    with torch.no_grad():
+        g, r = gen(c, z, out=g_buf)
+        g0, r0 = gen(c, z)
+    assert g.data_ptr() == g_buf.data_ptr()
+    torch.testing.assert_close(g, g0)
+    torch.testing.assert_close(r, r0)
+    rng = np.random.default_rng(2)
+    cells = (rng.exponential(0.3, (30, 20)) * (rng.random((30, 20)) < 0.6)).astype(np.float32)
+    model = {"a": rng.uniform(0.1, 2.0, (1, 3, 20)).astype(np.float32), "centres": np.linspace(-1, 1, 3), "shape": 0.8}
+    le, rows = rng.uniform(-1, 1, 30), np.zeros(30, dtype=np.int64)
+    copy = apply_hits(cells, seeds, le, rows, model)
+    same = cells.copy()
+    assert np.shares_memory(apply_hits(same, seeds, le, rows, model, inplace=True), same)
+    np.testing.assert_array_equal(same, copy)
+    with pytest.raises(ValueError, match="inplace needs a C-contiguous float32"):
+        apply_hits(cells.astype(np.float64), seeds, le, rows, model, inplace=True)

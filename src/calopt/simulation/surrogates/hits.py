@@ -253,13 +253,16 @@ def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t
 
 
 def apply_hits(cells: np.ndarray, seeds: np.ndarray, le: np.ndarray, rows: np.ndarray,
-               model: dict[str, Any], *, sections: int = 1) -> np.ndarray:  # fmt: skip
+               model: dict[str, Any], *, sections: int = 1, inplace: bool = False) -> np.ndarray:  # fmt: skip
     """Apply the hit model to generated cells (N, ...) [MeV] of showers with per-shower
-    ``seeds``, encoded ln E ``le`` and species rows ``rows``; returns a new float32 array.
+    ``seeds``, encoded ln E ``le`` and species rows ``rows``; returns a new float32 array
+    (``inplace``: ``cells`` itself, which must then be a C-contiguous float32 array).
     The visible energy of each shower is kept; with ``sections`` > 1 also the energy of each of
     that many equal, contiguous groups of cells (the longitudinal sections) that keeps a hit."""
-    # a float32 copy (the input is kept); the kernel sums in float64
-    x = np.array(cells, dtype=np.float32, order="C").reshape(len(cells), -1)
+    if inplace and not (isinstance(cells, np.ndarray) and cells.dtype == np.float32 and cells.flags.c_contiguous):
+        raise ValueError("apply_hits: inplace needs a C-contiguous float32 array")
+    # the kernel sums in float64
+    x = (cells if inplace else np.array(cells, dtype=np.float32, order="C")).reshape(len(cells), -1)
     lo, t = interpolation(le, np.asarray(model["centres"], dtype=np.float64))
     with np.errstate(divide="ignore"):
         log_a = np.log(np.asarray(model["a"], dtype=np.float64))  # 0 (core) -> -inf, inf (never hit) -> inf

@@ -134,12 +134,17 @@ def _ziggurat(keys: np.ndarray, n: int, xs: np.ndarray, ratio: np.ndarray, out: 
             o[redo[k]] = _ziggurat_one(key, redo[k], xs, ratio)
 
 
-def normals(seeds: np.ndarray, n: int, stream: int = 0, dtype: type = np.float64) -> np.ndarray:
-    """(N, n) standard normals from per-shower seeds (a ziggurat on the counter-based words)."""
+def normals(seeds: np.ndarray, n: int, stream: int = 0, dtype: type = np.float64,
+            out: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """(N, n) standard normals from per-shower seeds (a ziggurat on the counter-based words),
+    into ``out`` when given (C-contiguous, (N, n), of ``dtype``)."""
     s = np.asarray(seeds).astype(np.uint64).reshape(-1)
     with np.errstate(over="ignore"):
         keys = _mix(s ^ (np.uint64(stream + 1) << np.uint64(40)))
-    out: np.ndarray = np.empty((len(s), int(n)), dtype=dtype)
+    if out is None:
+        out = np.empty((len(s), int(n)), dtype=dtype)
+    elif out.shape != (len(s), int(n)) or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"normals: out of shape {out.shape} and {out.dtype}, expected C-contiguous {(len(s), n)} {dtype}")
     _ziggurat(keys, int(n), _ZIG_X, _ZIG_RATIO, out)
     return out
 

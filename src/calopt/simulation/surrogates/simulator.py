@@ -29,7 +29,7 @@ from calopt.simulation.surrogates.dataset import axis_context, axis_offsets, tim
 from calopt.simulation.surrogates.hits import apply_hits
 from calopt.simulation.surrogates.noise import normals, run_seeds, uniforms
 
-__all__ = ["DEFAULT_MODEL", "SurrogateSimulator", "load_surrogate", "place_sections"]
+__all__ = ["DEFAULT_MODEL", "PRECISIONS", "SurrogateSimulator", "load_surrogate", "place_sections"]
 
 # The shipped default (``get_simulator("surrogate")``): a ``flow`` (aligned showers, profile
 # variables, the calibrated residual model, the hit model) for lhcb-shashlik photons and
@@ -52,6 +52,7 @@ __all__ = ["DEFAULT_MODEL", "SurrogateSimulator", "load_surrogate", "place_secti
 DEFAULT_MODEL = Path(__file__).parent / "data" / "lhcb-shashlik-default.pt"
 BATCH = 4096
 CHUNK = 512
+PRECISIONS = ("float32", "bfloat16")  # the arithmetic of the networks when sampling
 
 
 @numba.njit(cache=True)
@@ -96,7 +97,7 @@ def place_sections(inner: np.ndarray, k: np.ndarray, t_sec: np.ndarray, showers:
 class SurrogateSimulator:
     """Generates showers with the model of a ``calopt-surrogate`` checkpoint."""
 
-    def __init__(self, ck: dict[str, Any], source: str = "") -> None:
+    def __init__(self, ck: dict[str, Any], source: str = "", *, precision: str = "float32") -> None:
         from calopt.simulation.surrogates.models import build_sampler
 
         self.ck = ck
@@ -109,6 +110,13 @@ class SurrogateSimulator:
         self.net = build_sampler(self.model_type, ck["architecture"])
         self.net.load_state_dict(ck["state"])
         self.net.eval()
+        self.precision = _check_precision(precision, ck["model_type"])
+        if precision == "bfloat16":
+            import torch
+
+            nets: Any = self.net if ck["model_type"] == "adagan" else [self.net]
+            for g in nets:
+                g.set_sampling_dtype(torch.bfloat16)
         self.betas = np.asarray(ck.get("mixture_weights", [1.0]), dtype=np.float64)
         # absent in checkpoints from before them
         self.hit_model: dict[str, Any] | None = ck.get("hit_model")
@@ -122,19 +130,25 @@ class SurrogateSimulator:
         net: Any = self.net[0] if self.model_type == "adagan" else self.net  # type: ignore[index]
         return int(net.noise_dim)
 
-    def generate(self, cond: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def generate(self, cond: np.ndarray, seeds: np.ndarray,
+                 work: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:  # fmt: skip
         """Model-space samples for the networks' conditions ``cond`` (with the axis offsets of
         an aligned model): g (N, D), r (N,) standardised ln(E_vis/E) and, for a flow with
-        profile variables, the section-time normals tau (N, S) (otherwise None)."""
+        profile variables, the section-time normals tau (N, S) (otherwise None). With ``work``
+        (the buffers of :meth:`simulate`), the noise and g are made in its arrays and g is a
+        view of one, valid until the next call with the same ``work``."""
         import torch
 
         n = len(cond)
-        z_all = normals(seeds, self.noise_dim, stream=1, dtype=np.float32)
+        z_all = normals(seeds, self.noise_dim, stream=1, dtype=np.float32,
+                        out=_buffer(work, "z", (n, self.noise_dim)))  # fmt: skip
         comp = np.zeros(n, dtype=np.int64)
         if self.model_type == "adagan":
             u = uniforms(seeds, 1, stream=2)[:, 0]
             comp = np.minimum(np.searchsorted(np.cumsum(self.betas / self.betas.sum()), u), len(self.betas) - 1)
-        g_out = np.empty((n, int(self.ck["architecture"]["n_out"])), dtype=np.float32)
+        g_out = _buffer(work, "g", (n, int(self.ck["architecture"]["n_out"])))
+        if g_out is None:
+            g_out = np.empty((n, int(self.ck["architecture"]["n_out"])), dtype=np.float32)
         r_out = np.empty(n, dtype=np.float32)
         sections = int(self.ck["architecture"].get("sections", 0)) if self.model_type == "flow" else 0
         tau_out = np.empty((n, sections), dtype=np.float32) if sections else None
@@ -143,9 +157,13 @@ class SurrogateSimulator:
                 net = self.net[int(k)] if self.model_type == "adagan" else self.net  # type: ignore[index]
                 idx = np.flatnonzero(comp == k)
                 for a in range(0, len(idx), BATCH):
-                    sel = idx[a : a + BATCH]
-                    out = net(torch.from_numpy(cond[sel]), torch.from_numpy(z_all[sel]))
-                    g_out[sel] = out[0].numpy()
+                    sel: Any = idx[a : a + BATCH]
+                    if len(idx) == n:  # one component: the networks write g into g_out
+                        sel = slice(a, min(a + BATCH, n))
+                    c_t, z_t = torch.from_numpy(cond[sel]), torch.from_numpy(z_all[sel])
+                    out = net(c_t, z_t, out=torch.from_numpy(g_out[sel])) if len(idx) == n else net(c_t, z_t)
+                    if not np.shares_memory(out[0].numpy(), g_out):
+                        g_out[sel] = out[0].numpy()
                     r_out[sel] = out[1].numpy()
                     if tau_out is not None:
                         tau_out[sel] = out[2].numpy()
@@ -171,8 +189,10 @@ class SurrogateSimulator:
     def attrs(self, tech: Technology, seed: int) -> dict[str, Any]:
         return shower_attrs(tech, f"surrogate-{self.model_type}", seed, surrogate_model=self.source)
 
-    def _fill(self, particles: Particles, seeds: np.ndarray, showers: np.ndarray, times: np.ndarray) -> None:
-        """Generate the showers of ``particles`` into ``showers`` and ``times`` (N, S, H, H)."""
+    def _fill(self, particles: Particles, seeds: np.ndarray, showers: np.ndarray, times: np.ndarray,
+              work: dict[str, np.ndarray]) -> None:  # fmt: skip
+        """Generate the showers of ``particles`` into ``showers`` and ``times`` (N, S, H, H),
+        with the buffers ``work``."""
         n = len(particles)
         S, C = int(self.rep["sections"]), int(self.rep["crop"])
         e = particles.energies
@@ -180,20 +200,21 @@ class SurrogateSimulator:
         pitch = float(self.rep["fine_pitch_mm"])
         if self.axis_depths is not None:
             k, u = axis_offsets(self.axis_depths, particles.directions, particles.points, pitch)
-            g, r, tau = self.generate(np.hstack([cond, axis_context(u)]), seeds)
+            g, r, tau = self.generate(np.hstack([cond, axis_context(u)]), seeds, work)
         else:
-            g, r, tau = self.generate(cond, seeds)
+            g, r, tau = self.generate(cond, seeds, work)
         rows = self.space.species_rows(cond)
         r_raw = r.astype(np.float64) * self.norm["r_std"] + self.norm["r_mean"]
         if self.response_calibration is not None:
             r_raw = apply_response(r_raw, cond[:, 0], rows, self.response_calibration)
         evis = np.exp(r_raw) * e
-        np.multiply(g, g, out=g)  # in place: g is this call's own array
+        np.multiply(g, g, out=g)  # in place: g is a work buffer
         g *= evis[:, None].astype(np.float32)
         inner = g.reshape(n, S, C, C)
         if self.hit_model is not None:
             # the flow's section fractions are kept through the hits when it models them
-            inner = apply_hits(inner, seeds, cond[:, 0], rows, self.hit_model, sections=S if tau is not None else 1)
+            inner = apply_hits(inner, seeds, cond[:, 0], rows, self.hit_model, sections=S if tau is not None else 1,
+                               inplace=True)  # fmt: skip
         tm = self.ck["time_model"]
         ta = np.asarray(tm["a"], dtype=np.float64)[rows]
         tb = np.asarray(tm["b"], dtype=np.float64)[rows]
@@ -225,9 +246,12 @@ class SurrogateSimulator:
         # every cell is written by place_sections (zeros outside the generated crop)
         showers = np.empty((n, S, H, H), dtype=np.float32)
         times = np.empty_like(showers)
+        # the noise and cell buffers of a chunk, reused by the next: fresh ones (7 MB each) cost
+        # ~1 us per shower each in page faults
+        work: dict[str, np.ndarray] = {}
         for a in range(0, n, CHUNK):  # chunks that stay in the CPU caches: 10^4 at once was 30 % slower
             b = min(a + CHUNK, n)
-            self._fill(particles[a:b], seeds[a:b], showers[a:b], times[a:b])
+            self._fill(particles[a:b], seeds[a:b], showers[a:b], times[a:b], work)
         e = particles.energies
         return Showers(
             showers=showers,
@@ -240,10 +264,36 @@ class SurrogateSimulator:
         )
 
 
-def load_surrogate(path: str | os.PathLike[str] | None = None) -> SurrogateSimulator:
-    """The simulator of a checkpoint file (the shipped default when ``path`` is None)."""
+def _buffer(work: dict[str, np.ndarray] | None, name: str, shape: tuple[int, int]) -> np.ndarray | None:
+    """The float32 buffer ``name`` of ``work`` as an array of ``shape`` (C-contiguous; made or
+    grown when needed), or None without ``work``."""
+    if work is None:
+        return None
+    buf = work.get(name)
+    if buf is None or buf.shape[0] < shape[0] or buf.shape[1] != shape[1]:
+        buf = work[name] = np.empty(shape, dtype=np.float32)
+    return buf[: shape[0]]
+
+
+def _check_precision(precision: str, model_type: str) -> str:
+    if precision not in PRECISIONS:
+        raise CaloptInputError(f"surrogate precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "bfloat16":
+        import torch
+
+        if model_type not in ("wgan", "adagan"):
+            raise CaloptInputError(f"bfloat16 sampling is for the GANs (wgan, adagan), not a {model_type!r} model")
+        if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+            raise CaloptInputError("bfloat16 sampling needs torch's oneDNN with bfloat16 support on this CPU (AVX-512 at least)")
+    return precision
+
+
+def load_surrogate(path: str | os.PathLike[str] | None = None, *, precision: str = "float32") -> SurrogateSimulator:
+    """The simulator of a checkpoint file (the shipped default when ``path`` is None).
+    ``precision="bfloat16"`` samples a GAN with bfloat16 networks
+    (:meth:`~calopt.simulation.surrogates.models.Generator.set_sampling_dtype`)."""
     p = DEFAULT_MODEL if path is None else Path(path)
     if path is None and not p.is_file():
         raise CaloptInputError("the default surrogate model is not installed with this calopt")
-    sim = SurrogateSimulator(load_checkpoint(p), source=p.name)
+    sim = SurrogateSimulator(load_checkpoint(p), source=p.name, precision=precision)
     return sim
