@@ -110,7 +110,7 @@ def _normalise_rows(raw: np.ndarray, out: np.ndarray) -> None:
 def _normalise_rows_bf16(bits: np.ndarray, out: np.ndarray) -> None:
     """:func:`_normalise_rows` of bfloat16 rows given as their bits (uint16), without a float32
     copy of the whole batch: a bfloat16 is the upper half of the float32 of the same value."""
-    n, d = out.shape
+    n = out.shape[0]
     row = np.empty(bits.shape[1], dtype=np.uint32)
     for i in range(n):
         for j in range(bits.shape[1]):

@@ -144,7 +144,9 @@ def normals(seeds: np.ndarray, n: int, stream: int = 0, dtype: type = np.float64
     if out is None:
         out = np.empty((len(s), int(n)), dtype=dtype)
     elif out.shape != (len(s), int(n)) or out.dtype != dtype or not out.flags.c_contiguous:
-        raise ValueError(f"normals: out of shape {out.shape} and {out.dtype}, expected C-contiguous {(len(s), n)} {dtype}")
+        raise ValueError(
+            f"normals: out of shape {out.shape} and {out.dtype}, expected C-contiguous {(len(s), n)} {dtype}"
+        )
     _ziggurat(keys, int(n), _ZIG_X, _ZIG_RATIO, out)
     return out
 

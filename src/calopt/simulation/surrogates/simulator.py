@@ -130,8 +130,9 @@ class SurrogateSimulator:
         net: Any = self.net[0] if self.model_type == "adagan" else self.net  # type: ignore[index]
         return int(net.noise_dim)
 
-    def generate(self, cond: np.ndarray, seeds: np.ndarray,
-                 work: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:  # fmt: skip
+    def generate(
+        self, cond: np.ndarray, seeds: np.ndarray, work: dict[str, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Model-space samples for the networks' conditions ``cond`` (with the axis offsets of
         an aligned model): g (N, D), r (N,) standardised ln(E_vis/E) and, for a flow with
         profile variables, the section-time normals tau (N, S) (otherwise None). With ``work``
