@@ -285,7 +285,7 @@ def _check_precision(precision: str, model_type: str) -> str:
         if model_type not in ("wgan", "adagan"):
             raise CaloptInputError(f"bfloat16 sampling is for the GANs (wgan, adagan), not a {model_type!r} model")
         if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
-            raise CaloptInputError("bfloat16 sampling needs torch's oneDNN with bfloat16 support on this CPU (AVX-512 at least)")
+            raise CaloptInputError("bfloat16 sampling needs torch's oneDNN with bfloat16 support (AVX-512 at least)")
     return precision
 
 
