@@ -8,8 +8,9 @@ fractions of unit L2 norm and ``r`` (N,) the standardised ln(E_vis / E).
   ``[z, c] -> 256 -> 512 -> 512 -> (D + 1)`` with LeakyReLU(0.2); the first D outputs go
   through a ReLU and are normalised to unit L2 norm (exact zeros are possible, like in
   real showers), the last one is ``r``. Sampling (no gradient) runs the linear layers
-  through oneDNN (:class:`InferenceLinear`): the wgan 1.4x faster than with MKL on the
-  AMD EPYC of the benchmarks.
+  through oneDNN with their activations fused (:class:`InferenceLinear`; 2.2x faster than
+  MKL on the AMD EPYC of the benchmarks), in float32 or, by choice, bfloat16
+  (:meth:`Generator.set_sampling_dtype`).
 * :class:`Critic`: an MLP ``[g, r, c] -> 256 -> 256 -> 1`` with LeakyReLU(0.2), no
   normalisation layers (the gradient penalty is per sample).
 * :class:`Regressor`: the LHCb GAN's auxiliary network, an MLP ``[g, ln E_vis] -> 256 -> 128
@@ -22,9 +23,10 @@ fractions of unit L2 norm and ``r`` (N,) the standardised ln(E_vis / E).
   pass; the spline's bins normalised without ``torch.softmax``, :func:`_spline_transform`).
   Decoding: inverse PCA, negative square-root fractions set to 0, renormalised.
   Sampling without gradients takes compiled paths with the same values to float rounding
-  (:meth:`FlowModel.flow_inverse`, :func:`_spline_inverse`, :func:`_decode_cells`): with
-  them the whole simulator takes 0.12 ms per 10 GeV photon on one thread, against 0.24 ms
-  with zuko's inverse and the tensor decoding.
+  (:meth:`FlowModel.flow_inverse`, :func:`_spline_inverse`, :func:`_decode_cells`, the
+  inverse PCA and the hyper-networks as oneDNN layers): with them the whole simulator takes
+  ~0.1 ms per 10 GeV photon on one thread, against 0.24 ms with zuko's inverse and the
+  tensor decoding.
 
   The PCA alone loses the diffuse lateral tails and the deepest section: real tail cells are
   mostly 0 with rare large values, so their truncated reconstruction (close to the mean of
@@ -67,8 +69,8 @@ __all__ = ["PROFILE_ALPHA", "Critic", "FlowModel", "Generator", "Regressor", "ml
 
 PROFILE_ALPHA = 1e-4  # logit regularisation of the stick-breaking section fractions (CaloFlow uses 1e-6)
 RES_CALIBRATION_STEPS = 5  # moment matching of the residual noise (FlowModel.calibrate_residual)
-_ONEDNN_BATCH = 512  # the simulator's chunk (simulator.CHUNK)
 RES_TAIL_FRACTION = 1e-3  # cells below this mean energy fraction are the tails it calibrates
+_ONEDNN_BATCH = 512  # the batch oneDNN's weights are laid out for: the simulator's chunk (simulator.CHUNK)
 
 
 def mlp(n_in: int, hidden: list[int], n_out: int, slope: float = 0.2) -> nn.Sequential:
@@ -123,7 +125,7 @@ class InferenceLinear:
     oneDNN when torch has it (the weights reordered once for its kernels, the activation fused;
     the result a plain tensor), otherwise ``F.linear`` (MKL). ``act``: None, ``"relu"`` or
     ``("leaky_relu", slope)``. On the AMD EPYC of the benchmarks, MKL's sgemm ran at ~45
-    GMAC/s per core and oneDNN at 60-100: the wgan's generator took 25 instead of 55 us per
+    GMAC/s per core and oneDNN at ~90: the wgan's generator took 25 instead of 55 us per
     shower at batch 512 (its output the same to 6e-6). ``onednn=False`` keeps MKL. With
     ``dtype=torch.bfloat16`` (oneDNN only) the weights, the input and the result are
     bfloat16, the products summed in float32 (:meth:`Generator.set_sampling_dtype`)."""
@@ -176,7 +178,6 @@ def _activation_of(m: nn.Module) -> Any:
     raise ValueError(f"no fused form of the activation {m!r}")
 
 
-
 class _InferenceCache(dict[str, Any]):
     """Prepared weights, rebuilt on demand: a copy or a pickle of a module starts empty (oneDNN
     tensors cannot be copied)."""
@@ -212,7 +213,7 @@ class Generator(nn.Module):
     def set_sampling_dtype(self, dtype: torch.dtype) -> None:
         """The arithmetic of sampling (no gradient): float32 (the default) or bfloat16 (weights
         and activations rounded to bfloat16's 8 significant bits, products summed in float32;
-        on CPUs with AVX512-BF16 or AMX, 1.9x faster networks). Training is unaffected."""
+        on CPUs with AVX512-BF16 or AMX, 1.8x faster networks). Training is unaffected."""
         if dtype not in (torch.float32, torch.bfloat16):
             raise ValueError(f"sampling dtype {dtype}, expected torch.float32 or torch.bfloat16")
         self.sampling_dtype = dtype
@@ -223,8 +224,8 @@ class Generator(nn.Module):
 
     def forward(self, c: Tensor, z: Tensor, out: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(g, r) of noise ``z`` for conditions ``c``; when sampling (no gradient) g can be
-        written into ``out`` (float32, (N, D); the simulator's buffer, reused from batch to
-        batch: a fresh 7 MB array per batch of 512 cost ~2 us per shower in page faults)."""
+        written into ``out`` (float32, (N, D): the simulator's buffer, reused from batch to
+        batch)."""
         x = torch.cat([z, c], dim=1)
         if torch.is_grad_enabled():
             raw = self.net(x)

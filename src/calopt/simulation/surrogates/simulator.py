@@ -247,8 +247,8 @@ class SurrogateSimulator:
         # every cell is written by place_sections (zeros outside the generated crop)
         showers = np.empty((n, S, H, H), dtype=np.float32)
         times = np.empty_like(showers)
-        # the noise and cell buffers of a chunk, reused by the next: fresh ones (7 MB each) cost
-        # ~1 us per shower each in page faults
+        # the noise and cell buffers of a chunk, reused by the next (fresh 7 MB arrays per chunk
+        # made 6.7 page faults per flow shower, these 0.4)
         work: dict[str, np.ndarray] = {}
         for a in range(0, n, CHUNK):  # chunks that stay in the CPU caches: 10^4 at once was 30 % slower
             b = min(a + CHUNK, n)
