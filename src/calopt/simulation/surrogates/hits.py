@@ -49,7 +49,7 @@ import numba
 import numpy as np
 
 from calopt.simulation.surrogates.calibration import interpolation, ln_e_bins
-from calopt.simulation.surrogates.noise import _ZIG_RATIO, _ZIG_X, _normal_from, _unit, _word
+from calopt.simulation.surrogates.noise import _ZIG_RATIO, _ZIG_X, ZIG_LAYERS, _normal_from, _unit, _word
 
 __all__ = ["DEFAULT_MAX_MEV", "apply_hits", "calibrate_hits", "single_hit_moments"]
 
@@ -201,6 +201,29 @@ def _candidates(xi: np.ndarray, key: np.uint64, scale: np.ndarray, u: np.ndarray
 
 
 @numba.njit(cache=True)
+def _gamma_first_tries(key: np.uint64, cell: np.ndarray, a: np.ndarray, nh: int, xs: np.ndarray, ratio: np.ndarray,
+                       out: np.ndarray, ok: np.ndarray) -> None:  # fmt: skip
+    """The first try of :func:`_gamma` for the ``nh`` deposits of shape ``a`` in cells ``cell``
+    (their words from counter ``cell 2^8 + 1``), without a branch: ``ok`` where it is accepted
+    by the normal's fast path and the squeeze (~90 %), with ``out`` then what :func:`_gamma`
+    returns; the others (and every a < 1, which has the boost) are left to it."""
+    for h in range(nh):
+        ah = a[h]
+        base = (np.uint64(cell[h]) << np.uint64(8)) + np.uint64(1)
+        d = ah - 1.0 / 3.0
+        c = 1.0 / np.sqrt(9.0 * max(d, 1.0 / 3.0))
+        w = _word(key, base)
+        layer = w & np.uint64(ZIG_LAYERS - 1)
+        uu = 2.0 * _unit(w) - 1.0
+        z = uu * xs[layer]
+        v = 1.0 + c * z
+        u2 = _uniform(key, base + np.uint64(1))
+        z2 = z * z
+        ok[h] = (ah >= 1.0) & (abs(uu) < ratio[layer]) & (v > 0.0) & (u2 < 1.0 - 0.0331 * z2 * z2)
+        out[h] = d * (v * v * v)
+
+
+@numba.njit(cache=True)
 def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t: np.ndarray, log_a: np.ndarray,
            miss: np.ndarray, shape: float, groups: int, xs: np.ndarray, ratio: np.ndarray) -> None:  # fmt: skip
     n, m = x.shape
@@ -209,6 +232,11 @@ def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t
     after = np.zeros(groups)
     u = np.empty(m)
     flag = np.empty(m, dtype=np.bool_)
+    cell = np.empty(m, dtype=np.int64)  # the hit cells of a shower, their Gamma shapes and scales
+    kk = np.empty(m)
+    sc = np.empty(m)
+    gam = np.empty(m)
+    ok = np.empty(m, dtype=np.bool_)
     for i in range(n):
         key = _mix(np.uint64(seeds[i]) ^ _STREAM)
         p, b, w = rows[i], lo[i], t[i]
@@ -218,6 +246,7 @@ def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t
         # most cells are a certain miss (u >= mu / min(a)): only the others need exp
         _candidates(xi, key, miss[p, b], u, flag)
         after[:] = 0.0
+        nh = 0
         for j in range(m):
             if not flag[j]:
                 xi[j] = 0.0
@@ -227,14 +256,22 @@ def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t
             if la0 == -np.inf or la1 == -np.inf:  # a core cell in this energy range: left as generated
                 after[j // size] += mu
                 continue
-            e = 0.0
+            xi[j] = 0.0
             # interpolate the hit scale in ln a (a cell never hit is no candidate)
             lam = mu * np.exp(-((1.0 - w) * la0 + w * la1))
             if u[j] < lam:  # P = 1 - exp(-lam) < lam: u >= lam is a miss, no exp
                 prob = _hit_probability(lam)
                 if u[j] < prob:
-                    kk = shape * lam / prob  # Gamma shape of the sum of the lam / prob hits of a hit cell
-                    e = mu / prob * _gamma(kk, key, (np.uint64(j) << np.uint64(8)) + np.uint64(1), xs, ratio) / kk
+                    cell[nh] = j
+                    kk[nh] = shape * lam / prob  # Gamma shape of the sum of the lam / prob hits of a hit cell
+                    sc[nh] = mu / prob
+                    nh += 1
+        # the deposits: the Gamma factors' first tries together, the rest one by one
+        _gamma_first_tries(key, cell, kk, nh, xs, ratio, gam, ok)
+        for h in range(nh):
+            j = cell[h]
+            g = gam[h] if ok[h] else _gamma(kk[h], key, (np.uint64(j) << np.uint64(8)) + np.uint64(1), xs, ratio)
+            e = sc[h] * g / kk[h]
             xi[j] = e
             after[j // size] += e
         # every group (section) that kept a deposit back to its energy, all of them scaled up
