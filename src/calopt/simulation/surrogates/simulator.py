@@ -26,7 +26,7 @@ from calopt.simulation.surrogates.calibration import apply_response
 from calopt.simulation.surrogates.checkpoint import load_checkpoint
 from calopt.simulation.surrogates.conditions import ConditionSpace
 from calopt.simulation.surrogates.dataset import axis_context, axis_offsets, time_of
-from calopt.simulation.surrogates.hits import apply_hits
+from calopt.simulation.surrogates.hits import apply_hits, hit_tables
 from calopt.simulation.surrogates.noise import normals, run_seeds, uniforms
 
 __all__ = ["DEFAULT_MODEL", "PRECISIONS", "SurrogateSimulator", "load_surrogate", "place_sections"]
@@ -120,6 +120,7 @@ class SurrogateSimulator:
         self.betas = np.asarray(ck.get("mixture_weights", [1.0]), dtype=np.float64)
         # absent in checkpoints from before them
         self.hit_model: dict[str, Any] | None = ck.get("hit_model")
+        self._hit_tables = None if self.hit_model is None else hit_tables(self.hit_model)
         self.response_calibration: dict[str, Any] | None = ck.get("response_calibration")
         depths = self.rep.get("axis_depths_mm")  # showers aligned on their axis (absent before)
         self.axis_depths = None if depths is None else np.asarray(depths, dtype=np.float64)
@@ -215,7 +216,7 @@ class SurrogateSimulator:
         if self.hit_model is not None:
             # the flow's section fractions are kept through the hits when it models them
             inner = apply_hits(inner, seeds, cond[:, 0], rows, self.hit_model, sections=S if tau is not None else 1,
-                               inplace=True)  # fmt: skip
+                               inplace=True, tables=self._hit_tables)  # fmt: skip
         tm = self.ck["time_model"]
         ta = np.asarray(tm["a"], dtype=np.float64)[rows]
         tb = np.asarray(tm["b"], dtype=np.float64)[rows]
