@@ -137,6 +137,18 @@ def test_gamma_deposits_follow_the_gamma_distribution():
         assert abs(x.var() / a - 1.0) < 0.05, a
 
 
+def test_vectorised_exp_is_numpys():
+    from calopt.simulation.surrogates.hits import _exp_many
+
+    x = np.concatenate([np.linspace(-700.0, 700.0, 20001), np.random.default_rng(1).normal(0, 3, 5000),
+                        [0.0, -1e-300, 1e-12, np.log(2.0) / 2, -np.log(2.0) / 2]])  # fmt: skip
+    out, bits = np.empty(len(x) + 3), np.empty(len(x) + 3, dtype=np.int64)
+    _exp_many(x, len(x), out, bits)
+    np.testing.assert_allclose(out[: len(x)], np.exp(x), rtol=5e-16, atol=0)
+    _exp_many(np.array([-800.0, 900.0]), 2, out, bits)  # clamped to +-700
+    np.testing.assert_allclose(out[:2], np.exp([-700.0, 700.0]), rtol=5e-16)
+
+
 def test_hit_probability_is_one_minus_exp():
     from calopt.simulation.surrogates.hits import _hit_probability
 

@@ -164,6 +164,32 @@ def _hit_probability(lam: float) -> float:
     return 1.0 - np.exp(-lam)
 
 
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 in two parts (Cody & Waite): k ln 2 exact for |k| < 2^11
+_LN2_LO = 1.90821492927058770002e-10
+_EXP_TAYLOR = 1.0 / np.cumprod(np.r_[1.0, np.arange(1.0, 14.0)])  # 1 / q!, q = 0..13
+
+
+@numba.njit(cache=True, fastmath={"contract"})
+def _exp_many(x: np.ndarray, n: int, out: np.ndarray, bits: np.ndarray) -> None:
+    """``exp(x[:n])`` into ``out`` for -700 <= x <= 700, in branch-free (vectorised) passes:
+    2^k exp(r) with |r| <= ln 2 / 2, exp(r) to r^13 (relative error < 5e-16 against numpy's,
+    tested). numba calls libm's exp one value at a time: 4.5 against 1.7 ns here. ``bits``:
+    int64 scratch of at least n."""
+    for i in range(n):
+        xi = min(max(x[i], -700.0), 700.0)
+        k = np.floor(xi * _LOG2E + 0.5)
+        r = (xi - k * _LN2_HI) - k * _LN2_LO
+        e = _EXP_TAYLOR[13]
+        for q in range(12, -1, -1):  # Horner
+            e = e * r + _EXP_TAYLOR[q]
+        out[i] = e
+        bits[i] = (np.int64(k) + np.int64(1023)) << np.int64(52)  # 2^k
+    two_k = bits[:n].view(np.float64)
+    for i in range(n):
+        out[i] *= two_k[i]
+
+
 _MISS_MARGIN = 1.0 - 1e-9  # keeps the cheap miss test strict under float rounding
 _NEVER = 1e300  # a cell that is never hit: u * _NEVER >= mu always
 
@@ -237,6 +263,13 @@ def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t
     sc = np.empty(m)
     gam = np.empty(m)
     ok = np.empty(m, dtype=np.bool_)
+    idx = np.empty(m + 1, dtype=np.int64)  # the candidates: index, energy, core flag, lam
+    mus = np.empty(m)
+    core = np.empty(m, dtype=np.bool_)
+    arg = np.empty(m)
+    lam = np.empty(m)
+    stay = np.empty(m)  # exp(-lam) = 1 - P
+    bits = np.empty(m, dtype=np.int64)
     for i in range(n):
         key = _mix(np.uint64(seeds[i]) ^ _STREAM)
         p, b, w = rows[i], lo[i], t[i]
@@ -246,26 +279,37 @@ def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t
         # most cells are a certain miss (u >= mu / min(a)): only the others need exp
         _candidates(xi, key, miss[p, b], u, flag)
         after[:] = 0.0
-        nh = 0
-        for j in range(m):
-            if not flag[j]:
-                xi[j] = 0.0
-                continue
-            mu = xi[j]
+        nc = 0
+        for j in range(m):  # the candidates' indices, without a branch
+            idx[nc] = j
+            nc += flag[j]
+        for c in range(nc):  # their energies and hit scales (interpolated in ln a), core cells apart
+            j = idx[c]
+            mus[c] = xi[j]
             la0, la1 = log_a[p, b, j], log_a[p, b2, j]
-            if la0 == -np.inf or la1 == -np.inf:  # a core cell in this energy range: left as generated
+            core[c] = (la0 == -np.inf) | (la1 == -np.inf)  # left as generated in this energy range
+            arg[c] = 0.0 if core[c] else -((1.0 - w) * la0 + w * la1)  # a cell never hit is no candidate
+        xi[:] = 0.0
+        _exp_many(arg, nc, lam, bits)
+        for c in range(nc):
+            lam[c] *= mus[c]
+            arg[c] = -lam[c]
+        _exp_many(arg, nc, stay, bits)
+        nh = 0
+        for c in range(nc):
+            j = idx[c]
+            mu = mus[c]
+            if core[c]:
+                xi[j] = mu
                 after[j // size] += mu
                 continue
-            xi[j] = 0.0
-            # interpolate the hit scale in ln a (a cell never hit is no candidate)
-            lam = mu * np.exp(-((1.0 - w) * la0 + w * la1))
-            if u[j] < lam:  # P = 1 - exp(-lam) < lam: u >= lam is a miss, no exp
-                prob = _hit_probability(lam)
-                if u[j] < prob:
-                    cell[nh] = j
-                    kk[nh] = shape * lam / prob  # Gamma shape of the sum of the lam / prob hits of a hit cell
-                    sc[nh] = mu / prob
-                    nh += 1
+            la = lam[c]
+            pr = _hit_probability(la) if la < 0.01 else 1.0 - stay[c]  # P = 1 - exp(-lam)
+            if u[j] < pr:
+                cell[nh] = j
+                kk[nh] = shape * la / pr  # Gamma shape of the sum of the lam / P hits of a hit cell
+                sc[nh] = mu / pr
+                nh += 1
         # the deposits: the Gamma factors' first tries together, the rest one by one
         _gamma_first_tries(key, cell, kk, nh, xs, ratio, gam, ok)
         for h in range(nh):
