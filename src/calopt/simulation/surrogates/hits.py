@@ -49,7 +49,7 @@ import numba
 import numpy as np
 
 from calopt.simulation.surrogates.calibration import interpolation, ln_e_bins
-from calopt.simulation.surrogates.noise import _ZIG_RATIO, _ZIG_X, ZIG_LAYERS, _normal_from, _unit, _word
+from calopt.simulation.surrogates.noise import _ZIG_RATIO, _ZIG_X, _normal_from, _unit, _word, _zig_split
 
 __all__ = ["DEFAULT_MAX_MEV", "apply_hits", "calibrate_hits", "hit_tables", "single_hit_moments"]
 
@@ -238,9 +238,7 @@ def _gamma_first_tries(key: np.uint64, cell: np.ndarray, a: np.ndarray, nh: int,
         base = (np.uint64(cell[h]) << np.uint64(8)) + np.uint64(1)
         d = ah - 1.0 / 3.0
         c = 1.0 / np.sqrt(9.0 * max(d, 1.0 / 3.0))
-        w = _word(key, base)
-        layer = w & np.uint64(ZIG_LAYERS - 1)
-        uu = 2.0 * _unit(w) - 1.0
+        layer, uu = _zig_split(_word(key, base))
         z = uu * xs[layer]
         v = 1.0 + c * z
         u2 = _uniform(key, base + np.uint64(1))

@@ -77,15 +77,19 @@ def _unit(w: np.uint64) -> float:
 
 
 @numba.njit(cache=True, inline="always")
+def _zig_split(w: np.uint64) -> tuple[int, float]:
+    """The ziggurat's layer (the low 7 bits of a word) and its value in (-1, 1) (the upper 53)."""
+    return int(w & np.uint64(ZIG_LAYERS - 1)), 2.0 * _unit(w) - 1.0
+
+
+@numba.njit(cache=True, inline="always")
 def _normal_from(key: np.uint64, c: np.uint64, xs: np.ndarray, ratio: np.ndarray) -> tuple[float, np.uint64]:
     """A standard normal from the words at counters ``c, c + 1, ...`` (one word for 97 % of
     them), and the next unused counter."""
     r = xs[1]
     while True:
-        w = _word(key, c)
+        layer, u = _zig_split(_word(key, c))
         c += np.uint64(1)
-        layer = int(w & np.uint64(ZIG_LAYERS - 1))
-        u = 2.0 * _unit(w) - 1.0  # (-1, 1); the index uses the low 7 bits, u the upper 53
         if abs(u) < ratio[layer]:
             return u * xs[layer], c
         if layer == 0:  # the tail beyond R (Marsaglia 1964)
@@ -121,9 +125,8 @@ def _ziggurat(keys: np.ndarray, n: int, xs: np.ndarray, ratio: np.ndarray, out: 
         o = out[i]
         # the first word of every normal, without the table look-ups (vectorised)
         for j in range(n):
-            w = _word(key, np.uint64(j) << np.uint64(32))
-            layer[j] = np.int32(w & np.uint64(ZIG_LAYERS - 1))
-            u[j] = 2.0 * _unit(w) - 1.0  # (-1, 1); the index uses the low 7 bits, u the upper 53
+            lj, u[j] = _zig_split(_word(key, np.uint64(j) << np.uint64(32)))
+            layer[j] = np.int32(lj)
         slow = 0
         for j in range(n):
             o[j] = u[j] * xs[layer[j]]
