@@ -153,7 +153,7 @@ def test_hit_probability_is_one_minus_exp():
     from calopt.simulation.surrogates.hits import _hit_probability
 
     for lam in np.concatenate([np.geomspace(1e-12, 50.0, 2000), [0.00999999, 0.01, 0.0100001]]):
-        assert abs(_hit_probability(lam) / -np.expm1(-lam) - 1.0) < 3e-14, lam
+        assert abs(_hit_probability(lam, np.exp(-lam)) / -np.expm1(-lam) - 1.0) < 3e-14, lam
 
 
 def core_and_tail(gen: torch.Generator, n: int, d: int, p_tail: float, value: float):

@@ -156,12 +156,13 @@ def _gamma(a: float, key: np.uint64, counter: np.uint64, xs: np.ndarray, ratio: 
 
 
 @numba.njit(cache=True, inline="always")
-def _hit_probability(lam: float) -> float:
-    """``1 - exp(-lam)`` (``-expm1(-lam)``, at half its cost): below lam = 0.01 its series to
-    lam^6 (relative error < lam^6 / 5040 < 2e-16), above it ``1 - exp(-lam)`` (< 1e-14)."""
+def _hit_probability(lam: float, stay: float) -> float:
+    """``1 - exp(-lam)`` from ``stay`` = ``exp(-lam)`` (``-expm1(-lam)`` without its cost):
+    below lam = 0.01 its series to lam^6 (relative error < lam^6 / 5040 < 2e-16), above it
+    ``1 - stay`` (< 1e-14)."""
     if lam < 0.01:
         return lam * (1.0 - lam / 2.0 * (1.0 - lam / 3.0 * (1.0 - lam / 4.0 * (1.0 - lam / 5.0 * (1.0 - lam / 6.0)))))
-    return 1.0 - np.exp(-lam)
+    return 1.0 - stay
 
 
 _LOG2E = 1.4426950408889634
@@ -302,7 +303,7 @@ def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t
                 after[j // size] += mu
                 continue
             la = lam[c]
-            pr = _hit_probability(la) if la < 0.01 else 1.0 - stay[c]  # P = 1 - exp(-lam)
+            pr = _hit_probability(la, stay[c])
             if u[j] < pr:
                 cell[nh] = j
                 kk[nh] = shape * la / pr  # Gamma shape of the sum of the lam / P hits of a hit cell
