@@ -249,16 +249,19 @@ class Generator(nn.Module):
         return g, raw[:, -1]
 
     def _inference_layers(self) -> list[Any]:
-        """The linear layers with their LeakyReLU fused."""
+        """The linear layers with the activation that follows each fused."""
         mods = list(self.net)
         layers: list[Any] = []
-        for k, m in enumerate(mods):
+        k = 0
+        while k < len(mods):
+            m = mods[k]
+            fuse = isinstance(m, nn.Linear) and k + 1 < len(mods) and isinstance(mods[k + 1], (nn.ReLU, nn.LeakyReLU))
             if isinstance(m, nn.Linear):
-                nxt = mods[k + 1] if k + 1 < len(mods) else None
-                act = ("leaky_relu", nxt.negative_slope) if isinstance(nxt, nn.LeakyReLU) else None
+                act = _activation_of(mods[k + 1]) if fuse else None
                 layers.append(InferenceLinear(m.weight, m.bias, act=act, dtype=self.sampling_dtype))
-            elif not isinstance(m, nn.LeakyReLU) or not isinstance(mods[k - 1], nn.Linear):
+            else:
                 layers.append(m)
+            k += 2 if fuse else 1
         return layers
 
 
