@@ -52,7 +52,7 @@ def main() -> None:
 
     from calopt.detector.technologies import get_technology
     from calopt.simulation.cascade import CascadeSimulator
-    from calopt.simulation.surrogates.simulator import DEFAULT_MODEL, PRECISIONS, load_surrogate
+    from calopt.simulation.surrogates.simulator import BFLOAT16_MODELS, DEFAULT_MODEL, PRECISIONS, load_surrogate
 
     ap = argparse.ArgumentParser()
     ap.add_argument("models", nargs="*", type=Path)
@@ -82,8 +82,11 @@ def main() -> None:
         if not path.is_file():
             print(f"{path}: missing")
             continue
+        sim = load_surrogate(path)
         for precision in args.precision:
-            if precision == "float32" or load_surrogate(path).model_type in ("wgan", "adagan"):
+            if precision == "float32":
+                bench_model(sim, path, tech, cascade_ms, scan)
+            elif sim.model_type in BFLOAT16_MODELS:
                 bench_model(load_surrogate(path, precision=precision), path, tech, cascade_ms, scan)
 
 

@@ -29,7 +29,7 @@ from calopt.simulation.surrogates.dataset import axis_context, axis_offsets, tim
 from calopt.simulation.surrogates.hits import apply_hits, hit_tables
 from calopt.simulation.surrogates.noise import normals, run_seeds, uniforms
 
-__all__ = ["DEFAULT_MODEL", "PRECISIONS", "SurrogateSimulator", "load_surrogate", "place_sections"]
+__all__ = ["BFLOAT16_MODELS", "DEFAULT_MODEL", "PRECISIONS", "SurrogateSimulator", "load_surrogate", "place_sections"]
 
 # The shipped default (``get_simulator("surrogate")``): a ``flow`` (aligned showers, profile
 # variables, the calibrated residual model, the hit model) for lhcb-shashlik photons and
@@ -53,6 +53,7 @@ DEFAULT_MODEL = Path(__file__).parent / "data" / "lhcb-shashlik-default.pt"
 BATCH = 4096
 CHUNK = 512
 PRECISIONS = ("float32", "bfloat16")  # the arithmetic of the networks when sampling
+BFLOAT16_MODELS = ("wgan", "adagan")  # the model types that can sample in bfloat16
 
 
 @numba.njit(cache=True)
@@ -149,8 +150,6 @@ class SurrogateSimulator:
             u = uniforms(seeds, 1, stream=2)[:, 0]
             comp = np.minimum(np.searchsorted(np.cumsum(self.betas / self.betas.sum()), u), len(self.betas) - 1)
         g_out = _buffer(work, "g", (n, int(self.ck["architecture"]["n_out"])))
-        if g_out is None:
-            g_out = np.empty((n, int(self.ck["architecture"]["n_out"])), dtype=np.float32)
         r_out = np.empty(n, dtype=np.float32)
         sections = int(self.ck["architecture"].get("sections", 0)) if self.model_type == "flow" else 0
         tau_out = np.empty((n, sections), dtype=np.float32) if sections else None
@@ -266,11 +265,11 @@ class SurrogateSimulator:
         )
 
 
-def _buffer(work: dict[str, np.ndarray] | None, name: str, shape: tuple[int, int]) -> np.ndarray | None:
+def _buffer(work: dict[str, np.ndarray] | None, name: str, shape: tuple[int, int]) -> np.ndarray:
     """The float32 buffer ``name`` of ``work`` as an array of ``shape`` (C-contiguous; made or
-    grown when needed), or None without ``work``."""
+    grown when needed), or a new array without ``work``."""
     if work is None:
-        return None
+        return np.empty(shape, dtype=np.float32)
     buf = work.get(name)
     if buf is None or buf.shape[0] < shape[0] or buf.shape[1] != shape[1]:
         buf = work[name] = np.empty(shape, dtype=np.float32)
@@ -283,8 +282,10 @@ def _check_precision(precision: str, model_type: str) -> str:
     if precision == "bfloat16":
         import torch
 
-        if model_type not in ("wgan", "adagan"):
-            raise CaloptInputError(f"bfloat16 sampling is for the GANs (wgan, adagan), not a {model_type!r} model")
+        if model_type not in BFLOAT16_MODELS:
+            raise CaloptInputError(
+                f"bfloat16 sampling is for the GANs ({', '.join(BFLOAT16_MODELS)}), not a {model_type!r} model"
+            )
         if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
             raise CaloptInputError("bfloat16 sampling needs torch's oneDNN with bfloat16 support (AVX-512 at least)")
     return precision
