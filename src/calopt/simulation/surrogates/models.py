@@ -55,6 +55,7 @@ fractions of unit L2 norm and ``r`` (N,) the standardised ln(E_vis / E).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -317,6 +318,16 @@ def _spline_transform() -> Any:
             self.derivatives = torch.exp(F.pad(d, (1, 1)))  # slope 1 at the two ends
 
     return SplineTransform
+
+
+@functools.cache
+def _soft_clamp_scale(n_params: int) -> Tensor:
+    """1 / zuko's soft-clamp bounds of a spline's ``n_params`` parameters: widths and heights
+    within |ln slope| / 2 of 0 after the clamp, the derivatives within |ln slope|."""
+    ln = abs(math.log(SPLINE_SLOPE))
+    scale = torch.full((n_params,), 2.0 / ln)
+    scale[2 * SPLINE_BINS :] = 1.0 / ln
+    return scale
 
 
 @numba.njit(cache=True)
@@ -702,12 +713,8 @@ class FlowModel(nn.Module):
     def spline_inverse(phi: Tensor, y: Tensor) -> Tensor:
         """The inverse of the splines with unconstrained parameters ``phi`` (N, F, 3K - 1) at
         ``y`` (N, F), compiled (:func:`_spline_inverse`; no gradient)."""
-        # zuko's soft clamp and exp, vectorised over the block (widths and heights within
-        # |ln slope| / 2 of 0 after the clamp, the derivatives within |ln slope|)
-        ln = abs(math.log(SPLINE_SLOPE))
-        scale = torch.full((phi.shape[-1],), 2.0 / ln)
-        scale[2 * SPLINE_BINS :] = 1.0 / ln
-        e = torch.exp(phi / (1 + phi.abs() * scale))
+        # zuko's soft clamp and exp, vectorised over the block
+        e = torch.exp(phi / (1 + phi.abs() * _soft_clamp_scale(phi.shape[-1])))
         out = np.empty(tuple(y.shape), dtype=np.float32)
         _spline_inverse(e.numpy(), y.contiguous().numpy(), out, SPLINE_BOUND)
         return torch.from_numpy(out)
