@@ -138,7 +138,7 @@ def test_gamma_deposits_follow_the_gamma_distribution():
 
 
 def test_vectorised_exp_is_numpys():
-    from calopt.simulation.surrogates.hits import _exp_many
+    from calopt.simulation.surrogates.noise import _exp_many
 
     x = np.concatenate([np.linspace(-700.0, 700.0, 20001), np.random.default_rng(1).normal(0, 3, 5000),
                         [0.0, -1e-300, 1e-12, np.log(2.0) / 2, -np.log(2.0) / 2]])  # fmt: skip

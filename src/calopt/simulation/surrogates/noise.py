@@ -7,9 +7,9 @@ Random Samples", 2005: 128 layers, the layer index and the value from separate b
 64-bit word). Normal j takes the words at counters ``j 2^32, j 2^32 + 1, ...`` (one word
 for 97 % of them; more off the fast path: the wedges, and the tail beyond R = 3.44), so the
 numbers stay independent of each other. The first word of every normal is made in a
-branch-free pass (vectorised) and the 3 % off the fast path drawn again after it. The
-ziggurat is 10x faster than the Box-Muller transform it replaced (3672 normals per flow
-shower: 81 -> 8 us).
+branch-free pass (vectorised) and the 3 % off the fast path go through the rest of the
+algorithm together after it (:func:`_ziggurat`). The ziggurat is 13x faster than the
+Box-Muller transform it replaced (3672 normals per flow shower: 81 -> 6 us).
 """
 
 from __future__ import annotations
@@ -82,6 +82,44 @@ def _zig_split(w: np.uint64) -> tuple[int, float]:
     return int(w & np.uint64(ZIG_LAYERS - 1)), 2.0 * _unit(w) - 1.0
 
 
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 in two parts (Cody & Waite): k ln 2 exact for |k| < 2^11
+_LN2_LO = 1.90821492927058770002e-10
+_EXP_TAYLOR = 1.0 / np.cumprod(np.r_[1.0, np.arange(1.0, 14.0)])  # 1 / q!, q = 0..13
+
+
+@numba.njit(cache=True, fastmath={"contract"})
+def _exp_many(x: np.ndarray, n: int, out: np.ndarray, bits: np.ndarray) -> None:
+    """``exp(x[:n])`` into ``out`` for -700 <= x <= 700, in branch-free (vectorised) passes:
+    2^k exp(r) with |r| <= ln 2 / 2, exp(r) to r^13 (relative error < 5e-16 against numpy's,
+    tested). numba calls libm's exp one value at a time: 4.5 against 1.7 ns here. ``bits``:
+    int64 scratch of at least n."""
+    for i in range(n):
+        xi = min(max(x[i], -700.0), 700.0)
+        k = np.floor(xi * _LOG2E + 0.5)
+        r = (xi - k * _LN2_HI) - k * _LN2_LO
+        e = _EXP_TAYLOR[13]
+        for q in range(12, -1, -1):  # Horner
+            e = e * r + _EXP_TAYLOR[q]
+        out[i] = e
+        bits[i] = (np.int64(k) + np.int64(1023)) << np.int64(52)  # 2^k
+    two_k = bits[:n].view(np.float64)
+    for i in range(n):
+        out[i] *= two_k[i]
+
+
+@numba.njit(cache=True)
+def _tail(key: np.uint64, c: np.uint64, r: float, negative: bool) -> tuple[float, np.uint64]:
+    """A normal beyond ``r`` (the ziggurat's tail, Marsaglia 1964) from the words at counters
+    ``c, c + 1, ...``, and the next unused counter."""
+    while True:
+        a = np.log(_unit(_word(key, c))) / r
+        b = np.log(_unit(_word(key, c + np.uint64(1))))
+        c += np.uint64(2)
+        if -2.0 * b >= a * a:
+            return (a - r if negative else r - a), c
+
+
 @numba.njit(cache=True, inline="always")
 def _normal_from(key: np.uint64, c: np.uint64, xs: np.ndarray, ratio: np.ndarray) -> tuple[float, np.uint64]:
     """A standard normal from the words at counters ``c, c + 1, ...`` (one word for 97 % of
@@ -92,14 +130,8 @@ def _normal_from(key: np.uint64, c: np.uint64, xs: np.ndarray, ratio: np.ndarray
         c += np.uint64(1)
         if abs(u) < ratio[layer]:
             return u * xs[layer], c
-        if layer == 0:  # the tail beyond R (Marsaglia 1964)
-            while True:
-                a = np.log(_unit(_word(key, c))) / r
-                b = np.log(_unit(_word(key, c + np.uint64(1))))
-                c += np.uint64(2)
-                if -2.0 * b >= a * a:
-                    break
-            return (a - r if u < 0.0 else r - a), c
+        if layer == 0:
+            return _tail(key, c, r, u < 0.0)
         x = u * xs[layer]
         f0 = np.exp(-0.5 * (xs[layer] * xs[layer] - x * x))
         f1 = np.exp(-0.5 * (xs[layer + 1] * xs[layer + 1] - x * x))
@@ -117,24 +149,68 @@ def _ziggurat_one(key: np.uint64, j: int, xs: np.ndarray, ratio: np.ndarray) -> 
 
 @numba.njit(cache=True)
 def _ziggurat(keys: np.ndarray, n: int, xs: np.ndarray, ratio: np.ndarray, out: np.ndarray) -> None:
+    """``n`` normals per key into ``out``: :func:`_normal_from` from counter ``j 2^32`` for
+    normal ``j``, in branch-free (vectorised) passes over all of them. The first word of every
+    normal is drawn together; the 3 % off the fast path then go through the wedge test
+    together (its two exponentials with :func:`_exp_many`), and those it rejects draw their
+    next word, round after round, until none is left. The same numbers as one normal at a time
+    (the exponentials agree to 5e-16), in 6.2 instead of 8.2 us per 3672 (a flow shower; the table look-ups of the first
+    pass, not vectorised, take 2.8)."""
     u = np.empty(n)
-    layer = np.empty(n, dtype=np.int32)
-    redo = np.empty(n, dtype=np.int32)  # the normals off the fast path
+    layer = np.empty(n, dtype=np.int64)
+    slow = np.empty(n, dtype=np.bool_)
+    redo = np.empty(n + 1, dtype=np.int64)  # the open normals: index, next counter, layer, value
+    cnt = np.empty(n, dtype=np.uint64)
+    lay = np.empty(n, dtype=np.int64)
+    val = np.empty(n)
+    a0 = np.empty(n)
+    a1 = np.empty(n)
+    f0 = np.empty(n)
+    f1 = np.empty(n)
+    bits = np.empty(n, dtype=np.int64)
+    r = xs[1]
     for i in range(len(keys)):
         key = keys[i]
         o = out[i]
-        # the first word of every normal, without the table look-ups (vectorised)
+        for j in range(n):  # the first word of every normal
+            layer[j], u[j] = _zig_split(_word(key, np.uint64(j) << np.uint64(32)))
         for j in range(n):
-            lj, u[j] = _zig_split(_word(key, np.uint64(j) << np.uint64(32)))
-            layer[j] = np.int32(lj)
-        slow = 0
-        for j in range(n):
-            o[j] = u[j] * xs[layer[j]]
-            if abs(u[j]) >= ratio[layer[j]]:  # a wedge or the tail (3 %): drawn below
-                redo[slow] = j
-                slow += 1
-        for k in range(slow):
-            o[redo[k]] = _ziggurat_one(key, redo[k], xs, ratio)
+            lj = layer[j]
+            o[j] = u[j] * xs[lj]
+            slow[j] = abs(u[j]) >= ratio[lj]
+        m = 0
+        for j in range(n):  # the normals off the fast path, without a branch
+            redo[m] = j
+            m += slow[j]
+        for k in range(m):
+            j = redo[k]
+            cnt[k] = (np.uint64(j) << np.uint64(32)) + np.uint64(1)
+            lay[k] = layer[j]
+            val[k] = u[j]
+        while m > 0:
+            for k in range(m):  # the wedge test's exponents (a tail's are unused)
+                lk = lay[k]
+                x = val[k] * xs[lk]
+                a0[k] = -0.5 * (xs[lk] * xs[lk] - x * x)
+                a1[k] = -0.5 * (xs[lk + 1] * xs[lk + 1] - x * x)
+            _exp_many(a0, m, f0, bits)
+            _exp_many(a1, m, f1, bits)
+            left = 0
+            for k in range(m):
+                j, c, lk = redo[k], cnt[k], lay[k]
+                if lk == 0:  # the tail
+                    o[j] = _tail(key, c, r, val[k] < 0.0)[0]
+                    continue
+                if f1[k] + _unit(_word(key, c)) * (f0[k] - f1[k]) < 1.0:  # inside the wedge
+                    o[j] = val[k] * xs[lk]
+                    continue
+                l2, u2 = _zig_split(_word(key, c + np.uint64(1)))  # a new try
+                if abs(u2) < ratio[l2]:
+                    o[j] = u2 * xs[l2]
+                    continue
+                redo[left], cnt[left], lay[left], val[left] = j, c + np.uint64(2), l2, u2
+                left += 1
+            m = left
 
 
 def normals(seeds: np.ndarray, n: int, stream: int = 0, dtype: type = np.float64,
