@@ -149,6 +149,17 @@ def test_vectorised_exp_is_numpys():
     np.testing.assert_allclose(out[:2], np.exp([-700.0, 700.0]), rtol=5e-16)
 
 
+def test_vectorised_log_is_numpys():
+    from calopt.simulation.surrogates.noise import _log_many
+
+    rng = np.random.default_rng(2)
+    edges = [1.0, 2.0, 0.5, np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 0.0), 2.0**-53, 1.0 - 2.0**-53, 1e-300, 1e300]
+    x = np.concatenate([rng.random(20000), np.exp(rng.uniform(-690.0, 690.0, 20000)), edges])
+    out, bits = np.empty(len(x) + 3), np.empty(len(x) + 3, dtype=np.int64)
+    _log_many(x, len(x), out, bits)
+    np.testing.assert_allclose(out[: len(x)], np.log(x), rtol=1e-15, atol=1e-300)
+
+
 def test_hit_probability_is_one_minus_exp():
     from calopt.simulation.surrogates.hits import _hit_probability
 

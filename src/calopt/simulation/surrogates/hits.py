@@ -49,7 +49,16 @@ import numba
 import numpy as np
 
 from calopt.simulation.surrogates.calibration import interpolation, ln_e_bins
-from calopt.simulation.surrogates.noise import _ZIG_RATIO, _ZIG_X, _exp_many, _normal_from, _unit, _word, _zig_split
+from calopt.simulation.surrogates.noise import (
+    _ZIG_RATIO,
+    _ZIG_X,
+    _exp_many,
+    _log_many,
+    _normal_from,
+    _unit,
+    _word,
+    _zig_split,
+)
 
 __all__ = ["DEFAULT_MAX_MEV", "apply_hits", "calibrate_hits", "hit_tables", "single_hit_moments"]
 
@@ -201,25 +210,37 @@ def _candidates(xi: np.ndarray, key: np.uint64, scale: np.ndarray, u: np.ndarray
         flag[j] = uj * scale[j] < xi[j]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _gamma_first_tries(key: np.uint64, cell: np.ndarray, a: np.ndarray, nh: int, xs: np.ndarray, ratio: np.ndarray,
-                       out: np.ndarray, ok: np.ndarray) -> None:  # fmt: skip
+                       out: np.ndarray, ok: np.ndarray, work: np.ndarray, bits: np.ndarray) -> None:  # fmt: skip
     """The first try of :func:`_gamma` for the ``nh`` deposits of shape ``a`` in cells ``cell``
-    (their words from counter ``cell 2^8 + 1``), without a branch: ``ok`` where it is accepted
-    by the normal's fast path and the squeeze (~90 %), with ``out`` then what :func:`_gamma`
-    returns; the others (and every a < 1, which has the boost) are left to it."""
+    (their words from counter ``cell 2^8 + 1``), without a branch (vectorised; numpy's error
+    model drops the division's zero test): ``ok`` where it is accepted by the normal's fast
+    path and the squeeze (~90 %), with ``out`` then what :func:`_gamma` returns; the others are
+    left to it. A shape a < 1 (most deposits: a single hit has 0.80) tries a + 1 from the
+    second word on, times its boost U^(1/a) from the first (:func:`_log_many` and
+    :func:`_exp_many`: the same to 1e-15). ``work``: (2, n) float64 and ``bits`` int64 scratch
+    of n >= nh. 1.6 instead of 7.4 us for 190 deposits (a 10 GeV photon) one at a time."""
     for h in range(nh):
-        ah = a[h]
+        small = a[h] < 1.0
+        ah = a[h] + 1.0 if small else a[h]
         base = (np.uint64(cell[h]) << np.uint64(8)) + np.uint64(1)
         d = ah - 1.0 / 3.0
-        c = 1.0 / np.sqrt(9.0 * max(d, 1.0 / 3.0))
-        layer, uu = _zig_split(_word(key, base))
+        c = 1.0 / np.sqrt(9.0 * d)
+        layer, uu = _zig_split(_word(key, base + np.uint64(small)))
         z = uu * xs[layer]
         v = 1.0 + c * z
-        u2 = _uniform(key, base + np.uint64(1))
+        u2 = _uniform(key, base + np.uint64(small) + np.uint64(1))
         z2 = z * z
-        ok[h] = (ah >= 1.0) & (abs(uu) < ratio[layer]) & (v > 0.0) & (u2 < 1.0 - 0.0331 * z2 * z2)
+        ok[h] = (abs(uu) < ratio[layer]) & (v > 0.0) & (u2 < 1.0 - 0.0331 * z2 * z2)
         out[h] = d * (v * v * v)
+        work[0, h] = _uniform(key, base)  # the boost's uniform
+    _log_many(work[0], nh, work[1], bits)
+    for h in range(nh):
+        work[1, h] = work[1, h] / a[h] if a[h] < 1.0 else 0.0
+    _exp_many(work[1], nh, work[0], bits)
+    for h in range(nh):
+        out[h] *= work[0, h]
 
 
 @numba.njit(cache=True)
@@ -243,6 +264,7 @@ def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t
     lam = np.empty(m)
     stay = np.empty(m)  # exp(-lam) = 1 - P
     bits = np.empty(m, dtype=np.int64)
+    work = np.empty((2, m))
     for i in range(n):
         key = _mix(np.uint64(seeds[i]) ^ _STREAM)
         p, b, w = rows[i], lo[i], t[i]
@@ -284,7 +306,7 @@ def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t
                 sc[nh] = mu / pr
                 nh += 1
         # the deposits: the Gamma factors' first tries together, the rest one by one
-        _gamma_first_tries(key, cell, kk, nh, xs, ratio, gam, ok)
+        _gamma_first_tries(key, cell, kk, nh, xs, ratio, gam, ok, work, bits)
         for h in range(nh):
             j = cell[h]
             g = gam[h] if ok[h] else _gamma(kk[h], key, (np.uint64(j) << np.uint64(8)) + np.uint64(1), xs, ratio)
