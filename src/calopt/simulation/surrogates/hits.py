@@ -244,88 +244,99 @@ def _gamma_first_tries(key: np.uint64, cell: np.ndarray, a: np.ndarray, nh: int,
 
 
 @numba.njit(cache=True)
-def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t: np.ndarray, log_a: np.ndarray,
-           miss: np.ndarray, shape: float, groups: int, xs: np.ndarray, ratio: np.ndarray) -> None:  # fmt: skip
-    n, m = x.shape
+def _hit_scratch(m: int, groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The work arrays of :func:`_hits_row` for showers of ``m`` cells in ``groups`` groups:
+    float64 (10, m), int64 (3, m + 1), bool (3, m) and float64 (2, groups)."""
+    return np.empty((10, m)), np.empty((3, m + 1), dtype=np.int64), np.empty((3, m), np.bool_), np.empty((2, groups))
+
+
+@numba.njit(cache=True)
+def _hits_row(xi: np.ndarray, key: np.uint64, p: int, b: int, w: float, log_a: np.ndarray, miss: np.ndarray,
+              shape: float, groups: int, xs: np.ndarray, ratio: np.ndarray, fs: np.ndarray, ints: np.ndarray,
+              bs: np.ndarray, sums: np.ndarray) -> None:  # fmt: skip
+    """The hit model on the cells ``xi`` [MeV] of one shower, in place: generator ``key``,
+    species row ``p``, lower ln E bin ``b`` and the upper one's weight ``w``; the work arrays
+    are :func:`_hit_scratch`'s."""
+    m = len(xi)
     size = m // groups
-    before = np.zeros(groups)
-    after = np.zeros(groups)
-    u = np.empty(m)
-    flag = np.empty(m, dtype=np.bool_)
-    cell = np.empty(m, dtype=np.int64)  # the hit cells of a shower, their Gamma shapes and scales
-    kk = np.empty(m)
-    sc = np.empty(m)
-    gam = np.empty(m)
-    ok = np.empty(m, dtype=np.bool_)
-    idx = np.empty(m + 1, dtype=np.int64)  # the candidates: index, energy, core flag, lam
-    mus = np.empty(m)
-    core = np.empty(m, dtype=np.bool_)
-    arg = np.empty(m)
-    lam = np.empty(m)
-    stay = np.empty(m)  # exp(-lam) = 1 - P
-    bits = np.empty(m, dtype=np.int64)
-    work = np.empty((2, m))
-    for i in range(n):
-        key = _mix(np.uint64(seeds[i]) ^ _STREAM)
-        p, b, w = rows[i], lo[i], t[i]
-        b2 = min(b + 1, log_a.shape[1] - 1)
-        xi = x[i]
-        _section_sums(xi, groups, before)
-        # most cells are a certain miss (u >= mu / min(a)): only the others need exp
-        _candidates(xi, key, miss[p, b], u, flag)
-        after[:] = 0.0
-        nc = 0
-        for j in range(m):  # the candidates' indices, without a branch
-            idx[nc] = j
-            nc += flag[j]
-        for c in range(nc):  # their energies and hit scales (interpolated in ln a), core cells apart
-            j = idx[c]
-            mus[c] = xi[j]
-            la0, la1 = log_a[p, b, j], log_a[p, b2, j]
-            core[c] = (la0 == -np.inf) | (la1 == -np.inf)  # left as generated in this energy range
-            arg[c] = 0.0 if core[c] else -((1.0 - w) * la0 + w * la1)  # a cell never hit is no candidate
-        xi[:] = 0.0
-        _exp_many(arg, nc, lam, bits)
-        for c in range(nc):
-            lam[c] *= mus[c]
-            arg[c] = -lam[c]
-        _exp_many(arg, nc, stay, bits)
-        nh = 0
-        for c in range(nc):
-            j = idx[c]
-            mu = mus[c]
-            if core[c]:
-                xi[j] = mu
-                after[j // size] += mu
-                continue
-            la = lam[c]
-            pr = _hit_probability(la, stay[c])
-            if u[j] < pr:
-                cell[nh] = j
-                kk[nh] = shape * la / pr  # Gamma shape of the sum of the lam / P hits of a hit cell
-                sc[nh] = mu / pr
-                nh += 1
-        # the deposits: the Gamma factors' first tries together, the rest one by one
-        _gamma_first_tries(key, cell, kk, nh, xs, ratio, gam, ok, work, bits)
-        for h in range(nh):
-            j = cell[h]
-            g = gam[h] if ok[h] else _gamma(kk[h], key, (np.uint64(j) << np.uint64(8)) + np.uint64(1), xs, ratio)
-            e = sc[h] * g / kk[h]
-            xi[j] = e
-            after[j // size] += e
-        # every group (section) that kept a deposit back to its energy, all of them scaled up
-        # by the energy of the groups that kept none: the shower keeps its visible energy
-        kept = 0.0
+    # the candidates: index, energy, core flag, lam, exp(-lam) = 1 - P; the hit cells' Gamma
+    # shapes and scales
+    u, kk, sc, gam, mus, arg, lam, stay, work = fs[0], fs[1], fs[2], fs[3], fs[4], fs[5], fs[6], fs[7], fs[8:10]
+    cell, idx, bits = ints[0], ints[1], ints[2]
+    flag, ok, core = bs[0], bs[1], bs[2]
+    before, after = sums[0], sums[1]
+    b2 = min(b + 1, log_a.shape[1] - 1)
+    _section_sums(xi, groups, before)
+    # most cells are a certain miss (u >= mu / min(a)): only the others need exp
+    _candidates(xi, key, miss[p, b], u, flag)
+    after[:] = 0.0
+    nc = 0
+    for j in range(m):  # the candidates' indices, without a branch
+        idx[nc] = j
+        nc += flag[j]
+    for c in range(nc):  # their energies and hit scales (interpolated in ln a), core cells apart
+        j = idx[c]
+        mus[c] = xi[j]
+        la0, la1 = log_a[p, b, j], log_a[p, b2, j]
+        core[c] = (la0 == -np.inf) | (la1 == -np.inf)  # left as generated in this energy range
+        arg[c] = 0.0 if core[c] else -((1.0 - w) * la0 + w * la1)  # a cell never hit is no candidate
+    xi[:] = 0.0
+    _exp_many(arg, nc, lam, bits)
+    for c in range(nc):
+        lam[c] *= mus[c]
+        arg[c] = -lam[c]
+    _exp_many(arg, nc, stay, bits)
+    nh = 0
+    for c in range(nc):
+        j = idx[c]
+        mu = mus[c]
+        if core[c]:
+            xi[j] = mu
+            after[j // size] += mu
+            continue
+        la = lam[c]
+        pr = _hit_probability(la, stay[c])
+        if u[j] < pr:
+            cell[nh] = j
+            kk[nh] = shape * la / pr  # Gamma shape of the sum of the lam / P hits of a hit cell
+            sc[nh] = mu / pr
+            nh += 1
+    # the deposits: the Gamma factors' first tries together, the rest one by one
+    _gamma_first_tries(key, cell, kk, nh, xs, ratio, gam, ok, work, bits)
+    for h in range(nh):
+        j = cell[h]
+        g = gam[h] if ok[h] else _gamma(kk[h], key, (np.uint64(j) << np.uint64(8)) + np.uint64(1), xs, ratio)
+        e = sc[h] * g / kk[h]
+        xi[j] = e
+        after[j // size] += e
+    # every group (section) that kept a deposit back to its energy, all of them scaled up
+    # by the energy of the groups that kept none: the shower keeps its visible energy
+    kept = 0.0
+    for q in range(groups):
+        if after[q] > 0.0:
+            kept += before[q]
+    if kept > 0.0:
+        f = before.sum() / kept
         for q in range(groups):
             if after[q] > 0.0:
-                kept += before[q]
-        if kept > 0.0:
-            f = before.sum() / kept
-            for q in range(groups):
-                if after[q] > 0.0:
-                    scale = before[q] / after[q] * f
-                    for j in range(q * size, (q + 1) * size):
-                        xi[j] *= scale
+                scale = before[q] / after[q] * f
+                for j in range(q * size, (q + 1) * size):
+                    xi[j] *= scale
+
+
+@numba.njit(cache=True)
+def hit_key(seed: np.uint64) -> np.uint64:
+    """The hit model's generator key of a shower seed."""
+    return _mix(np.uint64(seed) ^ _STREAM)
+
+
+@numba.njit(cache=True)
+def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t: np.ndarray, log_a: np.ndarray,
+           miss: np.ndarray, shape: float, groups: int, xs: np.ndarray, ratio: np.ndarray) -> None:  # fmt: skip
+    fs, ints, bs, sums = _hit_scratch(x.shape[1], groups)
+    for i in range(x.shape[0]):
+        _hits_row(x[i], hit_key(seeds[i]), rows[i], lo[i], t[i], log_a, miss, shape, groups, xs, ratio, fs, ints, bs,
+                  sums)  # fmt: skip
 
 
 def hit_tables(model: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

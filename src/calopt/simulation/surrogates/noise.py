@@ -177,83 +177,93 @@ def _ziggurat_one(key: np.uint64, j: int, xs: np.ndarray, ratio: np.ndarray) -> 
 
 
 @numba.njit(cache=True)
-def _ziggurat(keys: np.ndarray, n: int, xs: np.ndarray, ratio: np.ndarray, out: np.ndarray) -> None:
-    """``n`` normals per key into ``out``: :func:`_normal_from` from counter ``j 2^32`` for
-    normal ``j``, in branch-free (vectorised) passes over all of them. The first word of every
-    normal is drawn together; the 3 % off the fast path then go through the wedge test
-    together (its two exponentials with :func:`_exp_many`), and those it rejects draw their
-    next word, round after round, until none is left. The same numbers as one normal at a time
-    (the exponentials agree to 5e-16), in 6.2 instead of 8.2 us per 3672 (a flow shower; the table look-ups of the first
-    pass, not vectorised, take 2.8)."""
-    u = np.empty(n)
-    layer = np.empty(n, dtype=np.int64)
-    slow = np.empty(n, dtype=np.bool_)
-    redo = np.empty(n + 1, dtype=np.int64)  # the open normals: index, next counter, layer, value
-    cnt = np.empty(n, dtype=np.uint64)
-    lay = np.empty(n, dtype=np.int64)
-    val = np.empty(n)
-    a0 = np.empty(n)
-    a1 = np.empty(n)
-    f0 = np.empty(n)
-    f1 = np.empty(n)
-    bits = np.empty(n, dtype=np.int64)
+def _zig_scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The work arrays of :func:`_normals_row` for ``n`` normals: float64 (6, n), int64 (4, n + 1),
+    uint64 (n) and bool (n)."""
+    return np.empty((6, n)), np.empty((4, n + 1), dtype=np.int64), np.empty(n, dtype=np.uint64), np.empty(n, np.bool_)
+
+
+@numba.njit(cache=True)
+def _normals_row(key: np.uint64, first: int, o: np.ndarray, xs: np.ndarray, ratio: np.ndarray, fs: np.ndarray,
+                 ints: np.ndarray, cnt: np.ndarray, slow: np.ndarray) -> None:  # fmt: skip
+    """Normals ``first, first + 1, ...`` of a key into ``o``: :func:`_normal_from` from counter
+    ``j 2^32`` for normal ``j``, in branch-free (vectorised) passes over all of them. The first
+    word of every normal is drawn together; the 3 % off the fast path then go through the
+    wedge test together (its two exponentials with :func:`_exp_many`), and those it rejects
+    draw their next word, round after round, until none is left. The same numbers as one
+    normal at a time (the exponentials agree to 5e-16), in 6.2 instead of 8.2 us per 3672 (a
+    flow shower; the table look-ups of the first pass, not vectorised, take 2.8). The work
+    arrays are :func:`_zig_scratch`'s."""
+    n = len(o)
+    u, val, a0, a1, f0, f1 = fs[0], fs[1], fs[2], fs[3], fs[4], fs[5]
+    layer, redo, lay, bits = ints[0], ints[1], ints[2], ints[3]  # redo: the open normals' indices
     r = xs[1]
-    for i in range(len(keys)):
-        key = keys[i]
-        o = out[i]
-        for j in range(n):  # the first word of every normal
-            layer[j], u[j] = _zig_split(_word(key, np.uint64(j) << np.uint64(32)))
-        for j in range(n):
-            lj = layer[j]
-            o[j] = u[j] * xs[lj]
-            slow[j] = abs(u[j]) >= ratio[lj]
-        m = 0
-        for j in range(n):  # the normals off the fast path, without a branch
-            redo[m] = j
-            m += slow[j]
+    for j in range(n):  # the first word of every normal
+        layer[j], u[j] = _zig_split(_word(key, np.uint64(first + j) << np.uint64(32)))
+    for j in range(n):
+        lj = layer[j]
+        o[j] = u[j] * xs[lj]
+        slow[j] = abs(u[j]) >= ratio[lj]
+    m = 0
+    for j in range(n):  # the normals off the fast path, without a branch
+        redo[m] = j
+        m += slow[j]
+    for k in range(m):  # their next counter, layer and value
+        j = redo[k]
+        cnt[k] = (np.uint64(first + j) << np.uint64(32)) + np.uint64(1)
+        lay[k] = layer[j]
+        val[k] = u[j]
+    while m > 0:
+        for k in range(m):  # the wedge test's exponents (a tail's are unused)
+            lk = lay[k]
+            x = val[k] * xs[lk]
+            a0[k] = -0.5 * (xs[lk] * xs[lk] - x * x)
+            a1[k] = -0.5 * (xs[lk + 1] * xs[lk + 1] - x * x)
+        _exp_many(a0, m, f0, bits)
+        _exp_many(a1, m, f1, bits)
+        left = 0
         for k in range(m):
-            j = redo[k]
-            cnt[k] = (np.uint64(j) << np.uint64(32)) + np.uint64(1)
-            lay[k] = layer[j]
-            val[k] = u[j]
-        while m > 0:
-            for k in range(m):  # the wedge test's exponents (a tail's are unused)
-                lk = lay[k]
-                x = val[k] * xs[lk]
-                a0[k] = -0.5 * (xs[lk] * xs[lk] - x * x)
-                a1[k] = -0.5 * (xs[lk + 1] * xs[lk + 1] - x * x)
-            _exp_many(a0, m, f0, bits)
-            _exp_many(a1, m, f1, bits)
-            left = 0
-            for k in range(m):
-                j, c, lk = redo[k], cnt[k], lay[k]
-                if lk == 0:  # the tail
-                    o[j] = _tail(key, c, r, val[k] < 0.0)[0]
-                    continue
-                if f1[k] + _unit(_word(key, c)) * (f0[k] - f1[k]) < 1.0:  # inside the wedge
-                    o[j] = val[k] * xs[lk]
-                    continue
-                l2, u2 = _zig_split(_word(key, c + np.uint64(1)))  # a new try
-                if abs(u2) < ratio[l2]:
-                    o[j] = u2 * xs[l2]
-                    continue
-                redo[left], cnt[left], lay[left], val[left] = j, c + np.uint64(2), l2, u2
-                left += 1
-            m = left
+            j, c, lk = redo[k], cnt[k], lay[k]
+            if lk == 0:  # the tail
+                o[j] = _tail(key, c, r, val[k] < 0.0)[0]
+                continue
+            if f1[k] + _unit(_word(key, c)) * (f0[k] - f1[k]) < 1.0:  # inside the wedge
+                o[j] = val[k] * xs[lk]
+                continue
+            l2, u2 = _zig_split(_word(key, c + np.uint64(1)))  # a new try
+            if abs(u2) < ratio[l2]:
+                o[j] = u2 * xs[l2]
+                continue
+            redo[left], cnt[left], lay[left], val[left] = j, c + np.uint64(2), l2, u2
+            left += 1
+        m = left
+
+
+@numba.njit(cache=True)
+def _ziggurat(keys: np.ndarray, n: int, xs: np.ndarray, ratio: np.ndarray, out: np.ndarray) -> None:
+    """``n`` normals per key into ``out`` (:func:`_normals_row`)."""
+    fs, ints, cnt, slow = _zig_scratch(n)
+    for i in range(len(keys)):
+        _normals_row(keys[i], 0, out[i], xs, ratio, fs, ints, cnt, slow)
+
+
+def stream_keys(seeds: np.ndarray, stream: int) -> np.ndarray:
+    """The per-shower keys of a stream of :func:`normals` (uint64)."""
+    s = np.asarray(seeds).astype(np.uint64).reshape(-1)
+    with np.errstate(over="ignore"):
+        return _mix(s ^ (np.uint64(stream + 1) << np.uint64(40)))
 
 
 def normals(seeds: np.ndarray, n: int, stream: int = 0, dtype: type = np.float64,
             out: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """(N, n) standard normals from per-shower seeds (a ziggurat on the counter-based words),
     into ``out`` when given (C-contiguous, (N, n), of ``dtype``)."""
-    s = np.asarray(seeds).astype(np.uint64).reshape(-1)
-    with np.errstate(over="ignore"):
-        keys = _mix(s ^ (np.uint64(stream + 1) << np.uint64(40)))
+    keys = stream_keys(seeds, stream)
     if out is None:
-        out = np.empty((len(s), int(n)), dtype=dtype)
-    elif out.shape != (len(s), int(n)) or out.dtype != dtype or not out.flags.c_contiguous:
+        out = np.empty((len(keys), int(n)), dtype=dtype)
+    elif out.shape != (len(keys), int(n)) or out.dtype != dtype or not out.flags.c_contiguous:
         raise ValueError(
-            f"normals: out of shape {out.shape} and {out.dtype}, expected C-contiguous {(len(s), n)} {dtype}"
+            f"normals: out of shape {out.shape} and {out.dtype}, expected C-contiguous {(len(keys), n)} {dtype}"
         )
     _ziggurat(keys, int(n), _ZIG_X, _ZIG_RATIO, out)
     return out

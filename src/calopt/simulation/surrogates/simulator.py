@@ -22,12 +22,22 @@ from calopt.detector.technologies import Technology
 from calopt.errors import CaloptInputError
 from calopt.simulation.particles import Particles, species
 from calopt.simulation.showers import Showers, shower_attrs
-from calopt.simulation.surrogates.calibration import apply_response
+from calopt.simulation.surrogates.calibration import apply_response, interpolation
 from calopt.simulation.surrogates.checkpoint import load_checkpoint
 from calopt.simulation.surrogates.conditions import ConditionSpace
 from calopt.simulation.surrogates.dataset import axis_context, axis_offsets, time_of
-from calopt.simulation.surrogates.hits import apply_hits, hit_tables
-from calopt.simulation.surrogates.noise import normals, run_seeds, uniforms
+from calopt.simulation.surrogates.decoding import _decode_row
+from calopt.simulation.surrogates.hits import _hit_scratch, _hits_row, hit_key, hit_tables
+from calopt.simulation.surrogates.noise import (
+    _ZIG_RATIO,
+    _ZIG_X,
+    _normals_row,
+    _zig_scratch,
+    normals,
+    run_seeds,
+    stream_keys,
+    uniforms,
+)
 
 __all__ = ["BFLOAT16_MODELS", "DEFAULT_MODEL", "PRECISIONS", "SurrogateSimulator", "load_surrogate", "place_sections"]
 
@@ -57,6 +67,37 @@ BFLOAT16_MODELS = ("wgan", "adagan")  # the model types that can sample in bfloa
 
 
 @numba.njit(cache=True)
+def _place_row(inner: np.ndarray, k: np.ndarray, t_sec: np.ndarray, showers: np.ndarray, times: np.ndarray) -> None:
+    """:func:`place_sections` of one shower: ``inner`` (S, C, C), ``k`` (S, 2), ``t_sec`` (S,),
+    ``showers`` and ``times`` (S, H, W)."""
+    S, C = inner.shape[0], inner.shape[1]
+    H, W = showers.shape[1], showers.shape[2]
+    off_y, off_x = (H - C) // 2, (W - C) // 2
+    zero = np.float32(0.0)
+    for s in range(S):
+        t = t_sec[s]
+        dy, dx = off_y + k[s, 1], off_x + k[s, 0]  # grid cell of crop cell (0, 0)
+        a0, a1 = max(0, -dy), min(C, H - dy)  # the crop rows and columns on the grid
+        b0, b1 = max(0, -dx), min(C, W - dx)
+        for h in range(H):
+            a = h - dy
+            if a < a0 or a >= a1 or b0 >= b1:
+                showers[s, h, :] = zero
+                times[s, h, :] = zero
+                continue
+            for w in range(b0 + dx):  # left of the crop
+                showers[s, h, w] = zero
+                times[s, h, w] = zero
+            for b in range(b0, b1):  # branch-free (vectorised)
+                v = inner[s, a, b]
+                showers[s, h, b + dx] = v
+                times[s, h, b + dx] = t if v > zero else zero
+            for w in range(b1 + dx, W):  # right of it
+                showers[s, h, w] = zero
+                times[s, h, w] = zero
+
+
+@numba.njit(cache=True)
 def place_sections(inner: np.ndarray, k: np.ndarray, t_sec: np.ndarray, showers: np.ndarray,
                    times: np.ndarray) -> None:  # fmt: skip
     """Write generated showers onto the grid: the central crop (N, S, C, C) of the model's frame,
@@ -67,32 +108,53 @@ def place_sections(inner: np.ndarray, k: np.ndarray, t_sec: np.ndarray, showers:
     :func:`~calopt.simulation.surrogates.dataset.shift_sections` with sign -1 (which, with
     the numpy time fill, took ~30 us of the GAN's 110 us per shower). The rows of the crop
     are copied without branches (vectorised): 4.3 us per shower, 6.6 with a test per cell."""
-    n, S, C = inner.shape[0], inner.shape[1], inner.shape[2]
-    H, W = showers.shape[2], showers.shape[3]
-    off_y, off_x = (H - C) // 2, (W - C) // 2
-    zero = np.float32(0.0)
+    for i in range(inner.shape[0]):
+        _place_row(inner[i], k[i], t_sec[i], showers[i], times[i])
+
+
+@numba.njit(cache=True)
+def _make_showers(g: np.ndarray, decode: bool, eps_keys: np.ndarray, first: int, res_mean: np.ndarray,
+                  res_std: np.ndarray, rrows: np.ndarray, rlo: np.ndarray, rhi: np.ndarray, rt: np.ndarray,
+                  target: np.ndarray, evis: np.ndarray, hit: bool, seeds: np.ndarray, hrows: np.ndarray,
+                  hlo: np.ndarray, ht: np.ndarray, log_a: np.ndarray, miss: np.ndarray, shape: float, groups: int,
+                  k: np.ndarray, t_sec: np.ndarray, showers: np.ndarray, times: np.ndarray, xs: np.ndarray,
+                  ratio: np.ndarray) -> None:  # fmt: skip
+    """The cells of the showers, one shower at a time from the networks' output ``g`` (N, D) to
+    the grid, so that the shower stays in the CPU's first caches: with ``decode`` (a flow) its
+    residual normals (``first, first + 1, ...`` of ``eps_keys``; none without a residual
+    model, an empty ``eps_keys``) and the decoding (:func:`~calopt.simulation.
+    surrogates.decoding._decode_row` with the residual rows, bins and weights ``rrows``, ``rlo``,
+    ``rhi``, ``rt`` and the section fractions ``target``), otherwise ``g`` as it is; then the
+    cell energies ``g^2 E_vis`` (``evis``), the hit model (``hit``:
+    :func:`~calopt.simulation.surrogates.hits._hits_row` with the species rows ``hrows``, bins
+    ``hlo`` and weights ``ht``) and :func:`place_sections` (shifts ``k``, section times
+    ``t_sec``). The same values as the stages one after another over a chunk, each of which
+    took the chunk's 7 MB arrays through memory."""
+    n, d = g.shape
+    S = showers.shape[1]
+    C = int(np.sqrt(d // S) + 0.5)  # the crop
+    row = np.empty(d, dtype=np.float32)  # the shower being made
+    eps = np.zeros(d, dtype=np.float32)
+    now = np.zeros(target.shape[1])
+    zf, zi, zc, zb = _zig_scratch(d)
+    hf, hi, hb, hs = _hit_scratch(d, groups)
+    residual = decode and len(eps_keys) > 0
     for i in range(n):
-        for s in range(S):
-            t = t_sec[i, s]
-            dy, dx = off_y + k[i, s, 1], off_x + k[i, s, 0]  # grid cell of crop cell (0, 0)
-            a0, a1 = max(0, -dy), min(C, H - dy)  # the crop rows and columns on the grid
-            b0, b1 = max(0, -dx), min(C, W - dx)
-            for h in range(H):
-                a = h - dy
-                if a < a0 or a >= a1 or b0 >= b1:
-                    showers[i, s, h, :] = zero
-                    times[i, s, h, :] = zero
-                    continue
-                for w in range(b0 + dx):  # left of the crop
-                    showers[i, s, h, w] = zero
-                    times[i, s, h, w] = zero
-                for b in range(b0, b1):  # branch-free (vectorised)
-                    v = inner[i, s, a, b]
-                    showers[i, s, h, b + dx] = v
-                    times[i, s, h, b + dx] = t if v > zero else zero
-                for w in range(b1 + dx, W):  # right of it
-                    showers[i, s, h, w] = zero
-                    times[i, s, h, w] = zero
+        if decode:
+            if residual:
+                _normals_row(eps_keys[i], first, eps, xs, ratio, zf, zi, zc, zb)
+            p, a, b = rrows[i], rlo[i], rhi[i]
+            _decode_row(g[i], res_mean[p, a], res_mean[p, b], res_std[p, a], res_std[p, b], rt[i], eps, target[i],
+                        row, now)  # fmt: skip
+        else:
+            row[:] = g[i]
+        ev = np.float32(evis[i])
+        for j in range(d):
+            row[j] = row[j] * row[j] * ev
+        if hit:
+            _hits_row(row, hit_key(seeds[i]), hrows[i], hlo[i], ht[i], log_a, miss, shape, groups, xs, ratio, hf, hi,
+                      hb, hs)  # fmt: skip
+        _place_row(row.reshape(S, C, C), k[i], t_sec[i], showers[i], times[i])
 
 
 class SurrogateSimulator:
@@ -190,32 +252,59 @@ class SurrogateSimulator:
     def attrs(self, tech: Technology, seed: int) -> dict[str, Any]:
         return shower_attrs(tech, f"surrogate-{self.model_type}", seed, surrogate_model=self.source)
 
+    def _flow_parts(self, cond: np.ndarray, seeds: np.ndarray) -> tuple[Any, ...]:
+        """A flow's samples up to its cell decoding (:meth:`FlowModel.decode_inputs`) for the
+        networks' conditions ``cond``: the latent normals of :meth:`generate` (its first ones:
+        the residual normals after them are made shower by shower, :func:`_make_showers`)
+        through the flow, the inverse PCA, ``r``, the section fractions and times and the
+        residual statistics; and the residual normals' keys (none without a residual model)."""
+        import torch
+
+        net: Any = self.net
+        first = net.n_pca + 1 + net.n_profile
+        z = normals(seeds, first, stream=1, dtype=np.float32)
+        with torch.inference_mode():
+            c_t = torch.from_numpy(cond)
+            base, r, target, tau, res = net.decode_inputs(net.flow_inverse(c_t, torch.from_numpy(z)), c_t)
+        keys = stream_keys(seeds, 1) if net.res_bins > 0 else np.zeros(0, dtype=np.uint64)
+        return base.numpy(), r.numpy(), target.numpy(), None if tau is None else tau.numpy(), res, keys, first
+
     def _fill(self, particles: Particles, seeds: np.ndarray, showers: np.ndarray, times: np.ndarray,
               work: dict[str, np.ndarray]) -> None:  # fmt: skip
         """Generate the showers of ``particles`` into ``showers`` and ``times`` (N, S, H, H),
         with the buffers ``work``."""
         n = len(particles)
-        S, C = int(self.rep["sections"]), int(self.rep["crop"])
+        S = int(self.rep["sections"])
         e = particles.energies
         cond = self.space.encode(e, particles.directions, particles.points, particles.pdg)
-        pitch = float(self.rep["fine_pitch_mm"])
+        net_cond = cond
         if self.axis_depths is not None:
+            pitch = float(self.rep["fine_pitch_mm"])
             k, u = axis_offsets(self.axis_depths, particles.directions, particles.points, pitch)
-            g, r, tau = self.generate(np.hstack([cond, axis_context(u)]), seeds, work)
+            net_cond = np.hstack([cond, axis_context(u)])
         else:
-            g, r, tau = self.generate(cond, seeds, work)
+            k = np.zeros((n, S, 2), dtype=np.int64)
+        decode = self.model_type == "flow"
+        if decode:
+            g, r, target, tau, res, eps_keys, first = self._flow_parts(net_cond, seeds)
+        else:
+            g, r, tau = self.generate(net_cond, seeds, work)
+            zero = np.zeros(n, dtype=np.int64)
+            target, eps_keys, first = np.ones((n, 1)), np.zeros(0, dtype=np.uint64), 0
+            res = (np.zeros((1, 1, 1), np.float32), np.zeros((1, 1, 1), np.float32), zero, zero, zero, np.zeros(n))
         rows = self.space.species_rows(cond)
         r_raw = r.astype(np.float64) * self.norm["r_std"] + self.norm["r_mean"]
         if self.response_calibration is not None:
             r_raw = apply_response(r_raw, cond[:, 0], rows, self.response_calibration)
         evis = np.exp(r_raw) * e
-        np.multiply(g, g, out=g)  # in place: g is a work buffer
-        g *= evis[:, None].astype(np.float32)
-        inner = g.reshape(n, S, C, C)
-        if self.hit_model is not None:
-            # the flow's section fractions are kept through the hits when it models them
-            inner = apply_hits(inner, seeds, cond[:, 0], rows, self.hit_model, sections=S if tau is not None else 1,
-                               inplace=True, tables=self._hit_tables)  # fmt: skip
+        if self.hit_model is not None and self._hit_tables is not None:
+            lo, t = interpolation(cond[:, 0], np.asarray(self.hit_model["centres"], dtype=np.float64))
+            log_a, miss = self._hit_tables
+            shape = float(self.hit_model["shape"])
+        else:
+            lo, t = np.zeros(n, dtype=np.int64), np.zeros(n)
+            log_a = miss = np.zeros((1, 1, 1))
+            shape = 1.0
         tm = self.ck["time_model"]
         ta = np.asarray(tm["a"], dtype=np.float64)[rows]
         tb = np.asarray(tm["b"], dtype=np.float64)[rows]
@@ -227,9 +316,12 @@ class SurrogateSimulator:
                             z).astype(np.float32)  # fmt: skip
         else:
             t_sec = time_of(ta, tb, e, particles.directions[:, 2]).astype(np.float32)
-        if self.axis_depths is None:
-            k = np.zeros((n, S, 2), dtype=np.int64)
-        place_sections(inner, k, t_sec, showers, times)
+        res_mean, res_std, res_rows, res_lo, res_hi, res_t = res
+        # the flow's section fractions are kept through the hits when it models them
+        _make_showers(g, decode, eps_keys, first, res_mean, res_std, res_rows, res_lo, res_hi, res_t, target, evis,
+                      self.hit_model is not None, np.asarray(seeds, dtype=np.uint64), rows.astype(np.int64),
+                      lo.astype(np.int64), t, log_a, miss, shape, S if tau is not None else 1, k, t_sec, showers, times,
+                      _ZIG_X, _ZIG_RATIO)  # fmt: skip
 
     def simulate(
         self, particles: Particles, tech: Technology, seed: int, *, seeds: np.ndarray | None = None
