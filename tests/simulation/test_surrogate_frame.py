@@ -74,6 +74,7 @@ def test_placing_generated_sections_is_the_shift_back(crop):
     k = rng.integers(-6, 7, (n, S, 2))
     k[0] = 0
     k[1, 2] = [-20, 17]  # entirely off the grid for the small crop
+    k[2, 1] = [31, -3]  # off the grid for both
     t_sec = rng.uniform(0.1, 1.2, (n, S)).astype(np.float32)
     showers = np.full((n, S, H, H), 9.0, dtype=np.float32)
     times = np.full_like(showers, 9.0)

@@ -10,6 +10,25 @@ import numpy as np
 
 
 @numba.njit(cache=True)
+def scale_cells(v: np.ndarray, scale: float | np.float32) -> None:
+    """``v *= scale`` in place, in the arithmetic of ``scale``'s type. (Written inline over a
+    range of a longer row, such a loop is not vectorised: 1.3 against 0.23 us for 3600 cells.)"""
+    for j in range(len(v)):
+        v[j] = v[j] * scale
+
+
+@numba.njit(cache=True, fastmath={"reassoc"})
+def _sum_squares(v: np.ndarray) -> float:
+    """The sum of ``v^2`` in float64, in any order (vectorised: 0.16 us per flow shower against
+    2.2 in order, each addition waiting for the last; with the decoding's other loop then
+    vectorised too, its 7.6 us became 2.4)."""
+    acc = 0.0
+    for j in range(len(v)):
+        acc += float(v[j]) * float(v[j])
+    return acc
+
+
+@numba.njit(cache=True)
 def _decode_row(base: np.ndarray, m0: np.ndarray, m1: np.ndarray, s0: np.ndarray, s1: np.ndarray, w: float,
                 eps: np.ndarray, target: np.ndarray, out: np.ndarray, now: np.ndarray) -> None:  # fmt: skip
     """The flow's decoding of one shower after the inverse PCA ``base`` (D,): ``g = relu(base +
@@ -22,23 +41,19 @@ def _decode_row(base: np.ndarray, m0: np.ndarray, m1: np.ndarray, s0: np.ndarray
     S = len(target)
     size = d // S
     wf = np.float32(w)
+    for j in range(d):  # branch-free (vectorised)
+        mean = (np.float32(1.0) - wf) * m0[j] + wf * m1[j]
+        std = (np.float32(1.0) - wf) * s0[j] + wf * s1[j]
+        out[j] = max(base[j] + mean + std * eps[j], np.float32(0.0))
     for q in range(S):
-        acc = 0.0
-        for j in range(q * size, (q + 1) * size):
-            mean = (np.float32(1.0) - wf) * m0[j] + wf * m1[j]
-            std = (np.float32(1.0) - wf) * s0[j] + wf * s1[j]
-            v = max(base[j] + mean + std * eps[j], np.float32(0.0))
-            out[j] = v
-            acc += float(v) * float(v)
-        now[q] = acc
+        now[q] = _sum_squares(out[q * size : (q + 1) * size])
     norm = 0.0
     for q in range(S):
         if now[q] > 0.0:
             norm += target[q]
     for q in range(S):
         sc = np.float32(np.sqrt(target[q] / now[q] / norm) if now[q] > 0.0 and norm > 0.0 else 0.0)
-        for j in range(q * size, (q + 1) * size):
-            out[j] *= sc
+        scale_cells(out[q * size : (q + 1) * size], sc)
 
 
 @numba.njit(cache=True)

@@ -49,6 +49,7 @@ import numba
 import numpy as np
 
 from calopt.simulation.surrogates.calibration import interpolation, ln_e_bins
+from calopt.simulation.surrogates.decoding import scale_cells
 from calopt.simulation.surrogates.noise import (
     _ZIG_RATIO,
     _ZIG_X,
@@ -319,9 +320,7 @@ def _hits_row(xi: np.ndarray, key: np.uint64, p: int, b: int, w: float, log_a: n
         f = before.sum() / kept
         for q in range(groups):
             if after[q] > 0.0:
-                scale = before[q] / after[q] * f
-                for j in range(q * size, (q + 1) * size):
-                    xi[j] *= scale
+                scale_cells(xi[q * size : (q + 1) * size], before[q] / after[q] * f)
 
 
 @numba.njit(cache=True)
