@@ -160,6 +160,19 @@ def test_vectorised_log_is_numpys():
     np.testing.assert_allclose(out[: len(x)], np.log(x), rtol=1e-15, atol=1e-300)
 
 
+def test_true_indices_are_flatnonzero():
+    from calopt.simulation.surrogates.noise import _true_indices
+
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 7, 8, 9, 100, 3600, 3605):
+        for p in (0.0, 0.03, 0.5, 1.0):
+            flags = rng.random(n) < p
+            idx = np.empty(n + 1, dtype=np.int64)
+            k = _true_indices(flags, idx)
+            assert k == flags.sum()
+            np.testing.assert_array_equal(idx[:k], np.flatnonzero(flags))
+
+
 def test_hit_probability_is_one_minus_exp():
     from calopt.simulation.surrogates.hits import _hit_probability
 

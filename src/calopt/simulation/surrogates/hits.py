@@ -56,6 +56,7 @@ from calopt.simulation.surrogates.noise import (
     _exp_many,
     _log_many,
     _normal_from,
+    _true_indices,
     _unit,
     _word,
     _zig_split,
@@ -258,8 +259,7 @@ def _hits_row(xi: np.ndarray, key: np.uint64, p: int, b: int, w: float, log_a: n
     """The hit model on the cells ``xi`` [MeV] of one shower, in place: generator ``key``,
     species row ``p``, lower ln E bin ``b`` and the upper one's weight ``w``; the work arrays
     are :func:`_hit_scratch`'s."""
-    m = len(xi)
-    size = m // groups
+    size = len(xi) // groups
     # the candidates: index, energy, core flag, lam, exp(-lam) = 1 - P; the hit cells' Gamma
     # shapes and scales
     u, kk, sc, gam, mus, arg, lam, stay, work = fs[0], fs[1], fs[2], fs[3], fs[4], fs[5], fs[6], fs[7], fs[8:10]
@@ -270,11 +270,7 @@ def _hits_row(xi: np.ndarray, key: np.uint64, p: int, b: int, w: float, log_a: n
     _section_sums(xi, groups, before)
     # most cells are a certain miss (u >= mu / min(a)): only the others need exp
     _candidates(xi, key, miss[p, b], u, flag)
-    after[:] = 0.0
-    nc = 0
-    for j in range(m):  # the candidates' indices, without a branch
-        idx[nc] = j
-        nc += flag[j]
+    nc = _true_indices(flag, idx)  # the candidates' indices
     for c in range(nc):  # their energies and hit scales (interpolated in ln a), core cells apart
         j = idx[c]
         mus[c] = xi[j]
@@ -288,28 +284,22 @@ def _hits_row(xi: np.ndarray, key: np.uint64, p: int, b: int, w: float, log_a: n
         arg[c] = -lam[c]
     _exp_many(arg, nc, stay, bits)
     nh = 0
-    for c in range(nc):
+    for c in range(nc):  # the hit cells, without a branch (a candidate's energy is > 0, so is P)
         j = idx[c]
-        mu = mus[c]
-        if core[c]:
-            xi[j] = mu
-            after[j // size] += mu
-            continue
         la = lam[c]
         pr = _hit_probability(la, stay[c])
-        if u[j] < pr:
-            cell[nh] = j
-            kk[nh] = shape * la / pr  # Gamma shape of the sum of the lam / P hits of a hit cell
-            sc[nh] = mu / pr
-            nh += 1
+        xi[j] = mus[c] if core[c] else 0.0  # a core cell as generated
+        cell[nh] = j
+        kk[nh] = shape * la / pr  # Gamma shape of the sum of the lam / P hits of a hit cell
+        sc[nh] = mus[c] / pr
+        nh += (not core[c]) & (u[j] < pr)
     # the deposits: the Gamma factors' first tries together, the rest one by one
     _gamma_first_tries(key, cell, kk, nh, xs, ratio, gam, ok, work, bits)
     for h in range(nh):
         j = cell[h]
         g = gam[h] if ok[h] else _gamma(kk[h], key, (np.uint64(j) << np.uint64(8)) + np.uint64(1), xs, ratio)
-        e = sc[h] * g / kk[h]
-        xi[j] = e
-        after[j // size] += e
+        xi[j] = sc[h] * g / kk[h]
+    _section_sums(xi, groups, after)
     # every group (section) that kept a deposit back to its energy, all of them scaled up
     # by the energy of the groups that kept none: the shower keeps its visible energy
     kept = 0.0

@@ -176,6 +176,42 @@ def _ziggurat_one(key: np.uint64, j: int, xs: np.ndarray, ratio: np.ndarray) -> 
     return _normal_from(key, np.uint64(j) << np.uint64(32), xs, ratio)[0]
 
 
+_DE_BRUIJN = np.uint64(0x03F79D71B4CB0A89)  # every 6-bit window distinct: the lowest set bit's place from a product
+
+
+def _de_bruijn_table() -> np.ndarray:
+    table = np.zeros(64, dtype=np.int64)
+    for k in range(64):
+        table[((1 << k) * int(_DE_BRUIJN) % 2**64) >> 58] = k
+    return table
+
+
+_LOWEST_BIT = _de_bruijn_table()
+
+
+@numba.njit(cache=True)
+def _true_indices(flags: np.ndarray, idx: np.ndarray) -> int:
+    """The indices of the true entries of the bool array ``flags`` into ``idx``, in order; their
+    number. Eight flags at a time as one 64-bit word: a word of false flags costs a test, and
+    each true one a de Bruijn look-up of the lowest set bit (0.4-0.7 against 1.2 us for 3600
+    flags, 3-14 % true, one at a time)."""
+    n = len(flags)
+    nw = n // 8
+    words = flags[: 8 * nw].view(np.uint64)
+    k = 0
+    for i in range(nw):
+        w = words[i]
+        while w != np.uint64(0):
+            low = w & (np.uint64(0) - w)
+            idx[k] = 8 * i + (_LOWEST_BIT[(low * _DE_BRUIJN) >> np.uint64(58)] >> 3)
+            k += 1
+            w ^= low
+    for j in range(8 * nw, n):
+        idx[k] = j
+        k += flags[j]
+    return k
+
+
 @numba.njit(cache=True)
 def _zig_scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The work arrays of :func:`_normals_row` for ``n`` normals: float64 (6, n), int64 (4, n + 1),
@@ -204,10 +240,7 @@ def _normals_row(key: np.uint64, first: int, o: np.ndarray, xs: np.ndarray, rati
         lj = layer[j]
         o[j] = u[j] * xs[lj]
         slow[j] = abs(u[j]) >= ratio[lj]
-    m = 0
-    for j in range(n):  # the normals off the fast path, without a branch
-        redo[m] = j
-        m += slow[j]
+    m = _true_indices(slow, redo)  # the normals off the fast path
     for k in range(m):  # their next counter, layer and value
         j = redo[k]
         cnt[k] = (np.uint64(first + j) << np.uint64(32)) + np.uint64(1)
