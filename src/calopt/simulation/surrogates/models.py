@@ -23,10 +23,10 @@ fractions of unit L2 norm and ``r`` (N,) the standardised ln(E_vis / E).
   pass; the spline's bins normalised without ``torch.softmax``, :func:`_spline_transform`).
   Decoding: inverse PCA, negative square-root fractions set to 0, renormalised.
   Sampling without gradients takes compiled paths with the same values to float rounding
-  (:meth:`FlowModel.flow_inverse`, :func:`_spline_inverse`, :mod:`~calopt.simulation.surrogates.decoding`, the
-  inverse PCA and the hyper-networks as oneDNN layers): with them the whole simulator takes
-  ~0.1 ms per 10 GeV photon on one thread, against 0.24 ms with zuko's inverse and the
-  tensor decoding.
+  (:meth:`FlowModel.flow_inverse`, :func:`_spline_inverse`, the inverse PCA and the
+  hyper-networks as oneDNN layers, :mod:`~calopt.simulation.surrogates.decoding`): with them
+  and the simulator's shower-by-shower cell pass, the whole simulator takes ~0.05 ms per
+  10 GeV photon on one thread, against 0.24 ms with zuko's inverse and the tensor decoding.
 
   The PCA alone loses the diffuse lateral tails and the deepest section: real tail cells are
   mostly 0 with rare large values, so their truncated reconstruction (close to the mean of

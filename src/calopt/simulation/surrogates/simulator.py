@@ -5,8 +5,9 @@ Trained models have a response calibration (:mod:`calopt.simulation.surrogates.c
 and a hit model (:mod:`calopt.simulation.surrogates.hits`) applied to the generated showers.
 Shower ``i`` is generated from noise that depends only on its seed (``seeds[i]``, or one
 derived from (``seed``, i)), through :mod:`calopt.simulation.surrogates.noise`; the
-networks run in batches under ``torch.inference_mode``. The result is deterministic in the
-seeds; the same shower generated in batches of different size agrees to float rounding.
+networks run in batches under ``torch.inference_mode``, and then the cells of each shower are
+made in one compiled pass (:func:`_make_showers`). The result is deterministic in the seeds;
+the same shower generated in batches of different size agrees to float rounding.
 """
 
 from __future__ import annotations
