@@ -646,6 +646,45 @@ def test_chunks_share_buffers_without_changing_a_shower(models, model_type, monk
         np.testing.assert_array_equal(part.times > 0, full.times[a:b] > 0)
 
 
+def stagewise_showers(sim, p, seeds):
+    """The simulator's showers made the long way: the model-space samples of ``generate``, the
+    cell energies, the hit model over the batch and the placing on the grid."""
+    from calopt.simulation.surrogates.calibration import apply_response
+    from calopt.simulation.surrogates.dataset import axis_context
+    from calopt.simulation.surrogates.hits import apply_hits
+    from calopt.simulation.surrogates.simulator import place_sections
+
+    n, S, C = len(p), int(sim.rep["sections"]), int(sim.rep["crop"])
+    cond = sim.space.encode(p.energies, p.directions, p.points, p.pdg)
+    k, u = axis_offsets(sim.axis_depths, p.directions, p.points, float(sim.rep["fine_pitch_mm"]))
+    g, r, tau = sim.generate(np.hstack([cond, axis_context(u)]), seeds)
+    rows = sim.space.species_rows(cond)
+    r_raw = apply_response(r.astype(np.float64) * sim.norm["r_std"] + sim.norm["r_mean"], cond[:, 0], rows,
+                           sim.response_calibration)  # fmt: skip
+    cells = (g * g * (np.exp(r_raw) * p.energies)[:, None].astype(np.float32)).reshape(n, S, C, C)
+    if sim.hit_model is not None:
+        cells = apply_hits(cells, seeds, cond[:, 0], rows, sim.hit_model, sections=S if tau is not None else 1)
+    showers = np.empty((n, S, TECH.grid, TECH.grid), dtype=np.float32)
+    place_sections(cells, k, np.ones((n, S), dtype=np.float32), showers, np.empty_like(showers))
+    return showers
+
+
+@pytest.mark.parametrize("which", ["wgan", "flow", "adagan", "default"])
+def test_shower_by_shower_cells_are_the_stages_one_after_another(models, which):
+    """The simulator's compiled pass over the cells of one shower at a time (the flow's residual
+    normals and decoding, the cell energies, the hits, the placing) makes what the stages make
+    one after another over the batch, bit for bit."""
+    sim = load_surrogate(DEFAULT_MODEL if which == "default" else models[which])
+    p = gun(60, seed=7)
+    p.energies[:] = np.geomspace(1200.0, 95_000.0, 60)
+    seeds = run_seeds(8, 0, 60)
+    got = sim.simulate(p, TECH, 8, seeds=seeds)
+    np.testing.assert_array_equal(got.showers, stagewise_showers(sim, p, seeds))
+    np.testing.assert_array_equal(got.times > 0, got.showers > 0)
+    if which == "default":  # the hits made most cells empty (the model has every part)
+        assert sim.hit_model is not None and (got.showers > 0).mean() < 0.2
+
+
 def test_sampling_outputs_into_given_buffers():
     from calopt.simulation.surrogates.hits import apply_hits
     from calopt.simulation.surrogates.models import Generator
