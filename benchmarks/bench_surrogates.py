@@ -10,7 +10,7 @@ Without arguments: the shipped default and the checkpoints found in benchmarks/m
 (if any). Targets: <= 0.5 ms/shower at batch >= 256 and >= 1000x faster than the cascade
 (quoted at 10 GeV). Also printed: the energy from which a model is 1000x faster, and its
 speed-up over a log-uniform spectrum between the scanned energies (with the default scan, the
-1-100 GeV of the shipped model's training). ``--precision bfloat16`` also times the GANs
+1-100 GeV of the shipped model's training). ``--precision bfloat16`` also times the models
 with bfloat16 networks (``load_surrogate(..., precision="bfloat16")``; a line of its own).
 """
 
@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cascade-n", type=int, default=20)
     ap.add_argument("--energies", type=float, nargs="*", default=[1.0, 10.0, 100.0], help="GeV (speed-up scan)")
-    ap.add_argument("--precision", nargs="+", default=["float32"], choices=PRECISIONS, help="of the GANs' networks")
+    ap.add_argument("--precision", nargs="+", default=["float32"], choices=PRECISIONS, help="of the networks")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tech = get_technology("lhcb-shashlik")

@@ -612,19 +612,47 @@ def test_bfloat16_generator_is_the_float32_one_to_bfloat16_rounding():
 
 
 @pytest.mark.skipif(not BF16, reason="this CPU has no bfloat16 support in oneDNN")
-def test_bfloat16_gan_simulates_the_float32_showers(models):
+def test_bfloat16_flow_is_the_float32_one_to_bfloat16_rounding():
+    """A flow's bfloat16 hyper-networks invert to the float32 latent up to bfloat16 rounding;
+    back to float32 the float32 inverse again; with gradients zuko's inverse in float32."""
+    from calopt.simulation.surrogates.models import FlowModel
+
+    torch.manual_seed(9)
+    m = FlowModel(n_cond=6, n_in=30, n_pca=9, transforms=4, hidden=[32, 32])
+    c, z = torch.randn(300, 6), torch.randn(300, 10)
+    with torch.no_grad():
+        x32 = m.flow_inverse(c, z)
+        m.set_sampling_dtype(torch.bfloat16)
+        x16 = m.flow_inverse(c, z)
+        with torch.enable_grad():
+            xt = m.flow_inverse(c, z)
+        m.set_sampling_dtype(torch.float32)
+        x32b = m.flow_inverse(c, z)
+    assert x16.dtype == torch.float32 and not torch.equal(x16, x32)
+    assert float((x16 - x32).abs().max()) < 0.02 and float((x16 - x32).abs().mean()) < 0.003
+    torch.testing.assert_close(x32b, x32)
+    torch.testing.assert_close(xt.detach(), m.flow(c).transform.inv(z).detach())
+    with pytest.raises(ValueError, match="sampling dtype"):
+        m.set_sampling_dtype(torch.float16)
+
+
+@pytest.mark.skipif(not BF16, reason="this CPU has no bfloat16 support in oneDNN")
+def test_bfloat16_models_simulate_the_float32_showers(models):
     p = gun(40)
-    for mt in ("wgan", "adagan"):
+    for mt in ("wgan", "adagan", "flow"):
         a = load_surrogate(models[mt]).simulate(p, TECH, 3)
         b = load_surrogate(models[mt], precision="bfloat16").simulate(p, TECH, 3)
         np.testing.assert_allclose(b.visible_energy, a.visible_energy, rtol=0.02)
         assert (b.showers >= 0).all() and np.isfinite(b.showers).all()
 
 
-def test_surrogate_precision_refusals(models):
+def test_surrogate_precision_refusals(models, monkeypatch):
+    import calopt.simulation.surrogates.simulator as S
+
     with pytest.raises(CaloptInputError, match="precision 'half': expected one of float32, bfloat16"):
         load_surrogate(models["wgan"], precision="half")
-    with pytest.raises(CaloptInputError, match="bfloat16 sampling is for the GANs"):
+    monkeypatch.setattr(S, "BFLOAT16_MODELS", ("wgan",))  # a model type without bfloat16 sampling
+    with pytest.raises(CaloptInputError, match="bfloat16 sampling is for the model types wgan, not a 'flow' model"):
         load_surrogate(models["flow"], precision="bfloat16")
 
 

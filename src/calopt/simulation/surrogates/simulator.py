@@ -64,7 +64,7 @@ DEFAULT_MODEL = Path(__file__).parent / "data" / "lhcb-shashlik-default.pt"
 BATCH = 4096
 CHUNK = 512
 PRECISIONS = ("float32", "bfloat16")  # the arithmetic of the networks when sampling
-BFLOAT16_MODELS = ("wgan", "adagan")  # the model types that can sample in bfloat16
+BFLOAT16_MODELS = ("wgan", "adagan", "flow")  # the model types that can sample in bfloat16
 
 
 @numba.njit(cache=True)
@@ -411,7 +411,7 @@ def _check_precision(precision: str, model_type: str) -> str:
 
         if model_type not in BFLOAT16_MODELS:
             raise CaloptInputError(
-                f"bfloat16 sampling is for the GANs ({', '.join(BFLOAT16_MODELS)}), not a {model_type!r} model"
+                f"bfloat16 sampling is for the model types {', '.join(BFLOAT16_MODELS)}, not a {model_type!r} model"
             )
         if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
             raise CaloptInputError("bfloat16 sampling needs torch's oneDNN with bfloat16 support (AVX-512 at least)")
@@ -420,8 +420,9 @@ def _check_precision(precision: str, model_type: str) -> str:
 
 def load_surrogate(path: str | os.PathLike[str] | None = None, *, precision: str = "float32") -> SurrogateSimulator:
     """The simulator of a checkpoint file (the shipped default when ``path`` is None).
-    ``precision="bfloat16"`` samples a GAN with bfloat16 networks
-    (:meth:`~calopt.simulation.surrogates.models.Generator.set_sampling_dtype`)."""
+    ``precision="bfloat16"`` samples with bfloat16 networks
+    (:meth:`~calopt.simulation.surrogates.models.Generator.set_sampling_dtype`,
+    :meth:`~calopt.simulation.surrogates.models.FlowModel.set_sampling_dtype`)."""
     p = DEFAULT_MODEL if path is None else Path(path)
     if path is None and not p.is_file():
         raise CaloptInputError("the default surrogate model is not installed with this calopt")
