@@ -743,3 +743,34 @@ def test_sampling_outputs_into_given_buffers():
     np.testing.assert_array_equal(same, copy)
     with pytest.raises(ValueError, match="inplace needs a C-contiguous float32"):
         apply_hits(cells.astype(np.float64), seeds, le, rows, model, inplace=True)
+
+
+def test_cached_kernels_go_when_any_kernel_source_changes(tmp_path, monkeypatch):
+    """numba's cache checks a kernel against its own file only; the package drops every cached
+    kernel of its modules when one of their sources changes (here on stand-in files)."""
+    from calopt.simulation.surrogates import drop_stale_kernels
+
+    names = ("a", "b")
+    for n in names:
+        (tmp_path / f"{n}.py").write_text(f"x = {n!r}\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+
+    def cached(*files: str) -> set[str]:
+        for f in files:
+            (cache / f).write_bytes(b"")
+        return {p.name for p in cache.iterdir() if p.suffix in (".nbi", ".nbc")}
+
+    assert cached("a.f-3.py311.nbi", "b.g-9.py311.1.nbc", "other.h-1.py311.nbi")
+    assert drop_stale_kernels(tmp_path, names)  # no stamp yet: nothing known to be current
+    assert cached() == {"other.h-1.py311.nbi"}  # another module's cache is not touched
+    assert cached("a.f-3.py311.nbi") == {"a.f-3.py311.nbi", "other.h-1.py311.nbi"}
+    assert not drop_stale_kernels(tmp_path, names)  # sources unchanged: the caches stay
+    assert "a.f-3.py311.nbi" in cached()
+    (tmp_path / "b.py").write_text("x = 'changed'\n")  # an edit of the other module
+    assert drop_stale_kernels(tmp_path, names)
+    assert cached() == {"other.h-1.py311.nbi"}
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))  # numba's own cache folder
+    (tmp_path / "a.py").write_text("x = 'changed too'\n")
+    drop_stale_kernels(tmp_path, names)
+    assert any((tmp_path / "numba").glob("*/calopt-kernels.sha1"))
