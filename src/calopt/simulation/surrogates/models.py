@@ -381,10 +381,11 @@ def _spline_inverse(phi: np.ndarray, scale: np.ndarray, y: np.ndarray, cols: np.
     :func:`_soft_clamp_scale`), at the columns ``cols`` (F,) of ``y``, into the same columns of
     ``out`` (a coupling's half; torch's indexing of them took 2 us per flow shower). zuko's
     formulas (the knots, the bin search, the quadratic of Durkan et al. eq. 6-8 in its stable
-    root), in float64; the bin is found against the unnormalised cumulative heights. Every step runs over the features
-    of a shower without a branch (vectorised; a feature outside the knots, where the spline
-    is the identity, is computed too and then replaced): 3.7 instead of 7.7 us per flow shower
-    with a branch and a bin search per feature, the same values."""
+    root), in float64; the bin is found against the unnormalised cumulative heights. Every
+    step runs over the features of a shower without a branch (vectorised; a feature outside
+    the knots, where the spline is the identity, is computed too and then replaced): 3.7
+    instead of 7.7 us per flow shower with a branch and a bin search per feature, the same
+    values."""
     n, f = len(y), len(cols)
     K = (phi.shape[1] // f + 1) // 3
     e = np.empty(phi.shape[1], dtype=np.float32)
