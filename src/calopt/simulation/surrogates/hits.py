@@ -219,10 +219,12 @@ def _gamma_first_tries(key: np.uint64, cell: np.ndarray, a: np.ndarray, nh: int,
     (their words from counter ``cell 2^8 + 1``), without a branch (vectorised; numpy's error
     model drops the division's zero test): ``ok`` where it is accepted by the normal's fast
     path and the squeeze (~90 %), with ``out`` then what :func:`_gamma` returns; the others are
-    left to it. A shape a < 1 (most deposits: a single hit has 0.80) tries a + 1 from the
-    second word on, times its boost U^(1/a) from the first (:func:`_log_many` and
-    :func:`_exp_many`: the same to 1e-15). ``work``: (2, n) float64 and ``bits`` int64 scratch
-    of n >= nh. 1.6 instead of 7.4 us for 190 deposits (a 10 GeV photon) one at a time."""
+    left to it. A shape a < 1 (a single hit has 0.80; a quarter of the deposits of a 10 GeV
+    flow photon, 5 % of a wgan one) tries a + 1 from the second word on, times its boost
+    U^(1/a) from the first (:func:`_log_many` and :func:`_exp_many`: the same to 1e-15).
+    ``work``: (2, n) float64 and ``bits`` int64 scratch of n >= nh. 190 deposits of shape < 1
+    take 1.6 instead of 7.4 us one at a time; the whole hit model of a 10 GeV flow photon 10
+    instead of 11 us."""
     for h in range(nh):
         small = a[h] < 1.0
         ah = a[h] + 1.0 if small else a[h]
