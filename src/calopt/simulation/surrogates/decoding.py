@@ -9,6 +9,14 @@ import numba
 import numpy as np
 
 
+def no_residual(n: int, d: int) -> tuple[np.ndarray, ...]:
+    """The residual statistics of :func:`_decode_row` for ``n`` showers of ``d`` cells without a
+    residual model: zero means and standard deviations (one species, one bin), species row,
+    bins and weight 0 for every shower."""
+    zero = np.zeros(n, dtype=np.int64)
+    return np.zeros((1, 1, d), np.float32), np.zeros((1, 1, d), np.float32), zero, zero, zero, np.zeros(n)
+
+
 @numba.njit(cache=True)
 def scale_cells(v: np.ndarray, scale: float | np.float32) -> None:
     """``v *= scale`` in place, in the arithmetic of ``scale``'s type. (Written inline over a

@@ -68,7 +68,7 @@ import torch
 from torch import Tensor, nn
 
 from calopt.simulation.surrogates.conditions import N_KINEMATIC
-from calopt.simulation.surrogates.decoding import _decode_cells
+from calopt.simulation.surrogates.decoding import _decode_cells, no_residual
 
 __all__ = ["PROFILE_ALPHA", "Critic", "FlowModel", "Generator", "Regressor", "mlp", "normalise_g"]
 
@@ -700,12 +700,12 @@ class FlowModel(nn.Module):
                                                       self.pca_mean))  # fmt: skip
         base = pca(x[:, :k])
         n, d = base.shape
+        res: tuple[np.ndarray, ...]
         if self.res_bins > 0 and c is not None:
             rows, lo, hi, t = (v.numpy() for v in self._residual_bins(c))
             res = (self.res_mean.numpy(), self.res_std.numpy(), rows, lo, hi, t.astype(np.float64))
         else:
-            zero = np.zeros(n, dtype=np.int64)
-            res = (np.zeros((1, 1, d), np.float32), np.zeros((1, 1, d), np.float32), zero, zero, zero, np.zeros(n))
+            res = no_residual(n, d)
         if self.n_profile:
             target, tau = self._profile_targets(x[:, k + 1 :])
         else:

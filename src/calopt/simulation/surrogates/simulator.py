@@ -27,7 +27,7 @@ from calopt.simulation.surrogates.calibration import apply_response, interpolati
 from calopt.simulation.surrogates.checkpoint import load_checkpoint
 from calopt.simulation.surrogates.conditions import ConditionSpace
 from calopt.simulation.surrogates.dataset import axis_context, axis_offsets, time_of
-from calopt.simulation.surrogates.decoding import _decode_row
+from calopt.simulation.surrogates.decoding import _decode_row, no_residual
 from calopt.simulation.surrogates.hits import _hit_scratch, _hits_row, hit_key, hit_tables
 from calopt.simulation.surrogates.noise import (
     _ZIG_RATIO,
@@ -324,9 +324,8 @@ class SurrogateSimulator:
             g, r, target, tau, res, eps_keys, first = self._flow_parts(net_cond, seeds)
         else:
             g, r, tau = self.generate(net_cond, seeds, work)
-            zero = np.zeros(n, dtype=np.int64)
             target, eps_keys, first = np.ones((n, 1)), np.zeros(0, dtype=np.uint64), 0
-            res = (np.zeros((1, 1, 1), np.float32), np.zeros((1, 1, 1), np.float32), zero, zero, zero, np.zeros(n))
+            res = no_residual(n, 1)  # not decoded: unused
         rows = self.space.species_rows(cond)
         r_raw = r.astype(np.float64) * self.norm["r_std"] + self.norm["r_mean"]
         if self.response_calibration is not None:
