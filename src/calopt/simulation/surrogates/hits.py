@@ -331,7 +331,7 @@ def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t
 
 
 def hit_tables(model: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """What :func:`apply_hits` derives from a hit model: ln a per (species, bin, cell) and the
+    """What the hit kernel derives from a hit model: ln a per (species, bin, cell) and the
     scales of the cheap miss test (to compute once per model: ~0.7 us per shower per chunk)."""
     with np.errstate(divide="ignore"):
         log_a = np.log(np.asarray(model["a"], dtype=np.float64))  # 0 (core) -> -inf, inf (never hit) -> inf
@@ -339,20 +339,19 @@ def hit_tables(model: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def apply_hits(cells: np.ndarray, seeds: np.ndarray, le: np.ndarray, rows: np.ndarray,
-               model: dict[str, Any], *, sections: int = 1, inplace: bool = False,
-               tables: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
+               model: dict[str, Any], *, sections: int = 1, inplace: bool = False) -> np.ndarray:  # fmt: skip
     """Apply the hit model to generated cells (N, ...) [MeV] of showers with per-shower
     ``seeds``, encoded ln E ``le`` and species rows ``rows``; returns a new float32 array
     (``inplace``: ``cells`` itself, which must then be a C-contiguous float32 array).
     The visible energy of each shower is kept; with ``sections`` > 1 also the energy of each of
     that many equal, contiguous groups of cells (the longitudinal sections) that keeps a hit.
-    ``tables``: :func:`hit_tables` of ``model``, if already at hand."""
+    (The simulator runs the same kernel shower by shower, with the tables made once per model.)"""
     if inplace and not (isinstance(cells, np.ndarray) and cells.dtype == np.float32 and cells.flags.c_contiguous):
         raise ValueError("apply_hits: inplace needs a C-contiguous float32 array")
     # the kernel sums in float64
     x = (cells if inplace else np.array(cells, dtype=np.float32, order="C")).reshape(len(cells), -1)
     lo, t = interpolation(le, np.asarray(model["centres"], dtype=np.float64))
-    log_a, miss = hit_tables(model) if tables is None else tables
+    log_a, miss = hit_tables(model)
     _apply(x, np.asarray(seeds, dtype=np.uint64), np.asarray(rows, dtype=np.int64), lo.astype(np.int64),
            t, log_a, miss, float(model["shape"]), int(sections), _ZIG_X, _ZIG_RATIO)  # fmt: skip
     return x.reshape(np.shape(cells))
