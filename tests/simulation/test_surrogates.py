@@ -287,6 +287,57 @@ def test_ziggurat_normals_are_standard_normal():
     np.testing.assert_array_equal(normals(seeds, 500), np.array(one))
 
 
+def test_inverse_normals_are_standard_normal_and_the_ppnd7_quantiles():
+    """The flow's residual normals (inversion of 32-bit uniforms, two per word): standard
+    normal, independent (also the two halves of one word), per shower, and each the quantile
+    of its uniform to PPND7's accuracy."""
+    from scipy import stats
+    from scipy.special import ndtri
+
+    from calopt.simulation.surrogates.noise import _word, inverse_normals, stream_keys
+
+    seeds = run_seeds(12, 0, 400)
+    z = inverse_normals(seeds, 5000, stream=5)
+    assert z.dtype == np.float32 and z.shape == (400, 5000)
+    flat = z.ravel().astype(np.float64)  # 2e6 numbers
+    assert stats.kstest(flat, "norm").pvalue > 1e-3
+    assert abs(flat.mean()) < 0.003 and abs(flat.std() - 1.0) < 0.003
+    for t in (1.0, 2.0, 3.0, 4.0):  # the tail form (|q| > 0.425: |z| > 1.44) and further out
+        assert (np.abs(flat) > t).mean() == pytest.approx(2.0 * stats.norm.sf(t), rel=0.2 if t >= 4 else 0.06)
+    assert np.abs(flat).max() <= 6.35  # p >= 2^-33
+    # neighbours and the two normals of one word (j and 2500 + j) are uncorrelated
+    for a, b in ((z[:, :-1], z[:, 1:]), (z[:, :2500], z[:, 2500:])):
+        a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+        assert abs(np.corrcoef(a, b)[0, 1]) < 0.004 and abs(np.corrcoef(a**2, b**2)[0, 1]) < 0.004
+    np.testing.assert_array_equal(inverse_normals(seeds[3:7], 5000, stream=5), z[3:7])
+    assert not np.array_equal(inverse_normals(seeds[:2], 5000, stream=1), z[:2])
+    # normal j < h = ceil(n / 2) from the low half of word j, normal h + j from its high half
+    for n in (3600, 7):
+        h = (n + 1) // 2
+        key = stream_keys(seeds[:1], 5)[0]
+        words = np.array([_word(key, np.uint64(m)) for m in range(h)], dtype=np.uint64)
+        k = np.r_[words & np.uint64(0xFFFFFFFF), words >> np.uint64(32)][:n]
+        exact = ndtri((k.astype(np.float64) + 0.5) * 2.0**-32)
+        got = inverse_normals(seeds[:1], n, stream=5)[0].astype(np.float64)
+        np.testing.assert_allclose(got, exact, rtol=5e-7, atol=0)
+    buf = np.empty((400, 5000), dtype=np.float32)
+    assert inverse_normals(seeds, 5000, stream=5, out=buf) is buf
+    with pytest.raises(ValueError, match="inverse_normals: out of shape"):
+        inverse_normals(seeds, 5000, stream=5, out=buf.astype(np.float64))
+
+
+def test_float32_log_is_accurate():
+    from calopt.simulation.surrogates.noise import _logf_many
+
+    rng = np.random.default_rng(4)
+    x = np.r_[np.exp(rng.uniform(np.log(1e-12), np.log(10.0), 200_000)), 1.0, 0.5, 2.0 ** 0.5, 2.0 ** -0.5]
+    x = x.astype(np.float32)
+    out, bits = np.empty_like(x), np.empty(len(x), dtype=np.int32)
+    _logf_many(x, len(x), out, bits)
+    exact = np.log(x.astype(np.float64))
+    np.testing.assert_allclose(out, exact, rtol=1e-7, atol=1e-7)
+
+
 def test_shipped_default_energy_scale():
     assert DEFAULT_MODEL.is_file() and DEFAULT_MODEL.stat().st_size < 6_500_000  # "a few MB"
     sim = get_simulator("surrogate")

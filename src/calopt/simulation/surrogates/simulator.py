@@ -32,8 +32,9 @@ from calopt.simulation.surrogates.hits import _hit_scratch, _hits_row, hit_key, 
 from calopt.simulation.surrogates.noise import (
     _ZIG_RATIO,
     _ZIG_X,
-    _normals_row,
-    _zig_scratch,
+    _inverse_normals_row,
+    _inverse_scratch,
+    inverse_normals,
     normals,
     run_seeds,
     stream_keys,
@@ -65,6 +66,7 @@ BATCH = 4096
 CHUNK = 512
 PRECISIONS = ("float32", "bfloat16")  # the arithmetic of the networks when sampling
 BFLOAT16_MODELS = ("wgan", "adagan", "flow")  # the model types that can sample in bfloat16
+RESIDUAL_STREAM = 5  # the flow's residual normals (noise.inverse_normals); 1: the networks' normals
 
 
 @numba.njit(cache=True)
@@ -148,7 +150,7 @@ def place_sections(inner: np.ndarray, k: np.ndarray, t_sec: np.ndarray, showers:
 
 
 @numba.njit(cache=True)
-def _make_showers(g: np.ndarray, decode: bool, eps_keys: np.ndarray, first: int, res_mean: np.ndarray,
+def _make_showers(g: np.ndarray, decode: bool, eps_keys: np.ndarray, res_mean: np.ndarray,
                   res_std: np.ndarray, rrows: np.ndarray, rlo: np.ndarray, rhi: np.ndarray, rt: np.ndarray,
                   target: np.ndarray, evis: np.ndarray, hit: bool, seeds: np.ndarray, hrows: np.ndarray,
                   hlo: np.ndarray, ht: np.ndarray, log_a: np.ndarray, miss: np.ndarray, shape: float, groups: int,
@@ -156,8 +158,8 @@ def _make_showers(g: np.ndarray, decode: bool, eps_keys: np.ndarray, first: int,
                   ratio: np.ndarray) -> None:  # fmt: skip
     """The cells of the showers, one shower at a time from the networks' output ``g`` (N, D) to
     the grid, so that the shower stays in the CPU's first caches: with ``decode`` (a flow) its
-    residual normals (``first, first + 1, ...`` of ``eps_keys``; none without a residual
-    model, an empty ``eps_keys``) and the decoding (:func:`~calopt.simulation.
+    residual normals (:func:`~calopt.simulation.surrogates.noise._inverse_normals_row` of
+    ``eps_keys``; none without a residual model, an empty ``eps_keys``) and the decoding (:func:`~calopt.simulation.
     surrogates.decoding._decode_row` with the residual rows, bins and weights ``rrows``, ``rlo``,
     ``rhi``, ``rt`` and the section fractions ``target``), otherwise ``g`` as it is; then the
     cell energies ``g^2 E_vis`` (``evis``), the hit model (``hit``:
@@ -171,13 +173,13 @@ def _make_showers(g: np.ndarray, decode: bool, eps_keys: np.ndarray, first: int,
     row = np.empty(d, dtype=np.float32)  # the shower being made
     eps = np.zeros(d, dtype=np.float32)
     now = np.zeros(target.shape[1])
-    zf, zi, zc, zb = _zig_scratch(d)
+    zk, zf, zb = _inverse_scratch(d)
     hf, hi, hb, hs = _hit_scratch(d, groups)
     residual = decode and len(eps_keys) > 0
     for i in range(n):
         if decode:
             if residual:
-                _normals_row(eps_keys[i], first, eps, xs, ratio, zf, zi, zc, zb)
+                _inverse_normals_row(eps_keys[i], eps, zk, zf, zb)
             p, a, b = rrows[i], rlo[i], rhi[i]
             _decode_row(g[i], res_mean[p, a], res_mean[p, b], res_std[p, a], res_std[p, b], rt[i], eps, target[i],
                         row, now)  # fmt: skip
@@ -240,15 +242,21 @@ class SurrogateSimulator:
         import torch
 
         n = len(cond)
-        z_all = normals(seeds, self.noise_dim, stream=1, dtype=np.float32,
-                        out=_buffer(work, "z", (n, self.noise_dim)))  # fmt: skip
+        arch = self.ck["architecture"]
+        z_all = _buffer(work, "z", (n, self.noise_dim))
+        if self.model_type == "flow" and int(arch.get("res_bins", 0)) > 0:  # the latent, then the residual normals
+            first = self.noise_dim - int(arch["n_out"])
+            z_all[:, :first] = normals(seeds, first, stream=1, dtype=np.float32)
+            z_all[:, first:] = inverse_normals(seeds, int(arch["n_out"]), RESIDUAL_STREAM)
+        else:
+            normals(seeds, self.noise_dim, stream=1, dtype=np.float32, out=z_all)
         comp = np.zeros(n, dtype=np.int64)
         if self.model_type == "adagan":
             u = uniforms(seeds, 1, stream=2)[:, 0]
             comp = np.minimum(np.searchsorted(np.cumsum(self.betas / self.betas.sum()), u), len(self.betas) - 1)
-        g_out = _buffer(work, "g", (n, int(self.ck["architecture"]["n_out"])))
+        g_out = _buffer(work, "g", (n, int(arch["n_out"])))
         r_out = np.empty(n, dtype=np.float32)
-        sections = int(self.ck["architecture"].get("sections", 0)) if self.model_type == "flow" else 0
+        sections = int(arch.get("sections", 0)) if self.model_type == "flow" else 0
         tau_out = np.empty((n, sections), dtype=np.float32) if sections else None
         with torch.inference_mode():
             for k in np.unique(comp):
@@ -301,8 +309,8 @@ class SurrogateSimulator:
         with torch.inference_mode():
             c_t = torch.from_numpy(cond)
             base, r, target, tau, res = net.decode_inputs(net.flow_inverse(c_t, torch.from_numpy(z)), c_t)
-        keys = stream_keys(seeds, 1) if net.res_bins > 0 else np.zeros(0, dtype=np.uint64)
-        return base.numpy(), r.numpy(), target.numpy(), None if tau is None else tau.numpy(), res, keys, first
+        keys = stream_keys(seeds, RESIDUAL_STREAM) if net.res_bins > 0 else np.zeros(0, dtype=np.uint64)
+        return base.numpy(), r.numpy(), target.numpy(), None if tau is None else tau.numpy(), res, keys
 
     def _fill(self, particles: Particles, seeds: np.ndarray, showers: np.ndarray, times: np.ndarray,
               work: dict[str, np.ndarray]) -> None:  # fmt: skip
@@ -321,10 +329,10 @@ class SurrogateSimulator:
             k = np.zeros((n, S, 2), dtype=np.int64)
         decode = self.model_type == "flow"
         if decode:
-            g, r, target, tau, res, eps_keys, first = self._flow_parts(net_cond, seeds)
+            g, r, target, tau, res, eps_keys = self._flow_parts(net_cond, seeds)
         else:
             g, r, tau = self.generate(net_cond, seeds, work)
-            target, eps_keys, first = np.ones((n, 1)), np.zeros(0, dtype=np.uint64), 0
+            target, eps_keys = np.ones((n, 1)), np.zeros(0, dtype=np.uint64)
             res = no_residual(n, 1)  # not decoded: unused
         rows = self.space.species_rows(cond)
         r_raw = r.astype(np.float64) * self.norm["r_std"] + self.norm["r_mean"]
@@ -352,7 +360,7 @@ class SurrogateSimulator:
             t_sec = time_of(ta, tb, e, particles.directions[:, 2]).astype(np.float32)
         res_mean, res_std, res_rows, res_lo, res_hi, res_t = res
         # the flow's section fractions are kept through the hits when it models them
-        _make_showers(g, decode, eps_keys, first, res_mean, res_std, res_rows, res_lo, res_hi, res_t, target, evis,
+        _make_showers(g, decode, eps_keys, res_mean, res_std, res_rows, res_lo, res_hi, res_t, target, evis,
                       self.hit_model is not None, np.asarray(seeds, dtype=np.uint64), rows.astype(np.int64),
                       lo.astype(np.int64), t, log_a, miss, shape, S if tau is not None else 1, k, t_sec, showers, times,
                       _ZIG_X, _ZIG_RATIO)  # fmt: skip
