@@ -176,21 +176,21 @@ def _hit_probability(lam: float, stay: float) -> float:
     return 1.0 - stay
 
 
-_MISS_MARGIN = 1.0 - 1e-9  # keeps the cheap miss test strict under float rounding
-_NEVER = 1e300  # a cell that is never hit: u * _NEVER >= mu always
+_MISS_MARGIN = 1.0 - 1e-6  # keeps the cheap miss test strict under (float32) rounding
 
 
 def _miss_scales(a: np.ndarray) -> np.ndarray:
     """Per (species, bin, cell) the scale of the cheap miss test of :func:`_apply` for showers
     interpolated between bin b and b + 1 (the last bin: b alone): 0 for a core cell (either
-    bin leaves it as generated), ``_NEVER`` for a cell never hit (either bin), otherwise
-    ``min(a_b, a_b+1)`` shrunk by ``_MISS_MARGIN``. The hit scale interpolated in ln a is at
-    least the smaller one, so ``u * scale >= mu`` implies ``u >= lam >= P``: a miss."""
+    bin leaves it as generated), infinity for a cell never hit (either bin), otherwise
+    ``min(a_b, a_b+1)`` shrunk by ``_MISS_MARGIN``, in float32. The hit scale interpolated in
+    ln a is at least the smaller one, so ``u * scale >= mu`` implies ``u >= lam >= P``: a miss
+    (the margin covers the two float32 roundings, 6e-8 each)."""
     a = np.asarray(a, dtype=np.float64)
     a1 = np.concatenate([a[:, 1:], a[:, -1:]], axis=1)
     core = (a == 0) | (a1 == 0)
     never = np.isinf(a) | np.isinf(a1)
-    return np.where(core, 0.0, np.where(never, _NEVER, np.minimum(a, a1) * _MISS_MARGIN))
+    return np.where(core, 0.0, np.where(never, np.inf, np.minimum(a, a1) * _MISS_MARGIN)).astype(np.float32)
 
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract"})
@@ -203,13 +203,27 @@ def _section_sums(xi: np.ndarray, groups: int, out: np.ndarray) -> None:
         out[q] = s
 
 
+@numba.njit(cache=True, inline="always")
+def _half_unit(k: np.uint32) -> np.float32:
+    """(0, 1] in float32 from a 32-bit integer: (k + 1/2) 2^-32, rounded."""
+    return (np.float32(k) + np.float32(0.5)) * np.float32(2.0**-32)
+
+
 @numba.njit(cache=True)
 def _candidates(xi: np.ndarray, key: np.uint64, scale: np.ndarray, u: np.ndarray, flag: np.ndarray) -> None:
-    """The cell uniforms, and which cells are not a certain miss (branch-free: vectorised)."""
-    for j in range(len(xi)):
-        uj = _uniform(key, np.uint64(j) << np.uint64(8))
-        u[j] = uj
-        flag[j] = uj * scale[j] < xi[j]
+    """The cell uniforms ``u`` (float32, of at least 2 ceil(n / 2) for n cells), two from each
+    word: cell j < h = ceil(n / 2) from the low half of the word at counter j 2^8, cell h + j
+    from its high half (cell j's counters j 2^8 + 1, ... are its Gamma draws'); and which cells
+    are not a certain miss (branch-free: vectorised). Half the words and memory of one 53-bit
+    float64 uniform per cell."""
+    n = len(xi)
+    h = (n + 1) // 2
+    for m in range(h):
+        w = _word(key, np.uint64(m) << np.uint64(8))
+        u[m] = _half_unit(np.uint32(w & np.uint64(0xFFFFFFFF)))
+        u[h + m] = _half_unit(np.uint32(w >> np.uint64(32)))
+    for j in range(n):
+        flag[j] = u[j] * scale[j] < xi[j]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -248,23 +262,24 @@ def _gamma_first_tries(key: np.uint64, cell: np.ndarray, a: np.ndarray, nh: int,
 
 
 @numba.njit(cache=True)
-def _hit_scratch(m: int, groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _hit_scratch(m: int, groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The work arrays of :func:`_hits_row` for showers of ``m`` cells in ``groups`` groups:
-    float64 (10, m), int64 (3, m + 1), bool (3, m) and float64 (2, groups)."""
-    return np.empty((10, m)), np.empty((3, m + 1), dtype=np.int64), np.empty((3, m), np.bool_), np.empty((2, groups))
+    float64 (9, m), int64 (3, m + 1), bool (3, m), float64 (2, groups) and float32 (m + 1)."""
+    return (np.empty((9, m)), np.empty((3, m + 1), dtype=np.int64), np.empty((3, m), np.bool_), np.empty((2, groups)),
+            np.empty(m + 1, np.float32))  # fmt: skip
 
 
 @numba.njit(cache=True)
 def _hits_row(xi: np.ndarray, key: np.uint64, p: int, b: int, w: float, log_a: np.ndarray, miss: np.ndarray,
               shape: float, groups: int, xs: np.ndarray, ratio: np.ndarray, fs: np.ndarray, ints: np.ndarray,
-              bs: np.ndarray, sums: np.ndarray) -> None:  # fmt: skip
+              bs: np.ndarray, sums: np.ndarray, u: np.ndarray) -> None:  # fmt: skip
     """The hit model on the cells ``xi`` [MeV] of one shower, in place: generator ``key``,
     species row ``p``, lower ln E bin ``b`` and the upper one's weight ``w``; the work arrays
     are :func:`_hit_scratch`'s."""
     size = len(xi) // groups
-    # the candidates: index, energy, core flag, lam, exp(-lam) = 1 - P; the hit cells' Gamma
-    # shapes and scales
-    u, kk, sc, gam, mus, arg, lam, stay, work = fs[0], fs[1], fs[2], fs[3], fs[4], fs[5], fs[6], fs[7], fs[8:10]
+    # the cell uniforms u; the candidates: index, energy, core flag, lam, exp(-lam) = 1 - P; the
+    # hit cells' Gamma shapes and scales
+    kk, sc, gam, mus, arg, lam, stay, work = fs[0], fs[1], fs[2], fs[3], fs[4], fs[5], fs[6], fs[7:9]
     cell, idx, bits = ints[0], ints[1], ints[2]
     flag, ok, core = bs[0], bs[1], bs[2]
     before, after = sums[0], sums[1]
@@ -324,10 +339,10 @@ def hit_key(seed: np.uint64) -> np.uint64:
 @numba.njit(cache=True)
 def _apply(x: np.ndarray, seeds: np.ndarray, rows: np.ndarray, lo: np.ndarray, t: np.ndarray, log_a: np.ndarray,
            miss: np.ndarray, shape: float, groups: int, xs: np.ndarray, ratio: np.ndarray) -> None:  # fmt: skip
-    fs, ints, bs, sums = _hit_scratch(x.shape[1], groups)
+    fs, ints, bs, sums, u = _hit_scratch(x.shape[1], groups)
     for i in range(x.shape[0]):
         _hits_row(x[i], hit_key(seeds[i]), rows[i], lo[i], t[i], log_a, miss, shape, groups, xs, ratio, fs, ints, bs,
-                  sums)  # fmt: skip
+                  sums, u)  # fmt: skip
 
 
 def hit_tables(model: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -190,26 +190,32 @@ def _de_bruijn_table() -> np.ndarray:
 
 
 _LOWEST_BIT = _de_bruijn_table()
+_PACK_BYTES = np.uint64(0x0102040810204080)  # bytes of 0 or 1 -> their bits in the top byte
 
 
 @numba.njit(cache=True)
 def _true_indices(flags: np.ndarray, idx: np.ndarray) -> int:
     """The indices of the true entries of the bool array ``flags`` into ``idx``, in order; their
-    number. Eight flags at a time as one 64-bit word: a word of false flags costs a test, and
-    each true one a de Bruijn look-up of the lowest set bit (0.4-0.7 against 1.2 us for 3600
-    flags, 3-14 % true, one at a time)."""
+    number. 64 flags at a time: their bytes packed into the bits of one 64-bit mask (8 bytes
+    of 0 or 1 times 0x0102040810204080 put their bits in the top byte), then each set bit by a
+    de Bruijn look-up of the lowest one. The loop over a mask's bits ends once per 64 flags,
+    so a branch is mispredicted that rarely: 0.7 against 2.1 us for 3600 flags, 7 % of them
+    true, that change from one call to the next (the same flags again and again, which the
+    branch predictor learns, took 0.5 us both ways)."""
     n = len(flags)
-    nw = n // 8
-    words = flags[: 8 * nw].view(np.uint64)
+    ng = n // 64
+    words = flags[: 64 * ng].view(np.uint64)
     k = 0
-    for i in range(nw):
-        w = words[i]
-        while w != np.uint64(0):
-            low = w & (np.uint64(0) - w)
-            idx[k] = 8 * i + (_LOWEST_BIT[(low * _DE_BRUIJN) >> np.uint64(58)] >> 3)
+    for g in range(ng):
+        m = np.uint64(0)
+        for b in range(8):
+            m |= ((words[8 * g + b] * _PACK_BYTES) >> np.uint64(56)) << np.uint64(8 * b)
+        while m != np.uint64(0):
+            low = m & (np.uint64(0) - m)
+            idx[k] = 64 * g + _LOWEST_BIT[(low * _DE_BRUIJN) >> np.uint64(58)]
             k += 1
-            w ^= low
-    for j in range(8 * nw, n):
+            m ^= low
+    for j in range(64 * ng, n):
         idx[k] = j
         k += flags[j]
     return k

@@ -174,7 +174,7 @@ def _make_showers(g: np.ndarray, decode: bool, eps_keys: np.ndarray, res_mean: n
     eps = np.zeros(d, dtype=np.float32)
     now = np.zeros(target.shape[1])
     zk, zf, zb = _inverse_scratch(d)
-    hf, hi, hb, hs = _hit_scratch(d, groups)
+    hf, hi, hb, hs, hu = _hit_scratch(d, groups)
     residual = decode and len(eps_keys) > 0
     for i in range(n):
         if decode:
@@ -190,7 +190,7 @@ def _make_showers(g: np.ndarray, decode: bool, eps_keys: np.ndarray, res_mean: n
             row[j] = row[j] * row[j] * ev
         if hit:
             _hits_row(row, hit_key(seeds[i]), hrows[i], hlo[i], ht[i], log_a, miss, shape, groups, xs, ratio, hf, hi,
-                      hb, hs)  # fmt: skip
+                      hb, hs, hu)  # fmt: skip
         _place_row(row.reshape(S, C, C), k[i], t_sec[i], showers[i], times[i])
 
 
@@ -345,7 +345,7 @@ class SurrogateSimulator:
             shape = float(self.hit_model["shape"])
         else:
             lo, t = np.zeros(n, dtype=np.int64), np.zeros(n)
-            log_a = miss = np.zeros((1, 1, 1))
+            log_a, miss = np.zeros((1, 1, 1)), np.zeros((1, 1, 1), dtype=np.float32)
             shape = 1.0
         tm = self.ck["time_model"]
         ta = np.asarray(tm["a"], dtype=np.float64)[rows]
