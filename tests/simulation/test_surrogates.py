@@ -383,11 +383,12 @@ def run_cli(argv, capsys):
 def test_cli_train_and_sample(data_file, tmp_path, capsys):
     model = tmp_path / "m.pt"
     argv = ["surrogate", "train", "--model", "flow", "--data", str(data_file), str(data_file)]
-    argv += ["--out", str(model), "--steps", "3", "--crop", "8", "--seed", "2", "--json"]
+    argv += ["--out", str(model), "--steps", "3", "--crop", "8", "--seed", "2", "--transforms", "3", "--json"]
     code, out, err = run_cli(argv, capsys)
     assert code == 0, err
     doc = json.loads(out)
     assert doc["model"] == "flow" and doc["n_train"] == 192 and model.is_file()
+    assert load_checkpoint(model)["architecture"]["transforms"] == 3
     h5 = tmp_path / "s.h5"
     argv = ["surrogate", "sample", str(model), "--particle", "e-", "--energy", "20", "--n", "7"]
     argv += ["--out", str(h5), "--theta-max", "0.1", "--json"]
@@ -411,6 +412,9 @@ def test_cli_train_and_sample(data_file, tmp_path, capsys):
     argv = ["surrogate", "train", "--model", "vae", "--data", str(data_file), "--out", str(tmp_path / "v.pt")]
     code, out, err = run_cli(argv, capsys)
     assert code == 2 and "'vae'" in err and err.count("\n") == 1
+    argv = ["surrogate", "train", "--model", "flow", "--data", str(data_file), "--out", str(tmp_path / "t.pt")]
+    code, out, err = run_cli([*argv, "--transforms", "0"], capsys)
+    assert code == 2 and "--transforms must be >= 1, got 0" in err and err.count("\n") == 1
 
 
 def _same_calibrations(a, b):

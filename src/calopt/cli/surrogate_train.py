@@ -21,6 +21,7 @@ def train(
     out: Path = typer.Option(..., "--out", help="Output checkpoint (.pt)."),
     steps: int = typer.Option(2000, "--steps", help="Generator steps (flow: gradient steps)."),
     components: int = typer.Option(3, "--components", help="adagan: number of GANs in the ensemble."),
+    transforms: int = typer.Option(4, "--transforms", help="flow: number of coupling (spline) transforms."),
     regressor_steps: int = typer.Option(
         1500, "--regressor-steps", help="wgan/adagan: training steps of the auxiliary condition regressor."
     ),
@@ -59,9 +60,13 @@ def train(
     t0 = time.perf_counter()
     if regressor_steps < 0:
         raise CaloptInputError(f"--regressor-steps must be >= 0, got {regressor_steps}")
+    if transforms < 1:
+        raise CaloptInputError(f"--transforms must be >= 1, got {transforms}")
     settings: dict[str, int] = {"reg_steps": regressor_steps}
     if model == "adagan":
         settings["components"] = components
+    if model == "flow":
+        settings["transforms"] = transforms
     with ExitStack() as stack:
         bar: list[Callable[[int], None]] = []
 
