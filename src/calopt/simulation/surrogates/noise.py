@@ -328,21 +328,12 @@ def _logf_many(x: np.ndarray, n: int, out: np.ndarray, bits: np.ndarray) -> None
 
 
 @numba.njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def _inverse_normals_row(key: np.uint64, o: np.ndarray, ks: np.ndarray, fs: np.ndarray, bits: np.ndarray) -> None:
-    """Standard normals into the float32 row ``o`` (n of them) by inversion (PPND7) of 32-bit
-    uniforms, two from each word of ``key``: normal j < h = ceil(n / 2) from the low half of
-    word j (counter j), normal h + j from its high half; p = (k + 1/2) 2^-32 for the 32-bit
-    integer k, so |z| <= 6.34. Every step runs over the whole row without a branch
-    (vectorised, float32: the rational functions, the tail's log and sqrt for every normal):
-    ~3.5 us per 3600 normals against 6.2 for the ziggurat of :func:`_normals_row`, whose
-    table look-ups cannot be vectorised; within 4e-7 (relative) of the exact quantile of p.
-    ``ks``: uint32 scratch of 2h, ``fs``: float32 (2, n), ``bits``: int32 of n."""
-    n = len(o)
-    h = (n + 1) // 2
-    for m in range(h):
-        w = _word(key, np.uint64(m))
-        ks[m] = np.uint32(w & np.uint64(0xFFFFFFFF))
-        ks[h + m] = np.uint32(w >> np.uint64(32))
+def _ppnd7_many(ks: np.ndarray, n: int, o: np.ndarray, fs: np.ndarray, bits: np.ndarray) -> None:
+    """The standard normal quantiles (PPND7) of the uniforms p = (k + 1/2) 2^-32 of the 32-bit
+    integers ``ks[:n]`` into the float32 ``o`` (|z| <= 6.34), in branch-free (vectorised)
+    float32 passes: the rational functions, the tail's log and sqrt for every value; within
+    4e-7 (relative) of the exact quantile of p (tested). ``fs``: float32 (2, >= n) and
+    ``bits`` int32 (>= n) scratch."""
     t, lg = fs[0], fs[1]
     half, scale = np.float32(0.5), np.float32(2.0**-32)
     for j in range(n):
@@ -362,6 +353,23 @@ def _inverse_normals_row(key: np.uint64, o: np.ndarray, ks: np.ndarray, fs: np.n
         central = abs(q) <= np.float32(0.425)
         num_t = num_t if q >= np.float32(0.0) else -num_t
         o[j] = (num_c if central else num_t) / (den_c if central else den_t)
+
+
+@numba.njit(cache=True)
+def _inverse_normals_row(key: np.uint64, o: np.ndarray, ks: np.ndarray, fs: np.ndarray, bits: np.ndarray) -> None:
+    """Standard normals into the float32 row ``o`` (n of them) by inversion (:func:`_ppnd7_many`)
+    of 32-bit uniforms, two from each word of ``key``: normal j < h = ceil(n / 2) from the low
+    half of word j (counter j), normal h + j from its high half. Without a branch (vectorised):
+    ~3.5 us per 3600 normals against 6.2 for the ziggurat of :func:`_normals_row`, whose table
+    look-ups cannot be vectorised. ``ks``: uint32 scratch of 2h, ``fs``: float32 (2, n),
+    ``bits``: int32 of n."""
+    n = len(o)
+    h = (n + 1) // 2
+    for m in range(h):
+        w = _word(key, np.uint64(m))
+        ks[m] = np.uint32(w & np.uint64(0xFFFFFFFF))
+        ks[h + m] = np.uint32(w >> np.uint64(32))
+    _ppnd7_many(ks, n, o, fs, bits)
 
 
 @numba.njit(cache=True)

@@ -174,7 +174,7 @@ def _make_showers(g: np.ndarray, decode: bool, eps_keys: np.ndarray, res_mean: n
     eps = np.zeros(d, dtype=np.float32)
     now = np.zeros(target.shape[1])
     zk, zf, zb = _inverse_scratch(d)
-    hf, hi, hb, hs, hu = _hit_scratch(d, groups)
+    hf, hi, hb, hs, h32, hi32 = _hit_scratch(d, groups)
     residual = decode and len(eps_keys) > 0
     for i in range(n):
         if decode:
@@ -190,7 +190,7 @@ def _make_showers(g: np.ndarray, decode: bool, eps_keys: np.ndarray, res_mean: n
             row[j] = row[j] * row[j] * ev
         if hit:
             _hits_row(row, hit_key(seeds[i]), hrows[i], hlo[i], ht[i], log_a, miss, shape, groups, xs, ratio, hf, hi,
-                      hb, hs, hu)  # fmt: skip
+                      hb, hs, h32, hi32)  # fmt: skip
         _place_row(row.reshape(S, C, C), k[i], t_sec[i], showers[i], times[i])
 
 
