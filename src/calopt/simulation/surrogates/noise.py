@@ -236,8 +236,9 @@ def _normals_row(key: np.uint64, first: int, o: np.ndarray, xs: np.ndarray, rati
     word of every normal is drawn together; the 3 % off the fast path then go through the
     wedge test together (its two exponentials with :func:`_exp_many`), and those it rejects
     draw their next word, round after round, until none is left. The same numbers as one
-    normal at a time (the exponentials agree to 5e-16), in 6.2 instead of 8.2 us per 3672 (a
-    flow shower; the table look-ups of the first pass, not vectorised, take 2.8). The work
+    normal at a time (the exponentials agree to 5e-16), in 6.2 instead of 8.2 us per 3672 (what
+    a flow shower took with its residual normals; the table look-ups of the first pass, not
+    vectorised, take 2.8). The work
     arrays are :func:`_zig_scratch`'s."""
     n = len(o)
     u, val, a0, a1, f0, f1 = fs[0], fs[1], fs[2], fs[3], fs[4], fs[5]
