@@ -75,7 +75,7 @@ __all__ = ["PROFILE_ALPHA", "Critic", "FlowModel", "Generator", "Regressor", "ml
 PROFILE_ALPHA = 1e-4  # logit regularisation of the stick-breaking section fractions (CaloFlow uses 1e-6)
 RES_CALIBRATION_STEPS = 5  # moment matching of the residual noise (FlowModel.calibrate_residual)
 RES_TAIL_FRACTION = 1e-3  # cells below this mean energy fraction are the tails it calibrates
-_ONEDNN_BATCH = 512  # the batch oneDNN's weights are laid out for: the simulator's chunk (simulator.CHUNK)
+_ONEDNN_BATCH = 2048  # the batch oneDNN's weights are laid out for: the simulator's chunk (simulator.CHUNK)
 
 
 def mlp(n_in: int, hidden: list[int], n_out: int, slope: float = 0.2) -> nn.Sequential:
@@ -686,20 +686,25 @@ class FlowModel(nn.Module):
         g, tau = self._apply_profile(torch.relu(g), x[:, k + 1 :])
         return normalise_g(g), x[:, k], tau
 
-    def decode_inputs(self, x: Tensor, c: Tensor | None) -> tuple[Any, ...]:
+    def inverse_pca(self, x: Tensor) -> Tensor:
+        """The inverse PCA of flow-space ``x`` (no gradient): (N, D), one oneDNN layer, the scale
+        folded into the weights and the mean the bias (2.8 instead of 21 us per shower at batch
+        512)."""
+        pca = inference_cache(self, "pca", [self.pca_components, self.pca_scale, self.pca_mean],
+                              lambda: InferenceLinear((self.pca_components.T * self.pca_scale).contiguous(),
+                                                      self.pca_mean))  # fmt: skip
+        return pca(x[:, : self.n_pca])
+
+    def decode_inputs(self, x: Tensor, c: Tensor | None, *, pca: bool = True) -> tuple[Any, ...]:
         """What the compiled decoding takes from flow space ``x`` (no gradient): the inverse PCA
-        ``base`` (N, D) (one oneDNN layer, the scale folded into the weights and the mean the
-        bias: 2.8 instead of 21 us per shower at batch 512), ``r`` (N,), the section fractions
+        ``base`` (N, D) (:meth:`inverse_pca`; None unless ``pca``), ``r`` (N,), the section fractions
         ``target`` (N, S) float64 and the section-time normals ``tau`` (N, S) (S = 1 and None
         without profile variables), and the residual statistics of each shower (``res_mean``,
         ``res_std`` (species, bins, D) and per shower the species row, the two bins and the
         upper one's weight, as numpy arrays; all zero without ``c`` or a residual model)."""
         k = self.n_pca
-        pca = inference_cache(self, "pca", [self.pca_components, self.pca_scale, self.pca_mean],
-                              lambda: InferenceLinear((self.pca_components.T * self.pca_scale).contiguous(),
-                                                      self.pca_mean))  # fmt: skip
-        base = pca(x[:, :k])
-        n, d = base.shape
+        base = self.inverse_pca(x) if pca else None
+        n, d = len(x), self.n_in
         res: tuple[np.ndarray, ...]
         if self.res_bins > 0 and c is not None:
             rows, lo, hi, t = (v.numpy() for v in self._residual_bins(c))

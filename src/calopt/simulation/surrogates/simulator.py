@@ -63,7 +63,8 @@ __all__ = ["BFLOAT16_MODELS", "DEFAULT_MODEL", "PRECISIONS", "SurrogateSimulator
 # ~1 sigma narrow by chance near 2 and 10 GeV (fixed-energy resolution ratios 0.942, 0.945).
 DEFAULT_MODEL = Path(__file__).parent / "data" / "lhcb-shashlik-default.pt"
 BATCH = 4096
-CHUNK = 512
+CHUNK = 2048  # showers through the networks at once (their weights read once per chunk)
+CELL_CHUNK = 512  # showers through a flow's inverse PCA and the cell pass at once
 PRECISIONS = ("float32", "bfloat16")  # the arithmetic of the networks when sampling
 BFLOAT16_MODELS = ("wgan", "adagan", "flow")  # the model types that can sample in bfloat16
 RESIDUAL_STREAM = 5  # the flow's residual normals (noise.inverse_normals); 1: the networks' normals
@@ -298,9 +299,10 @@ class SurrogateSimulator:
     def _flow_parts(self, cond: np.ndarray, seeds: np.ndarray) -> tuple[Any, ...]:
         """A flow's samples up to its cell decoding (:meth:`FlowModel.decode_inputs`) for the
         networks' conditions ``cond``: the latent normals of :meth:`generate` (its first ones:
-        the residual normals after them are made shower by shower, :func:`_make_showers`)
-        through the flow, the inverse PCA, ``r``, the section fractions and times and the
-        residual statistics; and the residual normals' keys (none without a residual model)."""
+        the residual normals are made shower by shower, :func:`_make_showers`) through the
+        flow (its output ``x``, for the inverse PCA of each cell chunk), ``r``, the section
+        fractions and times and the residual statistics; and the residual normals' keys (none
+        without a residual model)."""
         import torch
 
         net: Any = self.net
@@ -308,9 +310,10 @@ class SurrogateSimulator:
         z = normals(seeds, first, stream=1, dtype=np.float32)
         with torch.inference_mode():
             c_t = torch.from_numpy(cond)
-            base, r, target, tau, res = net.decode_inputs(net.flow_inverse(c_t, torch.from_numpy(z)), c_t)
+            x = net.flow_inverse(c_t, torch.from_numpy(z))
+            _, r, target, tau, res = net.decode_inputs(x, c_t, pca=False)
         keys = stream_keys(seeds, RESIDUAL_STREAM) if net.res_bins > 0 else np.zeros(0, dtype=np.uint64)
-        return base.numpy(), r.numpy(), target.numpy(), None if tau is None else tau.numpy(), res, keys
+        return x, r.numpy(), target.numpy(), None if tau is None else tau.numpy(), res, keys
 
     def _fill(self, particles: Particles, seeds: np.ndarray, showers: np.ndarray, times: np.ndarray,
               work: dict[str, np.ndarray]) -> None:  # fmt: skip
@@ -329,7 +332,7 @@ class SurrogateSimulator:
             k = np.zeros((n, S, 2), dtype=np.int64)
         decode = self.model_type == "flow"
         if decode:
-            g, r, target, tau, res, eps_keys = self._flow_parts(net_cond, seeds)
+            x, r, target, tau, res, eps_keys = self._flow_parts(net_cond, seeds)
         else:
             g, r, tau = self.generate(net_cond, seeds, work)
             target, eps_keys = np.ones((n, 1)), np.zeros(0, dtype=np.uint64)
@@ -359,11 +362,21 @@ class SurrogateSimulator:
         else:
             t_sec = time_of(ta, tb, e, particles.directions[:, 2]).astype(np.float32)
         res_mean, res_std, res_rows, res_lo, res_hi, res_t = res
-        # the flow's section fractions are kept through the hits when it models them
-        _make_showers(g, decode, eps_keys, res_mean, res_std, res_rows, res_lo, res_hi, res_t, target, evis,
-                      self.hit_model is not None, np.asarray(seeds, dtype=np.uint64), rows.astype(np.int64),
-                      lo.astype(np.int64), t, log_a, miss, shape, S if tau is not None else 1, k, t_sec, showers, times,
-                      _ZIG_X, _ZIG_RATIO)  # fmt: skip
+        seeds_u, rows, lo = np.asarray(seeds, dtype=np.uint64), rows.astype(np.int64), lo.astype(np.int64)
+        groups = S if tau is not None else 1  # the flow's section fractions are kept through the hits
+        if decode:
+            import torch
+        for a in range(0, n, CELL_CHUNK):  # a flow's inverse PCA too: its cells stay in the caches
+            b = min(a + CELL_CHUNK, n)
+            if decode:
+                with torch.inference_mode():
+                    g_ab = self.net.inverse_pca(x[a:b]).numpy()  # type: ignore[operator]
+            else:
+                g_ab = g[a:b]
+            _make_showers(g_ab, decode, eps_keys[a:b], res_mean, res_std, res_rows[a:b], res_lo[a:b], res_hi[a:b],
+                          res_t[a:b], target[a:b], evis[a:b], self.hit_model is not None, seeds_u[a:b], rows[a:b],
+                          lo[a:b], t[a:b], log_a, miss, shape, groups, k[a:b], t_sec[a:b], showers[a:b], times[a:b],
+                          _ZIG_X, _ZIG_RATIO)  # fmt: skip
 
     def simulate(
         self, particles: Particles, tech: Technology, seed: int, *, seeds: np.ndarray | None = None
@@ -382,9 +395,11 @@ class SurrogateSimulator:
         showers = np.empty((n, S, H, H), dtype=np.float32)
         times = np.empty_like(showers)
         # the noise and cell buffers of a chunk, reused by the next (fresh 7 MB arrays per chunk
-        # made 6.7 page faults per flow shower, these 0.4)
+        # of 512 made 6.7 page faults per flow shower, these 0.4)
         work: dict[str, np.ndarray] = {}
-        for a in range(0, n, CHUNK):  # chunks that stay in the CPU caches: 10^4 at once was 30 % slower
+        # a 10 GeV flow photon took 33 us in chunks of 2048 (its inverse PCA and cells by 512),
+        # 36 in chunks of 512, 39 of 4096 and 41 at 10^4 at once (one thread, 10^4 showers)
+        for a in range(0, n, CHUNK):
             b = min(a + CHUNK, n)
             self._fill(particles[a:b], seeds[a:b], showers[a:b], times[a:b], work)
         e = particles.energies
