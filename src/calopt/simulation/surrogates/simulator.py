@@ -160,14 +160,14 @@ def _make_showers(g: np.ndarray, decode: bool, eps_keys: np.ndarray, res_mean: n
     """The cells of the showers, one shower at a time from the networks' output ``g`` (N, D) to
     the grid, so that the shower stays in the CPU's first caches: with ``decode`` (a flow) its
     residual normals (:func:`~calopt.simulation.surrogates.noise._inverse_normals_row` of
-    ``eps_keys``; none without a residual model, an empty ``eps_keys``) and the decoding (:func:`~calopt.simulation.
-    surrogates.decoding._decode_row` with the residual rows, bins and weights ``rrows``, ``rlo``,
-    ``rhi``, ``rt`` and the section fractions ``target``), otherwise ``g`` as it is; then the
-    cell energies ``g^2 E_vis`` (``evis``), the hit model (``hit``:
-    :func:`~calopt.simulation.surrogates.hits._hits_row` with the species rows ``hrows``, bins
-    ``hlo`` and weights ``ht``) and :func:`place_sections` (shifts ``k``, section times
-    ``t_sec``). The same values as the stages one after another over a chunk, each of which
-    took the chunk's 7 MB arrays through memory."""
+    ``eps_keys``; none without a residual model, an empty ``eps_keys``) and the decoding
+    (:func:`~calopt.simulation.surrogates.decoding._decode_row` with the residual rows, bins
+    and weights ``rrows``, ``rlo``, ``rhi``, ``rt`` and the section fractions ``target``),
+    otherwise ``g`` as it is; then the cell energies ``g^2 E_vis`` (``evis``), the hit model
+    (``hit``: :func:`~calopt.simulation.surrogates.hits._hits_row` with the species rows
+    ``hrows``, bins ``hlo`` and weights ``ht``) and :func:`place_sections` (shifts ``k``,
+    section times ``t_sec``). The same values as the stages one after another over a chunk,
+    each of which took the chunk's 7 MB arrays through memory."""
     n, d = g.shape
     S = showers.shape[1]
     C = int(np.sqrt(d // S) + 0.5)  # the crop
