@@ -6,13 +6,13 @@ ZIGNOR, "An Improved Ziggurat Method to Generate Normal Random Samples", 2005: 1
 the layer index and the value from separate bits of one 64-bit word). Normal j takes the
 words at counters ``j 2^32, j 2^32 + 1, ...`` (one word for 97 % of them; more off the fast
 path: the wedges, and the tail beyond R = 3.44), so the numbers stay independent of each
-other. The first word of every normal is made in a
-branch-free pass (vectorised) and the 3 % off the fast path go through the rest of the
-algorithm together after it (:func:`_ziggurat`). The ziggurat is 13x faster than the
-Box-Muller transform it replaced (3672 normals per flow shower: 81 -> 6 us). The 3600
-normals of a flow shower's residual model are made by inversion instead
-(:func:`inverse_normals`: Wichura's PPND7 of 32-bit uniforms, two per word, in float32),
-which runs without table look-ups and in less memory: a flow shower took 4-5 us less.
+other. The first word of every normal is made in a branch-free pass (vectorised) and the 3 %
+off the fast path go through the rest of the algorithm together after it (:func:`_ziggurat`).
+The ziggurat is 13x faster than the Box-Muller transform it replaced (3672 normals per flow
+shower: 81 -> 6 us). The 3600 normals of a flow shower's residual model are made by
+inversion instead (:func:`inverse_normals`: Wichura's PPND7 of 32-bit uniforms, two per
+word, in float32), which runs without table look-ups and in less memory: a flow shower took
+4-5 us less.
 """
 
 from __future__ import annotations
@@ -229,23 +229,22 @@ def _zig_scratch(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
 
 
 @numba.njit(cache=True)
-def _normals_row(key: np.uint64, first: int, o: np.ndarray, xs: np.ndarray, ratio: np.ndarray, fs: np.ndarray,
+def _normals_row(key: np.uint64, o: np.ndarray, xs: np.ndarray, ratio: np.ndarray, fs: np.ndarray,
                  ints: np.ndarray, cnt: np.ndarray, slow: np.ndarray) -> None:  # fmt: skip
-    """Normals ``first, first + 1, ...`` of a key into ``o``: :func:`_normal_from` from counter
-    ``j 2^32`` for normal ``j``, in branch-free (vectorised) passes over all of them. The first
+    """Normals ``0, 1, ...`` of a key into ``o``: :func:`_normal_from` from counter ``j 2^32``
+    for normal ``j``, in branch-free (vectorised) passes over all of them. The first
     word of every normal is drawn together; the 3 % off the fast path then go through the
     wedge test together (its two exponentials with :func:`_exp_many`), and those it rejects
     draw their next word, round after round, until none is left. The same numbers as one
     normal at a time (the exponentials agree to 5e-16), in 6.2 instead of 8.2 us per 3672 (what
     a flow shower took with its residual normals; the table look-ups of the first pass, not
-    vectorised, take 2.8). The work
-    arrays are :func:`_zig_scratch`'s."""
+    vectorised, take 2.8). The work arrays are :func:`_zig_scratch`'s."""
     n = len(o)
     u, val, a0, a1, f0, f1 = fs[0], fs[1], fs[2], fs[3], fs[4], fs[5]
     layer, redo, lay, bits = ints[0], ints[1], ints[2], ints[3]  # redo: the open normals' indices
     r = xs[1]
     for j in range(n):  # the first word of every normal
-        layer[j], u[j] = _zig_split(_word(key, np.uint64(first + j) << np.uint64(32)))
+        layer[j], u[j] = _zig_split(_word(key, np.uint64(j) << np.uint64(32)))
     for j in range(n):
         lj = layer[j]
         o[j] = u[j] * xs[lj]
@@ -253,7 +252,7 @@ def _normals_row(key: np.uint64, first: int, o: np.ndarray, xs: np.ndarray, rati
     m = _true_indices(slow, redo)  # the normals off the fast path
     for k in range(m):  # their next counter, layer and value
         j = redo[k]
-        cnt[k] = (np.uint64(first + j) << np.uint64(32)) + np.uint64(1)
+        cnt[k] = (np.uint64(j) << np.uint64(32)) + np.uint64(1)
         lay[k] = layer[j]
         val[k] = u[j]
     while m > 0:
@@ -287,7 +286,7 @@ def _ziggurat(keys: np.ndarray, n: int, xs: np.ndarray, ratio: np.ndarray, out: 
     """``n`` normals per key into ``out`` (:func:`_normals_row`)."""
     fs, ints, cnt, slow = _zig_scratch(n)
     for i in range(len(keys)):
-        _normals_row(keys[i], 0, out[i], xs, ratio, fs, ints, cnt, slow)
+        _normals_row(keys[i], out[i], xs, ratio, fs, ints, cnt, slow)
 
 
 # Normals by inversion, for the flow's residual model: Wichura's algorithm AS 241 (Appl.
@@ -387,10 +386,21 @@ def _inverse_normals(keys: np.ndarray, out: np.ndarray) -> None:
 
 
 def stream_keys(seeds: np.ndarray, stream: int) -> np.ndarray:
-    """The per-shower keys of a stream of :func:`normals` (uint64)."""
+    """The per-shower keys of a stream of :func:`normals` or :func:`inverse_normals` (uint64)."""
     s = np.asarray(seeds).astype(np.uint64).reshape(-1)
     with np.errstate(over="ignore"):
         return _mix(s ^ (np.uint64(stream + 1) << np.uint64(40)))
+
+
+def _rows_out(name: str, out: np.ndarray | None, shape: tuple[int, int], dtype: type) -> np.ndarray:
+    """``out`` if it is a C-contiguous array of ``shape`` and ``dtype`` (a ValueError naming
+    ``name`` if not), a new one when it is None."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"{name}: out of shape {out.shape} and {out.dtype}, expected C-contiguous {shape} "
+                         f"{np.dtype(dtype)}")  # fmt: skip
+    return out
 
 
 def normals(seeds: np.ndarray, n: int, stream: int = 0, dtype: type = np.float64,
@@ -398,12 +408,7 @@ def normals(seeds: np.ndarray, n: int, stream: int = 0, dtype: type = np.float64
     """(N, n) standard normals from per-shower seeds (a ziggurat on the counter-based words),
     into ``out`` when given (C-contiguous, (N, n), of ``dtype``)."""
     keys = stream_keys(seeds, stream)
-    if out is None:
-        out = np.empty((len(keys), int(n)), dtype=dtype)
-    elif out.shape != (len(keys), int(n)) or out.dtype != dtype or not out.flags.c_contiguous:
-        raise ValueError(
-            f"normals: out of shape {out.shape} and {out.dtype}, expected C-contiguous {(len(keys), n)} {dtype}"
-        )
+    out = _rows_out("normals", out, (len(keys), int(n)), dtype)
     _ziggurat(keys, int(n), _ZIG_X, _ZIG_RATIO, out)
     return out
 
@@ -413,12 +418,7 @@ def inverse_normals(seeds: np.ndarray, n: int, stream: int, out: np.ndarray | No
     (:func:`_inverse_normals_row`; the flow's residual normals), into ``out`` when given
     (C-contiguous float32 (N, n)). A stream of its own: not the numbers of :func:`normals`."""
     keys = stream_keys(seeds, stream)
-    if out is None:
-        out = np.empty((len(keys), int(n)), dtype=np.float32)
-    elif out.shape != (len(keys), int(n)) or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(
-            f"inverse_normals: out of shape {out.shape} and {out.dtype}, expected C-contiguous {(len(keys), n)} float32"
-        )
+    out = _rows_out("inverse_normals", out, (len(keys), int(n)), np.float32)
     _inverse_normals(keys, out)
     return out
 
