@@ -25,7 +25,7 @@ fractions of unit L2 norm and ``r`` (N,) the standardised ln(E_vis / E).
   Sampling without gradients takes compiled paths with the same values to float rounding
   (:meth:`FlowModel.flow_inverse`, :func:`_spline_inverse`, the inverse PCA and the
   hyper-networks as oneDNN layers, :mod:`~calopt.simulation.surrogates.decoding`): with them
-  and the simulator's shower-by-shower cell pass, the whole simulator takes ~0.05 ms per
+  and the simulator's shower-by-shower cell pass, the whole simulator takes ~0.035 ms per
   10 GeV photon on one thread, against 0.24 ms with zuko's inverse and the tensor decoding.
   By choice, the hyper-networks' hidden and output layers sample in bfloat16
   (:meth:`FlowModel.set_sampling_dtype`: ~4 us less per shower; the evaluation's figures
