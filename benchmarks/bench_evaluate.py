@@ -15,7 +15,7 @@ import argparse
 import time
 
 from calopt.detector.design import design_from_dict, load_design
-from calopt.metrics.evaluate import EvaluateSettings, evaluate
+from calopt.pipeline import EvaluateSettings, evaluate
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,6 @@ from calopt.errors import CaloptInputError, FileFormatError
 
 __all__ = [
     "atomic_path",
-    "build_once",
     "check_format",
     "check_writable",
     "is_format",
@@ -44,24 +43,6 @@ def make_output_folder(path: Path, what: str = "--out") -> Path:
         raise CaloptInputError(f"{what} {str(path)!r}: cannot create the folder ({exc.strerror})") from None
     if not os.access(path, os.W_OK):
         raise CaloptInputError(f"{what} {str(path)!r} is not writable")
-    return path
-
-
-def build_once(path: Path, build: Callable[[], object]) -> Path:
-    """Make sure the cache entry ``path`` exists: ``build()`` writes it (atomically) unless it
-    is there. The build runs under an exclusive lock on ``path`` + ".lock" (``fcntl.flock``) and
-    the entry is checked for again once the lock is held, so that parallel workers sharing a
-    cache build it once: the others wait, then find it."""
-    import fcntl
-
-    if not path.is_file():
-        with open(path.with_name(path.name + ".lock"), "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                if not path.is_file():
-                    build()
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
     return path
 
 

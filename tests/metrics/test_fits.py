@@ -1,27 +1,12 @@
-"""Resolution and mass-peak fits."""
+"""Mass-peak fits."""
 
 import numpy as np
 import pytest
 
-from calopt.metrics import fit_energy_resolution, fit_mass_peak, fit_mass_spectrum, fit_signal_shape, robust_sigma
+from calopt.metrics import fit_mass_peak, fit_mass_spectrum, fit_signal_shape
 from calopt.metrics.shapes import DoubleCrystalBall, bernstein_fraction
 
 from .toys import sample_bernstein, sample_shape
-
-
-def test_robust_sigma_ignores_tails():
-    rng = np.random.default_rng(0)
-    x = np.concatenate([rng.normal(0, 1, 20000), rng.uniform(-50, 50, 500)])
-    assert robust_sigma(x) == pytest.approx(1.0, rel=0.05)
-    assert np.isnan(robust_sigma(np.ones(3)))
-
-
-def test_energy_resolution_fit():
-    e = np.array([1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0])
-    s = np.sqrt(0.1**2 / e + 0.01**2 + 0.05**2 / e**2)
-    fit = fit_energy_resolution(e, s, s * 0.01)
-    assert fit["valid"] and fit["a"] == pytest.approx(0.1, rel=0.02) and fit["b"] == pytest.approx(0.01, rel=0.05)
-    assert not fit_energy_resolution(e[:2], s[:2], s[:2] * 0.01)["valid"]
 
 
 def test_mass_peak_fit():

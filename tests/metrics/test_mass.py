@@ -116,7 +116,7 @@ def test_mass_metrics_uses_the_window_rule():
 
 
 def test_default_pi0_window_is_two_sigma_eff():
-    # one rule for every design and pile-up (the study of validation/pi0_window_study.py)
+    # one rule for every design and pile-up (the study of studies/pi0_window_study.py)
     from calopt.metrics.mass import B_PI0_WINDOW
 
     assert B_PI0_WINDOW == "sigma_eff:2"

@@ -6,7 +6,7 @@ import pytest
 from calopt.detector.design import load_design
 from calopt.detector.technologies import get_technology
 from calopt.readout import CellMap, Readout, ReadoutSettings
-from calopt.readout.library import LibrarySpec, get_library
+from calopt.simulation.library import LibrarySpec, get_library
 
 TINY = {"library_energies": (1.0, 8.0), "library_angles": (0.0, 0.2), "library_n_per_point": 2}
 
@@ -46,7 +46,7 @@ def test_fastsim_libraries():
     """EM libraries can come from a fast simulation (here GFlash): another cache entry, filled by
     that generator, with its own calibration; hadron libraries stay cascade-only."""
     from calopt.errors import CaloptInputError
-    from calopt.readout.library import build_library
+    from calopt.simulation.library import build_library
 
     spec = LibrarySpec("lhcb-shashlik", "em", (1.0, 8.0), (0.0, 0.2), 2, generator="gflash")
     assert spec.key() != LibrarySpec("lhcb-shashlik", "em", (1.0, 8.0), (0.0, 0.2), 2).key()

@@ -6,13 +6,13 @@ from dataclasses import asdict, replace
 import numpy as np
 import pytest
 
+from calopt.detector.design import homogeneous_design
 from calopt.errors import CaloptInputError
 from calopt.readout import Readout, ReadoutSettings
 from calopt.reconstruction.pileup import pileup_density
 from calopt.reconstruction.regression import (
     TrainingSettings,
     get_reconstruction,
-    homogeneous_design,
     photon_sample,
     training_pileup,
 )

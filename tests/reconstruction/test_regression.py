@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
+from calopt.detector.design import homogeneous_design
 from calopt.readout import Readout, ReadoutSettings
 from calopt.reconstruction.regression import (
     ParametricReco,
     TrainingSettings,
     XGBReco,
     get_reconstruction,
-    homogeneous_design,
     photon_sample,
 )
 

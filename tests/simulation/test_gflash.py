@@ -5,10 +5,10 @@ import pytest
 
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
-from calopt.metrics.fits import robust_sigma
 from calopt.simulation.base import AVAILABLE, get_simulator
+from calopt.simulation.gflash import GFlashSimulator
 from calopt.simulation.particles import Particles
-from calopt.simulation.surrogates.gflash import GFlashSimulator
+from calopt.stats import robust_sigma
 
 TECH = get_technology("lhcb-shashlik")
 
@@ -118,7 +118,7 @@ def test_simulate_cli_with_gflash(tmp_path, capsys):
 
 
 def test_library_backend(tmp_path):
-    from calopt.simulation.surrogates.library import LibrarySimulator
+    from calopt.simulation.library import LibrarySimulator
 
     sim = LibrarySimulator(energies=(0.5, 2.0), angles=(0.0, 0.2), n_per_point=2, folder=tmp_path)
     lib = sim.library(TECH, "em")

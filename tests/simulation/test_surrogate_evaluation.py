@@ -7,7 +7,7 @@ import pytest
 
 from calopt.cli.main import main
 from calopt.simulation.showers import Showers
-from calopt.simulation.surrogates.evaluation import (
+from calopt.simulation.surrogates.quality import (
     classifier_auc,
     fpd,
     frechet_distance,
@@ -97,7 +97,7 @@ def test_features_on_a_known_shower():
 def test_auc_per_feature_names_the_feature_that_differs():
     """A 'model' whose showers are those of another sample with 10 % more visible energy: only
     E_vis/E separates it, given the conditions; the shape features do not."""
-    from calopt.simulation.surrogates.evaluation import compare
+    from calopt.simulation.surrogates.quality import compare
 
     from .test_surrogates import synthetic_showers
 

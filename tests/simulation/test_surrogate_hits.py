@@ -249,7 +249,6 @@ def test_trained_model_has_a_calibrated_hit_model(tmp_path):
     from calopt.detector.technologies import get_technology
     from calopt.simulation.showers import write_showers
     from calopt.simulation.surrogates.checkpoint import load_checkpoint
-    from calopt.simulation.surrogates.evaluation import particles_from_showers
     from calopt.simulation.surrogates.simulator import load_surrogate
     from calopt.simulation.surrogates.training import train_surrogate
 
@@ -277,7 +276,7 @@ def test_trained_model_has_a_calibrated_hit_model(tmp_path):
     assert ck["hit_model"]["mean_mev"] == pytest.approx(HIT_MEAN, rel=0.15)
     assert ck["hit_model"]["a"].shape == (1, 8, 4 * 64)
     assert ck["time_model"]["sigma"].shape[:2] == (1, 4)
-    gen = load_surrogate(out).simulate(particles_from_showers(sh), get_technology("lhcb-shashlik"), 3)
+    gen = load_surrogate(out).simulate(sh.particles(), get_technology("lhcb-shashlik"), 3)
     occ_real = (sh.showers[:, :, crop, crop][:, :, ring] > 0).mean()
     occ_gen = (gen.showers[:, :, crop, crop][:, :, ring] > 0).mean()
     assert occ_real < 0.1 and occ_gen == pytest.approx(occ_real, abs=0.03)
@@ -286,7 +285,7 @@ def test_trained_model_has_a_calibrated_hit_model(tmp_path):
     from calopt.simulation.surrogates.calibration import apply_response
 
     sim = load_surrogate(out)
-    p = particles_from_showers(sh)
+    p = sh.particles()
     cond = sim.space.encode(p.energies, p.directions, p.points, p.pdg)
     _, r, _ = sim.generate(cond, run_seeds(3, 0, len(p)))
     r_raw = r.astype(np.float64) * sim.norm["r_std"] + sim.norm["r_mean"]

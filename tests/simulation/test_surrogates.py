@@ -357,9 +357,9 @@ def test_shipped_default_energy_scale():
         assert response.mean() == pytest.approx(0.166, rel=0.015)
         assert 0.012 < response.std() / response.mean() < 0.035
         # resolution: the cascade's is 2.26 % for both species at 10 GeV (3000 showers, theta < 0.3,
-        # validation/run_surrogate_resolution.sh); the shipped model's within 10 % (2000 showers:
+        # studies/run_surrogate_resolution.sh); the shipped model's within 10 % (2000 showers:
         # ~4.5 sigma of its statistical error)
-        from calopt.metrics.fits import robust_sigma
+        from calopt.stats import robust_sigma
 
         r2 = sim.simulate(gun(2000, 10_000.0, pdg=pdg, seed=2), TECH, 2).visible_energy / 10_000.0
         assert robust_sigma(r2) / np.median(r2) == pytest.approx(0.0226, rel=0.10)

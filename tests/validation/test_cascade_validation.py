@@ -1,11 +1,11 @@
-"""The validation suite on small samples (the full run is validation/run_cascade_validation.sh)."""
+"""The validation suite on small samples (the full run is studies/run_cascade_validation.sh)."""
 
 import json
 
 import numpy as np
 import pytest
 
-from calopt.metrics.fits import fit_energy_resolution
+from calopt.stats import fit_energy_resolution
 from calopt.validation.cascade import ValidationSettings, shower_maximum, validate_technology
 from calopt.validation.report import plot_validation, summary_lines
 

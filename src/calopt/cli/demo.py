@@ -48,9 +48,9 @@ def demo(
     step(1, "simulating 100 photons of 10 GeV in lhcb-shashlik: cascade Monte Carlo and the shipped surrogate")
     import numpy as np
 
-    from calopt.metrics.fits import robust_sigma
     from calopt.simulation.runner import RunSpec, run_simulation
     from calopt.simulation.showers import read_showers
+    from calopt.stats import robust_sigma
 
     def summary(label: str, sh: Any, seconds: float, path: Path) -> None:
         response = sh.visible_energy / 10_000.0
@@ -71,8 +71,8 @@ def demo(
     from dataclasses import replace
 
     from calopt.detector.design import load_design
-    from calopt.metrics.evaluate import QUICK_READOUT, QUICK_TRAINING, EvaluateSettings, evaluate
     from calopt.metrics.plots import plot_evaluation
+    from calopt.pipeline import QUICK_READOUT, QUICK_TRAINING, EvaluateSettings, evaluate
 
     eval_dir = out / "evaluate-lhcb-run3"
     eval_dir.mkdir(exist_ok=True)

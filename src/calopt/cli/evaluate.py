@@ -31,8 +31,8 @@ def evaluate(
     from rich.console import Console
 
     from calopt.detector.design import load_design
-    from calopt.metrics.evaluate import QUICK_READOUT, QUICK_TRAINING, EvaluateSettings
-    from calopt.metrics.evaluate import evaluate as run_evaluate
+    from calopt.pipeline import QUICK_READOUT, QUICK_TRAINING, EvaluateSettings
+    from calopt.pipeline import evaluate as run_evaluate
 
     d = load_design(design)
     st = EvaluateSettings(pileup=pileup, n_events=events, seed=seed, method=method, n_resolution=n_resolution,

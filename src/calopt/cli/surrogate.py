@@ -71,11 +71,10 @@ def _generate(model: str, ref: Any, seed: int, quiet: bool) -> tuple[Any, float]
     from calopt.simulation.base import get_simulator
     from calopt.simulation.cascade.simulator import shower_seeds
     from calopt.simulation.showers import concatenate
-    from calopt.simulation.surrogates.evaluation import particles_from_showers
 
     sim = get_simulator(model)
     tech = get_technology(str(ref.attrs["technology"]))
-    particles = particles_from_showers(ref)
+    particles = ref.particles()
     check = getattr(sim, "check_particles", None)
     if check is not None:
         check(particles.pdg)
@@ -107,7 +106,7 @@ def evaluate_cmd(
     """Compare a fast simulation with the cascade reference: features, separation powers,
     classifier AUCs, FPD/KPD, response and resolution per energy bin."""
     from calopt.simulation.showers import is_shower_file
-    from calopt.simulation.surrogates.evaluation import evaluate, plot_average_showers, plot_features
+    from calopt.simulation.surrogates.quality import assess, plot_average_showers, plot_features
 
     if n is not None and n <= 0:
         raise CaloptInputError(f"--n must be a positive number of showers, got {n}")
@@ -128,7 +127,7 @@ def evaluate_cmd(
         model_sh, gen_s = _generate(model, ref, seed, quiet=False)
         source = "backend"
     t0 = time.perf_counter()
-    res = evaluate(model_sh, ref, floor_sh, seed)
+    res = assess(model_sh, ref, floor_sh, seed)
     eval_s = time.perf_counter() - t0
     if plots is not None:
         plots.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,7 @@ __all__ = [
     "RectangleShape",
     "RegionSpec",
     "RestShape",
+    "homogeneous_design",
     "load_design",
 ]
 
@@ -288,6 +289,16 @@ def design_from_dict(doc: dict[str, Any], source: str = "design") -> Design:
         if t not in TECHNOLOGIES:
             raise CaloptInputError(f"{source}: cost override for unknown technology {t!r}")
     return Design.from_spec(spec)
+
+
+def homogeneous_design(technology: str, cell_size: float) -> Design:
+    """A wall made of one module type."""
+    return design_from_dict(
+        {
+            "name": f"all-{technology}-{cell_size:g}",
+            "regions": [{"name": "all", "technology": technology, "cell_size": cell_size, "shape": {"type": "rest"}}],
+        }
+    )
 
 
 def load_design(name_or_path: str | Path) -> Design:

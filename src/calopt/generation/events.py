@@ -32,7 +32,8 @@ import numpy as np
 
 from calopt.files import atomic_path, is_format, open_format, read_attrs
 
-__all__ = ["FLAG", "Events", "concatenate_events", "is_events_file", "read_events", "write_events"]
+__all__ = ["FLAG", "Events", "concatenate_events", "crossing_particles", "is_events_file", "read_events",
+           "write_events"]
 
 FORMAT = "calopt-events"
 FORMAT_VERSION = 1
@@ -142,3 +143,14 @@ def read_events(path: str | os.PathLike[str]) -> Events:
             attrs=read_attrs(f),
             truth={k: f["truth"][k][()] for k in f["truth"]} if "truth" in f else {},
         )
+
+
+def crossing_particles(events: Events, i: int,
+                       pileup_only: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """(pdg, energy, p, entry) of the particles of crossing ``i`` that reach the ECAL; with
+    ``pileup_only`` only those of the pile-up collisions (vertex index > 0)."""
+    c = events.crossing(i)
+    hit = (c["flags"] & FLAG.REACHES_ECAL) > 0
+    if pileup_only:
+        hit &= c["pv"] > 0
+    return c["pdg"][hit], c["energy"][hit], c["p"][hit], c["entry"][hit]

@@ -12,6 +12,7 @@ the wall outside the beam hole are kept, and the signal's pi0 photons and muons 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from calopt import __version__
+from calopt.cache import build_once, cache_dir
 from calopt.detector.wall import LHCB_WALL
 from calopt.errors import CaloptInputError
 from calopt.generation.events import FLAG, Events, concatenate_events, is_events_file, read_events, write_events
@@ -29,7 +31,7 @@ from calopt.generation.pythia import Collision, minbias_collisions, pythia_seed,
 from calopt.jobs import ChunkedJob
 from calopt.simulation.particles import species
 
-__all__ = ["PROCESSES", "EventSpec", "check_output", "generate_chunk", "generate_events"]
+__all__ = ["PROCESSES", "EventSpec", "cached_events", "check_output", "generate_chunk", "generate_events"]
 
 PROCESSES = ("minbias", "b0-jpsipi0", "gun")
 GUN_REGIONS = {
@@ -246,3 +248,19 @@ def generate_events(
     write_events(job.out, merged)
     job.finish()
     return job.out
+
+
+def cached_events(spec: EventSpec, progress: Callable[[str], None] | None = None) -> Events:
+    """The crossings of ``spec``, generated once and cached under ``<cache>/events``, keyed by
+    the spec."""
+    folder = cache_dir() / "events"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{spec.process}-{hashlib.sha256(spec.to_json().encode()).hexdigest()[:16]}.h5"
+
+    def generate() -> None:
+        if progress:
+            progress(f"generating {spec.n} {spec.process} crossings at mu = {spec.pileup:g} (cached for later)")
+        generate_events(spec, path)
+
+    build_once(path, generate)
+    return read_events(path)

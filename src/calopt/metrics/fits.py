@@ -1,6 +1,5 @@
-"""Fits of resolutions and mass peaks.
+"""Fits of mass peaks (the resolution fit and the robust width are in :mod:`calopt.stats`).
 
-* :func:`fit_energy_resolution`: sigma/E = a/sqrt(E) (+) b (+) c/E (E in GeV), least squares;
 * :func:`fit_mass_peak`: extended unbinned maximum likelihood (iminuit) of a Gaussian signal
   on a linear combinatorial background in a mass range. A fit that fails (too few entries,
   no convergence, a width at its limit) is reported as failed with the reason -- never as a
@@ -11,54 +10,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
-from scipy.optimize import curve_fit
 
 from calopt.metrics.shapes import DoubleCrystalBall, bernstein_density, bernstein_fraction
+from calopt.stats import robust_sigma
 
 __all__ = [
     "MassFit",
     "ShapeFit",
     "SpectrumFit",
-    "fit_energy_resolution",
     "fit_mass_peak",
     "fit_mass_spectrum",
     "fit_signal_shape",
-    "robust_sigma",
 ]
-
-
-def robust_sigma(x: np.ndarray) -> float:
-    """Half the central 68 % interval: the Gaussian-core width, insensitive to tails."""
-    if len(x) < 5:
-        return float("nan")
-    lo, hi = np.percentile(x, [15.865, 84.135])
-    return float((hi - lo) / 2.0)
-
-
-def fit_energy_resolution(e_gev: np.ndarray, rel_sigma: np.ndarray, rel_err: np.ndarray, *,
-                          noise: bool = True) -> dict[str, Any]:  # fmt: skip
-    """Fit (sigma/E)^2 = a^2/E + b^2 + c^2/E^2 to points (E [GeV], sigma/E, its error); with
-    ``noise=False`` (a noise-free simulation) the c term is fixed to 0."""
-
-    def model(e: np.ndarray, a: float, b: float, c: float = 0.0) -> np.ndarray:
-        return np.sqrt(a * a / e + b * b + c * c / (e * e))
-
-    n_par = 3 if noise else 2
-    ok = np.isfinite(rel_sigma) & np.isfinite(rel_err) & (rel_err > 0)
-    if ok.sum() < n_par:
-        return {"valid": False, "reason": f"only {int(ok.sum())} usable energy points"}
-    popt, pcov = curve_fit(model, e_gev[ok], rel_sigma[ok], p0=(0.1, 0.01, 0.01)[:n_par], sigma=rel_err[ok],
-                           absolute_sigma=True, bounds=([0, 0, 0][:n_par], [1.0, 0.5, 1.0][:n_par]))  # fmt: skip
-    err = np.sqrt(np.diag(pcov))
-    out: dict[str, Any] = {"valid": True}
-    for k, name in enumerate("abc"[:n_par]):
-        out[name], out[f"{name}_err"] = float(popt[k]), float(err[k])
-    if not noise:
-        out["c"], out["c_err"] = 0.0, 0.0
-    return out
 
 
 @dataclass

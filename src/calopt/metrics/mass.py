@@ -24,7 +24,7 @@ The way an analysis does it with its simulation:
    the pi0s of the rest of the b event and of pile-up peak with the signal B's.
 
 B candidates take the pi0 candidates within +-2 sigma_eff of the pi0 signal shape's centre
-(+-30 MeV around the PDG mass when there is no shape). Measured (validation/pi0_window_study.py:
+(+-30 MeV around the PDG mass when there is no shape). Measured (studies/pi0_window_study.py:
 truth-count S / sqrt(S + B) of the B candidates in one B window per run, seed 1, pile-up-aware
 regressors; lhcb-run3 / upgrade2-like): +-2 sigma_eff 13.52 / 15.53 at mu = 0 (1000 crossings),
 4.22 / 6.57 at mu = 20 (1000), 4.11 / 7.09 at mu = 50 (3000), against 13.34 / 15.48, 4.17 / 6.60

@@ -6,7 +6,7 @@ A campaign file (TOML)::
     name = "quick"
     description = "..."
 
-    [evaluate]                 # settings of every `evaluate` (calopt.metrics.evaluate)
+    [evaluate]                 # settings of every `evaluate` (calopt.pipeline)
     pileup = 0
     events = 300
     n_resolution = 600
@@ -134,7 +134,7 @@ class EvaluateConfig:
         )
 
     def settings(self) -> Any:
-        from calopt.metrics.evaluate import QUICK_READOUT, QUICK_TRAINING, EvaluateSettings
+        from calopt.pipeline import QUICK_READOUT, QUICK_TRAINING, EvaluateSettings
 
         st = EvaluateSettings(pileup=self.pileup, n_events=self.events, seed=self.seed, n_resolution=self.n_resolution,
                               method=self.method)  # fmt: skip
@@ -312,7 +312,7 @@ def load_campaign(path: str | Path) -> Campaign:
 def evaluate_design(design_doc: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     """Evaluate one design (runs on a Dask worker or in this process); the ``evaluate`` result."""
     from calopt.detector.design import design_from_dict
-    from calopt.metrics.evaluate import evaluate
+    from calopt.pipeline import evaluate
 
     design = design_from_dict(design_doc, "trial design")
     result = evaluate(design, EvaluateConfig(**config).settings())

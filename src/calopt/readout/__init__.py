@@ -1,7 +1,6 @@
 """Stage 3 of the cycle: a design's channels from particles at the ECAL face."""
 
 from calopt.readout.cells import CellMap
-from calopt.readout.library import LibrarySpec, ShowerLibrary, get_library
 from calopt.readout.readout import CellHits, Readout, ReadoutSettings
 
-__all__ = ["CellHits", "CellMap", "LibrarySpec", "Readout", "ReadoutSettings", "ShowerLibrary", "get_library"]
+__all__ = ["CellHits", "CellMap", "Readout", "ReadoutSettings"]

@@ -1,7 +1,7 @@
 """Readout of a design: particles at the ECAL face -> energies and times of its channels.
 
 For each particle hitting the wall, the shower of the technology of the module it enters is
-taken from that technology's shower library (:mod:`.library`), aligned with the fine grid
+taken from that technology's shower library (:mod:`calopt.simulation.library`), aligned with the fine grid
 (the library's fine pitch divides every cell size and module edges lie on the grid, so cell
 sums are exact), rescaled in energy, and its fine cells are summed into the design's
 channels, front and back separately in split modules (the technology's ``split_index``).
@@ -29,14 +29,15 @@ from functools import cached_property
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from calopt.arrays import ranges
 from calopt.detector.design import Design
 from calopt.detector.technologies import get_technology
 from calopt.generation.events import FLAG, Events
 from calopt.readout.cells import CellMap
-from calopt.readout.library import CLASSES, LibrarySpec, ShowerLibrary, get_library, species_class
+from calopt.simulation.library import CLASSES, LibrarySpec, ShowerLibrary, get_library, species_class
 from calopt.simulation.particles import BY_PDG
 
-__all__ = ["CellHits", "Readout", "ReadoutSettings", "ranges"]
+__all__ = ["CellHits", "Readout", "ReadoutSettings"]
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,6 @@ class CellHits:
     energy: np.ndarray
     time: np.ndarray
     true_energy: np.ndarray
-
-
-def ranges(starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenated ranges [starts[k], starts[k] + lengths[k]) and the owner k of each element."""
-    owner = np.repeat(np.arange(len(lengths)), lengths)
-    first = np.cumsum(lengths) - lengths
-    return starts[owner] + np.arange(int(lengths.sum())) - first[owner], owner
 
 
 @dataclass

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from calopt.arrays import ranges
 from calopt.readout.cells import CellMap
-from calopt.readout.readout import CellHits, ranges
+from calopt.readout.readout import CellHits
 
 __all__ = ["ClusterSettings", "Clusters", "cluster_cells"]
 

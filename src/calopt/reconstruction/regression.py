@@ -29,30 +29,21 @@ from typing import Any
 
 import numpy as np
 
-from calopt.detector.design import Design, design_from_dict
+from calopt.cache import build_once, cache_dir
+from calopt.detector.design import homogeneous_design
 from calopt.detector.wall import ECAL_FRONT_Z_MM
 from calopt.errors import CaloptInputError
-from calopt.files import atomic_path, build_once
+from calopt.files import atomic_path
 from calopt.generation.events import Events
-from calopt.generation.runner import EventSpec
-from calopt.readout.library import cache_dir
+from calopt.generation.guns import wall_photons
+from calopt.generation.runner import EventSpec, cached_events
 from calopt.readout.readout import Readout, ReadoutSettings
 from calopt.reconstruction.clusters import ClusterSettings, cluster_cells
 from calopt.reconstruction.features import ClusterFeatures, cluster_features
-from calopt.reconstruction.pileup import cached_events, crossing_particles, pileup_density, subtract_offsets
+from calopt.reconstruction.pileup import pileup_density, subtract_offsets
 
-__all__ = ["ParametricReco", "PhotonSample", "TrainingSettings", "XGBReco", "get_reconstruction", "homogeneous_design",
-           "photon_sample", "training_pileup"]
-
-
-def homogeneous_design(technology: str, cell_size: float) -> Design:
-    """A wall made of one module type."""
-    return design_from_dict(
-        {
-            "name": f"all-{technology}-{cell_size:g}",
-            "regions": [{"name": "all", "technology": technology, "cell_size": cell_size, "shape": {"type": "rest"}}],
-        }
-    )
+__all__ = ["ParametricReco", "PhotonSample", "TrainingSettings", "XGBReco", "get_reconstruction", "photon_sample",
+           "training_pileup"]
 
 
 @dataclass
@@ -73,68 +64,32 @@ def photon_sample(readout: Readout, n: int, seed: int, energy_range: tuple[float
                   clustering: ClusterSettings | None = None, margin_cells: float = 2.5,
                   overlay: float = 0.0, pileup: Events | None = None, rho: np.ndarray | None = None,
                   pileup_radius_cells: float = 8.0) -> PhotonSample:  # fmt: skip
-    """``n`` photons, log-uniform in energy [GeV], uniform over the wall's modules, from vertices
-    of the luminous region (sigma_z = 53 mm), each read out alone and clustered. A fiducial cut
-    keeps them ``margin_cells`` cells away from the outer edge of the wall and the beam hole,
-    where showers leak out of the calorimeter.
+    """``n`` gun photons over the readout's design (:func:`calopt.generation.guns.wall_photons`,
+    log-uniform in ``energy_range`` [GeV], ``margin_cells`` from the wall's edges), each read out
+    alone and clustered.
 
     With ``overlay`` > 0, that fraction of the photons is read out together with a second photon
-    1.5-5 cells away (energy log-uniform between 0.3 GeV and the first photon's), like the two
-    photons of a pi0: regressors trained on isolated photons alone extrapolate badly when a
-    neighbour's shower enters their 5 x 5 window. The sample describes the first photon.
+    nearby, like the two photons of a pi0: regressors trained on isolated photons alone
+    extrapolate badly when a neighbour's shower enters their 5 x 5 window. The sample describes
+    the first photon.
 
-    With ``pileup`` (crossings whose pile-up collisions, vertex index > 0, are used), every
-    photon is read out together with the pile-up particles of a randomly chosen crossing that
-    enter the wall within ``pileup_radius_cells`` cells of it (those further away do not reach
-    its cluster), and ``rho`` (the mean pile-up energy per channel,
-    :func:`calopt.reconstruction.pileup.pileup_density`) is subtracted before clustering, as
-    ``calopt evaluate`` does; the photon's cluster is then the nearest one within 1.5 cells
-    (as evaluate's truth matching; the most energetic one could be a pile-up cluster)."""
+    With ``pileup`` (crossings whose pile-up collisions are used), every photon is read out
+    together with the pile-up particles of a randomly chosen crossing around it, and ``rho``
+    (the mean pile-up energy per channel, :func:`calopt.reconstruction.pileup.pileup_density`)
+    is subtracted before clustering, as ``calopt evaluate`` does; the photon's cluster is then
+    the nearest one within 1.5 cells (as evaluate's truth matching; the most energetic one could
+    be a pile-up cluster)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9407]))
-    design = readout.design
-    wall = design.wall
-    jj, ii = np.nonzero(design.region_index >= 0)
+    z_front = readout.design.wall.z_front
     feats, te, tx, ty, ta = [], [], [], [], []
     lost = 0
-    z_front = wall.z_front
-    hx, hy = wall.hole_x * wall.pitch / 2, wall.hole_y * wall.pitch / 2
-    for _ in range(n):
-        while True:
-            m = rng.integers(len(jj))
-            x = (ii[m] - wall.nx / 2.0 + rng.random()) * wall.pitch
-            y = (jj[m] - wall.ny / 2.0 + rng.random()) * wall.pitch
-            margin = margin_cells * design.cell_size[jj[m], ii[m]]
-            inside = abs(x) < wall.half_width - margin and abs(y) < wall.half_height - margin
-            if inside and not (abs(x) < hx + margin and abs(y) < hy + margin):
-                break
-        e = math.exp(rng.uniform(math.log(energy_range[0]), math.log(energy_range[1]))) * 1000.0
-        zv = rng.normal(0.0, 53.0)
-        d = np.array([x, y, z_front - zv])
-        path = float(np.linalg.norm(d))
-        pdg, energy = np.array([22]), np.array([e])
-        mom, entry = (d / path * e)[None, :], np.array([[x, y, path / 299.792458]])
-        if overlay > 0 and rng.random() < overlay:
-            size = design.cell_size[jj[m], ii[m]]
-            r, phi = rng.uniform(1.5, 5.0) * size, rng.uniform(0.0, 2.0 * math.pi)
-            x2, y2 = x + r * math.cos(phi), y + r * math.sin(phi)
-            e2 = math.exp(rng.uniform(math.log(300.0), math.log(max(e, 301.0))))
-            d2 = np.array([x2, y2, z_front - zv])
-            p2 = float(np.linalg.norm(d2))
-            pdg, energy = np.array([22, 22]), np.array([e, e2])
-            mom = np.vstack([mom, d2 / p2 * e2])
-            entry = np.vstack([entry, [x2, y2, p2 / 299.792458]])
-        if pileup is not None:
-            pu = crossing_particles(pileup, int(rng.integers(len(pileup))), pileup_only=True)
-            radius = pileup_radius_cells * design.cell_size[jj[m], ii[m]]
-            close = np.hypot(pu[3][:, 0] - x, pu[3][:, 1] - y) < radius
-            pdg = np.concatenate([pdg, pu[0][close]])
-            energy = np.concatenate([energy, pu[1][close]])
-            mom = np.vstack([mom, pu[2][close]])
-            entry = np.vstack([entry, pu[3][close]])
-        hits = subtract_offsets(readout.read(pdg, energy, mom, entry, rng), rho)
+    # the gun and the readout draw from one stream, photon after photon
+    for g in wall_photons(readout.design, n, rng, energy_range, margin_cells=margin_cells, overlay=overlay,
+                          pileup=pileup, pileup_radius_cells=pileup_radius_cells):  # fmt: skip
+        hits = subtract_offsets(readout.read(g.pdg, g.energies, g.momenta, g.entry, rng), rho)
         cl = cluster_cells(hits, readout.cells, z_front, clustering)
         f = cluster_features(cl, readout.cells, z_front)
-        dist = np.hypot(f.x - x, f.y - y)
+        dist = np.hypot(f.x - g.x, f.y - g.y)
         near = dist < 1.5 * np.maximum(f.size, 1.0)
         if not near.any():
             lost += 1
@@ -144,10 +99,10 @@ def photon_sample(readout: Readout, n: int, seed: int, energy_range: tuple[float
         else:
             k = int(np.argmax(np.where(near, f.energy, -1.0)))
         feats.append(f.take(np.array([k])))
-        ta.append(path / 299.792458)
-        te.append(e)
-        tx.append(x)
-        ty.append(y)
+        ta.append(g.arrival)
+        te.append(g.energy)
+        tx.append(g.x)
+        ty.append(g.y)
     return PhotonSample(ClusterFeatures.concat(feats), np.array(te), np.array(tx), np.array(ty), lost, np.array(ta))
 
 

@@ -43,11 +43,11 @@ def get_simulator(backend: str) -> ShowerSimulator:
 
         return CascadeSimulator()
     if backend == "gflash":
-        from calopt.simulation.surrogates.gflash import GFlashSimulator
+        from calopt.simulation.gflash import GFlashSimulator
 
         return GFlashSimulator()
     if backend == "library":
-        from calopt.simulation.surrogates.library import LibrarySimulator
+        from calopt.simulation.library import LibrarySimulator
 
         return LibrarySimulator()
     if backend == "surrogate" or backend.endswith(".pt") or (backend not in BACKENDS and Path(backend).is_file()):

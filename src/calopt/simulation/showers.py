@@ -16,10 +16,10 @@ import numpy as np
 
 from calopt.errors import ShowerFormatError
 from calopt.files import atomic_path, is_format, open_format, read_attrs
+from calopt.simulation.particles import Particles
 
 if TYPE_CHECKING:
     from calopt.detector.technologies import Technology
-    from calopt.simulation.particles import Particles
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Showers", "concatenate", "is_shower_file", "read_showers", "shower_attrs",
            "write_showers"]
@@ -59,6 +59,13 @@ class Showers:
         return cls(showers=showers, times=times, incident_energies=particles.energies.reshape(-1, 1),
                    momenta=particles.momenta, points=particles.points, pdg=particles.pdg, attrs=attrs,
                    diagnostics=diagnostics or {})  # fmt: skip
+
+    def particles(self) -> Particles:
+        """The primaries of the showers (PDG id, energy, unit direction, entry point)."""
+        p = np.asarray(self.momenta, dtype=np.float64)
+        norm = np.linalg.norm(p, axis=1, keepdims=True)
+        return Particles(self.pdg, self.incident_energies[:, 0].astype(np.float64),
+                         p / np.where(norm > 0, norm, 1.0), self.points.astype(np.float64))  # fmt: skip
 
     @property
     def visible_energy(self) -> np.ndarray:

@@ -24,11 +24,11 @@ import numpy as np
 from scipy.optimize import curve_fit
 
 from calopt.detector.technologies import Technology, get_technology
-from calopt.metrics.fits import fit_energy_resolution, robust_sigma
 from calopt.simulation.cascade.kernel import DIAG
 from calopt.simulation.cascade.simulator import CascadeSimulator
 from calopt.simulation.particles import Particles, species
 from calopt.simulation.showers import Showers
+from calopt.stats import fit_energy_resolution, robust_sigma
 
 __all__ = ["PUBLISHED", "ValidationSettings", "shower_maximum", "validate_technology"]
 

@@ -5,7 +5,7 @@ the shipped flow) but not always its spread: the flow trained on 20000 lhcb-shas
 had a resolution 9-11 % too small in the lowest and the two highest of six energy bins. The
 response of a generated shower is therefore calibrated, as a fast simulation is tuned to the
 full simulation: per species and bin of ln E, the median ``m`` and the robust width ``w``
-(:func:`calopt.metrics.fits.robust_sigma`) of ``ln(E_vis / E)`` are measured on the model's
+(:func:`calopt.stats.robust_sigma`) of ``ln(E_vis / E)`` are measured on the model's
 showers for the training conditions and on the training showers, and a generated value
 ``r`` becomes ``m_real + (w_real / w_model) (r - m_model)``, with the two corrections
 interpolated linearly in ln E between the bin centres. The map is monotonic, so the
@@ -74,7 +74,7 @@ def calibrate_response(r_model: np.ndarray, r_real: np.ndarray, le: np.ndarray, 
     copied that noise of the training sample (lhcb-shashlik electrons at 2 and 10 GeV: 7-8 %
     too narrow against 3000-shower fixed-energy cascade samples). The medians stay per bin
     (their error is ~0.2 %)."""
-    from calopt.metrics.fits import robust_sigma
+    from calopt.stats import robust_sigma
 
     which, centres = ln_e_bins(np.asarray(le, dtype=np.float64), n_bins)
     m_model = np.zeros((n_species, n_bins))

@@ -35,8 +35,7 @@ from calopt.detector.design import Design
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
 from calopt.generation.events import FLAG, Events
-from calopt.generation.runner import EventSpec
-from calopt.metrics.fits import fit_energy_resolution, robust_sigma
+from calopt.generation.runner import EventSpec, cached_events
 from calopt.metrics.mass import Candidates, mass_metrics
 from calopt.readout.readout import Readout, ReadoutSettings
 from calopt.reconstruction.candidates import (
@@ -46,7 +45,7 @@ from calopt.reconstruction.candidates import (
 )
 from calopt.reconstruction.clusters import cluster_cells
 from calopt.reconstruction.features import ClusterFeatures, cluster_features
-from calopt.reconstruction.pileup import cached_events, pileup_density, subtract_offsets
+from calopt.reconstruction.pileup import pileup_density, subtract_offsets
 from calopt.reconstruction.regression import (
     ParametricReco,
     TrainingSettings,
@@ -54,6 +53,7 @@ from calopt.reconstruction.regression import (
     get_reconstruction,
     photon_sample,
 )
+from calopt.stats import fit_energy_resolution, robust_sigma
 
 __all__ = ["QUICK_READOUT", "QUICK_TRAINING", "EvaluateSettings", "evaluate"]
 

@@ -5,16 +5,16 @@
 # shower into one bin, so that the 5 % resolution target can be tested with a few thousand
 # showers per energy (the log-uniform reference of run_surrogate_study.sh has ~1000 per bin).
 #
-#   [N=3000] [ENERGIES="2 10 50"] [PARTICLE=gamma] validation/run_surrogate_resolution.sh [MODEL]
+#   [N=3000] [ENERGIES="2 10 50"] [PARTICLE=gamma] studies/run_surrogate_resolution.sh [MODEL]
 #
 # MODEL: a backend or checkpoint (default: the shipped surrogate). Writes
-# validation/output/resolution/ and prints a table. The cascade samples are kept and reused.
+# studies/output/resolution/ and prints a table. The cascade samples are kept and reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-surrogate}
 n=${N:-3000}
 particle=${PARTICLE:-gamma}
-out=validation/output/resolution
+out=studies/output/resolution
 mkdir -p "$out"
 for e in ${ENERGIES:-2 10 50}; do
   ref="$out/cascade-$particle-$e.h5"

@@ -2,7 +2,7 @@
 S/sqrt(S+B)?
 
 ``capture DESIGN MU EVENTS``: runs ``calopt evaluate`` (seed 1, pile-up-aware regressors),
-writes validation/output/after-<design>-mu<MU>-n<EVENTS>.json (as ``--json`` prints it) and the
+writes studies/output/after-<design>-mu<MU>-n<EVENTS>.json (as ``--json`` prints it) and the
 pi0 candidates of the run (cands-...npz). ``compare``: for every captured run and window rule,
 the B candidates are rebuilt and fitted (:func:`calopt.metrics.mass.mass_metrics`), with the
 muons of every crossing smeared the same way whatever the rule (seeded by the crossing), and
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-import calopt.metrics.evaluate as evaluate_module
 import calopt.metrics.mass as mass_module
+import calopt.pipeline as evaluate_module
 from calopt.cli._common import _default
 from calopt.detector.design import load_design
-from calopt.metrics.evaluate import EvaluateSettings, evaluate
+from calopt.pipeline import EvaluateSettings, evaluate
 
 OUT = Path(__file__).parent / "output"
 RULES = ["sigma_eff:2.5", "sigma_eff:2", "sigma_eff:1.5", "core:2", "core:2.5", "core:3", "shortest:0.8",

@@ -1,4 +1,4 @@
-"""The standard evaluation of a fast simulation against the cascade Monte Carlo.
+"""The quality of a fast simulation against the cascade Monte Carlo (``calopt surrogate evaluate``).
 
 Inputs are two :class:`~calopt.simulation.showers.Showers` samples of one technology: the
 model's and the reference's (normally the model simulated for exactly the reference's
@@ -60,22 +60,20 @@ from typing import Any
 
 import numpy as np
 
-from calopt.metrics.fits import robust_sigma
-from calopt.simulation.particles import Particles
 from calopt.simulation.showers import Showers
+from calopt.stats import robust_sigma
 
 __all__ = [
     "N_BINS",
     "SPARSITY_THRESHOLD_MEV",
+    "assess",
     "classifier_auc",
     "compare",
     "conditions",
     "energy_bins",
-    "evaluate",
     "fpd",
     "frechet_distance",
     "kpd",
-    "particles_from_showers",
     "plot_average_showers",
     "plot_features",
     "response_resolution",
@@ -88,14 +86,6 @@ N_BINS = 30
 
 
 # ----------------------------------------------------------------------------- features
-def particles_from_showers(sh: Showers) -> Particles:
-    """The primaries of a shower sample (pdg, energy, direction, entry point)."""
-    p = np.asarray(sh.momenta, dtype=np.float64)
-    norm = np.linalg.norm(p, axis=1, keepdims=True)
-    return Particles(sh.pdg, sh.incident_energies[:, 0].astype(np.float64), p / np.where(norm > 0, norm, 1.0),
-                     sh.points.astype(np.float64))  # fmt: skip
-
-
 def conditions(sh: Showers) -> np.ndarray:
     """(N, 5) conditions: log(E/MeV), p_x/p_z, p_y/p_z, entry x, y [mm]."""
     p = np.asarray(sh.momenta, dtype=np.float64)
@@ -365,8 +355,8 @@ def _ratio_err(a: float, da: float, b: float, db: float) -> float:
     return abs(a / b) * math.hypot(da / a, db / b)
 
 
-def evaluate(model: Showers, ref: Showers, floor: Showers | None = None, seed: int = 0, *,
-             cells: bool = True) -> dict[str, Any]:  # fmt: skip
+def assess(model: Showers, ref: Showers, floor: Showers | None = None, seed: int = 0, *,
+           cells: bool = True) -> dict[str, Any]:  # fmt: skip
     """``compare(model, ref)``, and ``compare(floor, ref)`` as ``floor`` when a second independent
     reference sample is given (same energy bins)."""
     edges = energy_bins(ref.incident_energies[:, 0] / 1000.0)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Physics metrics of lhcb-run3 and the Upgrade-II-like layout (with and without timing) at
-# mu = 0, 5, 20, 50. Writes validation/output/evaluate-<design>-mu<MU>[-n<EVENTS>].json and a
+# mu = 0, 5, 20, 50. Writes studies/output/evaluate-<design>-mu<MU>[-n<EVENTS>].json and a
 # summary table. About an hour on one core the first time (shower libraries, regressors and
 # events are cached). EVENTS (default 1000) and MUS (default "0 5 20 50") choose the runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=validation/output
+out=studies/output
 mkdir -p "$out"
 events=${EVENTS:-1000}
 suffix=$([ "$events" = 1000 ] && echo "" || echo "-n$events")
@@ -20,7 +20,7 @@ import glob, json
 fmt = lambda v, f: (f % v) if isinstance(v, (int, float)) else "fail"
 print(f"{'design':<18}{'mu':>4}{'events':>7}{'pi0 w':>7}{'core':>6}{'eff30':>7}{'B w':>7}{'core':>6}"
       f"{'S/sqrt(S+B)':>14}{'truth':>7}{'t-rej':>7}{'chan':>6}{'cost':>7}")
-rows = [json.load(open(p)) for p in glob.glob("validation/output/evaluate-*.json")]
+rows = [json.load(open(p)) for p in glob.glob("studies/output/evaluate-*.json")]
 for r in sorted(rows, key=lambda r: (r["pileup"], r["events"], r["design"])):
     f = r["fits"]
     core = lambda k: (f[k].get("signal_shape") or {}).get("parameters", {}).get("sigma")

@@ -2,9 +2,9 @@
 # Quality of the fast simulations against the cascade (issue 6): `calopt surrogate evaluate` for
 # gflash, library, the shipped surrogate and any checkpoints given as arguments, against a
 # photon reference sample, with a second independent cascade sample as the floor. Writes
-# validation/output/surrogates/<model>.json and prints a table.
+# studies/output/surrogates/<model>.json and prints a table.
 #
-#   REF="ref.h5 [ref-b.h5 ...]" FLOOR="ref2.h5 [...]" validation/run_surrogate_study.sh [MODEL.pt ...]
+#   REF="ref.h5 [ref-b.h5 ...]" FLOOR="ref2.h5 [...]" studies/run_surrogate_study.sh [MODEL.pt ...]
 #
 # (several files in REF or FLOOR are joined). The samples: calopt simulate --technology
 # lhcb-shashlik --particle gamma --energy-range 1 100 --log-uniform --theta-max 0.3 --n N --seed S
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${REF:?set REF to a cascade photon sample}" "${FLOOR:?set FLOOR to a second, independent one}"
-out=validation/output/surrogates
+out=studies/output/surrogates
 mkdir -p "$out"
 for m in gflash library surrogate "$@"; do
   name=$(basename "$m" .pt)

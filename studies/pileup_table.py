@@ -1,4 +1,4 @@
-"""Before/after table of the pile-up-aware regressors (validation/output/{before,after}-*.json)."""
+"""Before/after table of the pile-up-aware regressors (studies/output/{before,after}-*.json)."""
 
 import glob
 import json
@@ -13,7 +13,7 @@ def fmt(v, f):
 print(f"{'run':<8}{'design':<15}{'mu':>3}{'n':>6}{'pi0 eff':>8}{'core':>6}{'dec reco':>9}{'trueE':>7}{'trueX':>7}"
       f"{'eff30':>7}{'B eff':>7}{'Z fit':>13}{'Z truth':>8}{'S':>5}{'B':>6}  pi0 window")
 rows = []
-for p in sorted(glob.glob(str(Path(sys.argv[1] if len(sys.argv) > 1 else "validation/output") / "*-mu*-n*.json"))):
+for p in sorted(glob.glob(str(Path(sys.argv[1] if len(sys.argv) > 1 else "studies/output") / "*-mu*-n*.json"))):
     r = json.load(open(p))
     which = Path(p).name.split("-")[0]
     f = r["fits"]

@@ -4,7 +4,7 @@
 # pile-up. WHICH=before|after, MUS (default "20 50"), EVENTS (default 1000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=validation/output
+out=studies/output
 mkdir -p "$out"
 events=${EVENTS:-1000}
 which=${WHICH:-after}

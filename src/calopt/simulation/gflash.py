@@ -226,12 +226,11 @@ class GFlashSimulator:
         multiplied by the ratio of median responses; the stochastic term c solves
         c^2 = c_0^2 - median_E[E (sigma_gflash^2 - sigma_ref^2)] (relative resolutions; the
         leakage part cancels), from GFlash showers of the reference's particles."""
-        from calopt.metrics.fits import robust_sigma
-        from calopt.simulation.surrogates.evaluation import particles_from_showers
+        from calopt.stats import robust_sigma
 
         base = cls()
         med = base.medium(tech)
-        sim = base.simulate(particles_from_showers(ref), tech, seed)
+        sim = base.simulate(ref.particles(), tech, seed)
         e = ref.incident_energies[:, 0]
         rr, rg = ref.visible_energy / e, sim.visible_energy / e
         scale = float(np.median(rr) / np.median(rg))
