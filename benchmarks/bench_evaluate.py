@@ -38,8 +38,8 @@ def main() -> None:
     print(f"{'evaluation':<42}{'seconds':>9}{'ratio':>8}  pi0 width [MeV]  channels")
     rows = (("lhcb-run3, caches filled (baseline)", t_first, first), ("new design, caches reused", t_new, new))
     for label, t, r in rows:
-        print(f"{label:<42}{t:>9.1f}{t / t_first:>8.2f}  {r['pi0_mass_width_mev']}  {r['channels']}")
-    per = 1000 * new["timing_seconds"]["crossings"] / args.events
+        print(f"{label:<42}{t:>9.1f}{t / t_first:>8.2f}  {r.metric('pi0_mass_width_mev')}  {r.metric('channels')}")
+    per = 1000 * new.timing_seconds["crossings"] / args.events
     print(f"per crossing: {per:.2f} ms; {args.events} crossings, mu = {args.pileup:g}")
 
 

@@ -40,7 +40,7 @@ def capture(design: str, mu: float, events: int) -> None:
         return orig(c, rng)
 
     evaluate_module.mass_metrics = keep  # type: ignore[assignment]
-    result = evaluate(load_design(design), EvaluateSettings(pileup=mu, n_events=events, seed=1))
+    result = evaluate(load_design(design), EvaluateSettings(pileup=mu, n_events=events, seed=1)).to_json()
     (OUT / f"after-{tag}.json").write_text(json.dumps(result, default=_default) + "\n")
 
 

@@ -81,7 +81,7 @@ def _violations() -> list[str]:
 
 
 def test_every_package_has_a_layer():
-    tops = {p.stem if p.is_file() else p.name for p in SRC.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
+    tops = {p.stem for p in SRC.glob("*.py")} | {p.parent.name for p in SRC.glob("*/__init__.py")}
     assert tops <= set(RANK), f"packages without a layer: {sorted(tops - set(RANK))}"
 
 

@@ -1,23 +1,33 @@
-"""``calopt evaluate``: the physics metrics and the cost of one design.
+"""``calopt evaluate``: the physics metrics and the cost of one design, from named stages.
 
-1. photon reconstruction per (technology, cell size) of the design: XGBoost regressors and the
-   parametric baseline, trained on single photons (half of them with a neighbouring photon) from
-   a shower library independent of the one read out here (cached, shared by every design); at
-   mu > 0 a second set trained on photons overlaid with pile-up at that mu reconstructs the
-   photons of the crossings (``pileup_aware_regressors``);
-2. energy and position resolution from single photons shot over the whole design (1-100 GeV,
-   log-uniform): Gaussian-core widths per energy bin fitted as a/sqrt(E) (+) b (+) c/E, position
-   residuals on the face, per region;
-3. B0 -> J/psi(mu mu) pi0 crossings with Poisson pile-up (generated once per (events, mu, seed)
-   and cached): read out, the mean pile-up energy of every channel subtracted, clustered,
-   photons reconstructed (and, where the cells have timing, photons more than 3 sigma_t(E) from
-   the time expected from the signal vertex rejected), pi0 candidates from photon pairs with a
-   selection that tightens with pile-up, B candidates with smeared muons; the two signal
-   photons truth-matched to reconstructed ones, which makes the truth-matched pi0 and B
-   candidates; signal shapes fitted to those, candidate spectra fitted with the shapes fixed,
-   significance and a fixed-window pi0 efficiency: see :mod:`calopt.metrics.mass`;
-4. the pi0 width decomposed by combining the true energy with the reconstructed position of the
-   truth-matched photons and vice versa ("inner validation").
+The stages, in the order :func:`evaluate` runs them (each a function of this module):
+
+1. :func:`train_reconstruction`: per (technology, cell size) of the design, the XGBoost
+   regressors and the parametric baseline, trained on single photons (half of them with a
+   neighbouring photon) from a shower library independent of the one read out here (cached,
+   shared by every design); at mu > 0 a second set trained on photons overlaid with pile-up at
+   that mu reconstructs the photons of the crossings (``pileup_aware_regressors``);
+2. :func:`measure_resolution`: energy and position resolution from single photons shot over the
+   whole design (1-100 GeV, log-uniform): Gaussian-core widths per energy bin fitted as
+   a/sqrt(E) (+) b (+) c/E, position residuals on the face, per region; and the time
+   calibration of each technology;
+3. for B0 -> J/psi(mu mu) pi0 crossings with Poisson pile-up (generated once per (events, mu,
+   seed) and cached), crossing by crossing: :func:`read_out_crossings`, :func:`subtract_pileup`
+   (the mean pile-up energy of every channel), :func:`cluster`, :func:`reconstruct_photons`,
+   :func:`select_in_time` (where the cells have timing, photons more than 3 sigma_t(E) from the
+   time expected from the signal vertex are rejected), :func:`match_truth` (the two signal
+   photons to reconstructed ones) and :func:`pi0_candidates` (photon pairs with a selection that
+   tightens with pile-up; a candidate is signal when it is the pair of the two truth-matched
+   photons);
+4. :func:`measure_masses`: B candidates with smeared muons, signal shapes fitted to the
+   truth-matched candidates, candidate spectra fitted with the shapes fixed, significance and a
+   fixed-window pi0 efficiency (:mod:`calopt.metrics.mass`); and :func:`width_decomposition`, the
+   pi0 width of the truth-matched photons with the true energy and the reconstructed position and
+   vice versa ("inner validation").
+
+The result is an :class:`EvaluationResult`; its :meth:`~EvaluationResult.to_json` is what
+``calopt evaluate --json`` prints. The metrics it carries are those of the registry
+(:mod:`calopt.metrics.registry`).
 """
 
 from __future__ import annotations
@@ -37,12 +47,9 @@ from calopt.errors import CaloptInputError
 from calopt.generation.events import FLAG, Events
 from calopt.generation.runner import EventSpec, cached_events
 from calopt.metrics.mass import Candidates, mass_metrics
-from calopt.readout.readout import Readout, ReadoutSettings
-from calopt.reconstruction.candidates import (
-    expected_time,
-    pair_masses,
-    photon_momenta,
-)
+from calopt.metrics.registry import METRICS
+from calopt.readout.readout import CellHits, Readout, ReadoutSettings
+from calopt.reconstruction.candidates import expected_time, pair_masses, photon_momenta
 from calopt.reconstruction.clusters import cluster_cells
 from calopt.reconstruction.features import ClusterFeatures, cluster_features
 from calopt.reconstruction.pileup import pileup_density, subtract_offsets
@@ -55,7 +62,27 @@ from calopt.reconstruction.regression import (
 )
 from calopt.stats import fit_energy_resolution, robust_sigma
 
-__all__ = ["QUICK_READOUT", "QUICK_TRAINING", "EvaluateSettings", "evaluate"]
+__all__ = [
+    "QUICK_READOUT",
+    "QUICK_TRAINING",
+    "CrossingCandidates",
+    "EvaluateSettings",
+    "EvaluationResult",
+    "Photons",
+    "TimeSelection",
+    "cluster",
+    "evaluate",
+    "match_truth",
+    "measure_masses",
+    "measure_resolution",
+    "pi0_candidates",
+    "read_out_crossings",
+    "reconstruct_photons",
+    "select_in_time",
+    "subtract_pileup",
+    "train_reconstruction",
+    "width_decomposition",
+]
 
 
 @dataclass(frozen=True)
@@ -118,7 +145,170 @@ QUICK_READOUT = ReadoutSettings(library_energies=(0.2, 1.0, 5.0, 20.0, 100.0), l
 QUICK_TRAINING = TrainingSettings(n_train=1000, pileup_crossings=100)
 
 
-def _reconstruct(f: ClusterFeatures, models: Models, techs: list[str], method: str) -> tuple[np.ndarray, ...]:
+BLOCK = 200  # crossings whose photons are reconstructed together (one regressor call per block)
+MATCH_CELLS = 1.5  # a signal photon's reconstructed photon lies within this many (seed) cells of it
+TIME_CUT_SIGMA = 3.0  # photons further than this many sigma_t from the signal vertex's time are rejected
+PI0_MASS_MAX_MEV = 300.0  # pi0 candidates above this mass are dropped before the fits
+
+
+@dataclass(frozen=True)
+class CrossingSummary:
+    """What the crossings gave besides the mass peaks: ``n_events`` crossings, the accepted
+    photons above the E_T cut per crossing, the photons rejected by timing, the cuts applied
+    (photon E_T, pi0 p_T [MeV]), whether pile-up-aware regressors reconstructed them, and how
+    many crossings had a pi0 candidate in the B window."""
+
+    n_events: int
+    photons_per_crossing: float
+    photons_rejected_by_timing: int
+    cuts_mev: tuple[float, float]
+    pileup_aware_regressors: bool
+    events_with_pi0_candidate: int
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Everything ``evaluate`` measured for one design.
+
+    ``metrics``: the value of every registry metric (:data:`calopt.metrics.registry.METRICS`;
+    None: not measured, the reason in ``fits``); ``errors``: the errors of the metrics whose
+    registry entry has an error method that gives one; ``fits``, ``histograms``: the mass fits
+    and spectra (:func:`calopt.metrics.mass.mass_metrics`); ``resolution``: the single-photon
+    resolutions per method and region and the time calibration (:func:`measure_resolution`);
+    ``decomposition``: :func:`width_decomposition`; ``timing_seconds``: the time the
+    reconstruction models and the crossings took."""
+
+    design: str
+    settings: EvaluateSettings
+    metrics: dict[str, float | None]
+    errors: dict[str, float | None]
+    pi0_mass_mev: float | None
+    pi0_efficiency_window_mev: float
+    pi0_efficiency_selected: float
+    fits: dict[str, Any]
+    histograms: dict[str, Any]
+    decomposition: dict[str, Any]
+    resolution: dict[str, Any]
+    crossings: CrossingSummary
+    timing_seconds: dict[str, float]
+
+    def metric(self, name: str) -> float | None:
+        """The value of the registry metric ``name`` (None: not measured)."""
+        return self.metrics[name]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``calopt evaluate --json`` document (its keys are a contract: DESIGN.md)."""
+        m = self.metrics
+        out: dict[str, Any] = {
+            "design": self.design,
+            "pileup": self.settings.pileup,
+            "events": self.crossings.n_events,
+            "method": self.settings.method,
+            "pi0_mass_width_mev": m["pi0_mass_width_mev"],
+            "pi0_mass_mev": self.pi0_mass_mev,
+            "pi0_efficiency": m["pi0_efficiency"],
+            "pi0_efficiency_window_mev": self.pi0_efficiency_window_mev,
+            "pi0_efficiency_selected": self.pi0_efficiency_selected,
+        }
+        for name in METRICS:  # the rest of the registry, each error beside its value
+            if name not in out:
+                out[name] = m[name]
+            key = METRICS[name].error_key
+            if key is not None:
+                out[key] = self.errors[name]
+        out |= {
+            "fits": self.fits,
+            "pi0_width_decomposition_mev": self.decomposition,
+            "resolution": self.resolution,
+            "histograms": self.histograms,
+            "pileup_aware_regressors": self.crossings.pileup_aware_regressors,
+            "photons_per_crossing": self.crossings.photons_per_crossing,
+            "photons_rejected_by_timing": self.crossings.photons_rejected_by_timing,
+            "cuts_mev": {"photon_et": self.crossings.cuts_mev[0], "pi0_pt": self.crossings.cuts_mev[1]},
+            "events_with_pi0_candidate": self.crossings.events_with_pi0_candidate,
+            "timing_seconds": self.timing_seconds,
+            "settings": asdict(self.settings),
+        }
+        return out
+
+
+@dataclass
+class Photons:
+    """The reconstructed photons of one crossing, one per cluster: ``features`` (the clusters),
+    ``energy`` (K,) [MeV] and entry point ``x``, ``y`` (K,) [mm] (NaN where no regressor
+    applies), and ``accepted`` (K,): a finite, positive energy that the time selection kept."""
+
+    features: ClusterFeatures
+    energy: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    accepted: np.ndarray
+
+
+@dataclass(frozen=True)
+class TimeSelection:
+    """Per technology (index into the readout's technologies): the calibrated time offset [ns]
+    and the Gaussian-core width of single-photon time residuals [ns] (inf without timing
+    measurements), and the technology's sigma_t = a/sqrt(E) (+) b (``a`` [ns sqrt(GeV)], ``b``
+    [ns])."""
+
+    offset: np.ndarray
+    core_sigma: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+
+    @classmethod
+    def from_calibration(cls, calibration: dict[str, dict[str, float]], technologies: list[str]) -> TimeSelection:
+        """From :func:`measure_resolution`'s ``time_calibration`` and the technologies' timing
+        (:attr:`calopt.detector.technologies.Technology.time_resolution`, in ps)."""
+        return cls(
+            offset=np.array([calibration.get(t, {}).get("offset_ns", 0.0) for t in technologies]),
+            core_sigma=np.array([calibration.get(t, {}).get("sigma_ns", np.inf) for t in technologies]),
+            a=np.array([get_technology(t).time_resolution[0] for t in technologies]) * 1e-3,
+            b=np.array([get_technology(t).time_resolution[1] for t in technologies]) * 1e-3,
+        )
+
+
+@dataclass(frozen=True)
+class CrossingCandidates:
+    """The pi0 candidates of one crossing after the selection: ``mass`` (K,) [MeV], ``signal``
+    (K,) (the pair of the two truth-matched photons), ``momentum`` (K, 3) [MeV/c], ``energy``
+    (K,) [MeV]; ``n_photons``: the accepted photons above the E_T cut."""
+
+    mass: np.ndarray
+    signal: np.ndarray
+    momentum: np.ndarray
+    energy: np.ndarray
+    n_photons: int
+
+
+# ----------------------------------------------------------------------------- stages
+def train_reconstruction(readout: Readout, st: EvaluateSettings,
+                         progress: Callable[[str], None] | None = None) -> tuple[Models, Models]:  # fmt: skip
+    """The photon reconstruction of every (technology, cell size) of the readout's design, from
+    the cache or trained now: (for the single photons, for the crossings); the two differ at
+    mu > 0 with ``pileup_aware_regressors``."""
+    techs = readout.cells.technologies
+    models: Models = {}
+    event_models: Models = {}
+    for tech, size in sorted({(r.technology, r.cell_size) for r in readout.design.regions}):
+        if progress:
+            progress(f"photon reconstruction for {tech} {size:g} mm (trained once, then cached)")
+        combo = (techs.index(tech), size)
+        models[combo] = event_models[combo] = get_reconstruction(tech, size, st.readout, st.training,
+                                                                 readout.libraries)  # fmt: skip
+        if st.pileup > 0 and st.pileup_aware_regressors:
+            if progress:
+                progress(f"photon reconstruction for {tech} {size:g} mm with pile-up mu = {st.pileup:g} "
+                         "(trained once, then cached)")  # fmt: skip
+            event_models[combo] = get_reconstruction(tech, size, st.readout, replace(st.training, pileup=st.pileup),
+                                                     readout.libraries)  # fmt: skip
+    return models, event_models
+
+
+def reconstruct_photons(f: ClusterFeatures, models: Models, method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Energy [MeV] and entry point x, y [mm] of every cluster of ``f`` with the models of its
+    (technology, cell size) (``method``: ``xgb`` or ``parametric``); NaN where none applies."""
     e = np.full(len(f.energy), np.nan)
     x = np.full(len(f.energy), np.nan)
     y = np.full(len(f.energy), np.nan)
@@ -130,39 +320,27 @@ def _reconstruct(f: ClusterFeatures, models: Models, techs: list[str], method: s
     return e, x, y
 
 
-BLOCK = 200  # crossings whose photons are reconstructed together (one regressor call per block)
+def _energy_resolution(energy: np.ndarray, rel: np.ndarray, mask: np.ndarray,
+                       bins: int = 6) -> tuple[list[float], list[float], dict[str, Any]]:  # fmt: skip
+    """Gaussian-core sigma/E in log bins of 1-100 GeV (at least 20 photons a bin) and its fit."""
+    centres, sig, err = [], [], []
+    for lo, hi in itertools.pairwise(np.geomspace(1.0, 100.0, bins + 1)):
+        sel = mask & (energy >= lo * 1000) & (energy < hi * 1000) & np.isfinite(rel)
+        if sel.sum() >= 20:
+            centres.append(math.sqrt(lo * hi))
+            s = robust_sigma(rel[sel])
+            sig.append(s)
+            err.append(s / math.sqrt(2 * (sel.sum() - 1)) * 1.3)  # 1.3: efficiency of the quantile estimate
+    return centres, sig, fit_energy_resolution(np.array(centres), np.array(sig), np.array(err))
 
 
-Reconstructed = dict[int, tuple[ClusterFeatures, np.ndarray, np.ndarray, np.ndarray]]
-
-
-def _reconstruct_block(readout: Readout, events: Events, crossings: range, models: Models, method: str,
-                       rng: np.random.Generator, rho: np.ndarray | None) -> Reconstructed:  # fmt: skip
-    """Read out, cluster and reconstruct the photons of several crossings; the regressors are
-    called once for all of them (their per-call overhead dominates otherwise). ``rho``: the
-    mean pile-up energy per channel, subtracted from every hit before clustering."""
-    z_front = readout.design.wall.z_front
-    hits = [readout.read_crossing(events, ev, rng) for ev in crossings]
-    feats = []
-    for h in hits:
-        h = subtract_offsets(h, rho)
-        feats.append(cluster_features(cluster_cells(h, readout.cells, z_front), readout.cells, z_front))
-    sizes = np.cumsum([0] + [len(f.energy) for f in feats])
-    allf = ClusterFeatures.concat(feats)
-    e, x, y = _reconstruct(allf, models, readout.cells.technologies, method)
-    return {ev: (f, e[a:b], x[a:b], y[a:b]) for ev, f, a, b in zip(crossings, feats, sizes[:-1], sizes[1:])}
-
-
-def _events(st: EvaluateSettings, progress: Callable[[str], None] | None) -> Events:
-    return cached_events(EventSpec(process="b0-jpsipi0", n=st.n_events, pileup=st.pileup, seed=st.seed), progress)
-
-
-def _resolution(readout: Readout, models: Models, st: EvaluateSettings) -> dict[str, Any]:
+def measure_resolution(readout: Readout, models: Models, st: EvaluateSettings) -> dict[str, Any]:
+    """Single-photon energy and position resolutions (both methods, overall and per region) and
+    the time calibration per technology: median and Gaussian-core width of (cluster time -
+    arrival time on the face)."""
     sample = photon_sample(readout, st.n_resolution, st.seed + 1000)
     techs = readout.cells.technologies
     out: dict[str, Any] = {"lost_photons": sample.lost, "n_photons": len(sample.energy)}
-    # time calibration per technology with these single photons: median and Gaussian-core
-    # width of (cluster time - arrival time on the face)
     residual = sample.features.time - sample.arrival
     out["time_calibration"] = {}
     for ti, name in enumerate(techs):
@@ -173,7 +351,7 @@ def _resolution(readout: Readout, models: Models, st: EvaluateSettings) -> dict[
     i, j, _ = design.wall.slot_of(sample.x, sample.y)
     region = design.region_index[np.clip(j, 0, design.wall.ny - 1), np.clip(i, 0, design.wall.nx - 1)]
     for method in ("xgb", "parametric"):
-        e, x, y = _reconstruct(sample.features, models, techs, method)
+        e, x, y = reconstruct_photons(sample.features, models, method)
         rel = e / sample.energy - 1.0
         centres, sig, fit = _energy_resolution(sample.energy, rel, np.ones(len(rel), dtype=bool))
         res = np.concatenate([x - sample.x, y - sample.y])
@@ -200,176 +378,187 @@ def _resolution(readout: Readout, models: Models, st: EvaluateSettings) -> dict[
     return out
 
 
-def _energy_resolution(energy: np.ndarray, rel: np.ndarray, mask: np.ndarray,
-                       bins: int = 6) -> tuple[list[float], list[float], dict[str, Any]]:  # fmt: skip
-    """Gaussian-core sigma/E in log bins of 1-100 GeV (at least 20 photons a bin) and its fit."""
-    centres, sig, err = [], [], []
-    for lo, hi in itertools.pairwise(np.geomspace(1.0, 100.0, bins + 1)):
-        sel = mask & (energy >= lo * 1000) & (energy < hi * 1000) & np.isfinite(rel)
-        if sel.sum() >= 20:
-            centres.append(math.sqrt(lo * hi))
-            s = robust_sigma(rel[sel])
-            sig.append(s)
-            err.append(s / math.sqrt(2 * (sel.sum() - 1)) * 1.3)  # 1.3: efficiency of the quantile estimate
-    return centres, sig, fit_energy_resolution(np.array(centres), np.array(sig), np.array(err))
+def read_out_crossings(readout: Readout, events: Events, crossings: range, rng: np.random.Generator) -> list[CellHits]:
+    """The channels of each crossing (photo-statistics, noise and times drawn from ``rng``)."""
+    return [readout.read_crossing(events, ev, rng) for ev in crossings]
+
+
+def subtract_pileup(hits: CellHits, rho: np.ndarray | None) -> CellHits:
+    """``hits`` less the mean pile-up energy ``rho`` of their channels (None: unchanged)."""
+    return subtract_offsets(hits, rho)
+
+
+def cluster(hits: CellHits, readout: Readout) -> ClusterFeatures:
+    """The clusters of one crossing and their regressor features."""
+    z_front = readout.design.wall.z_front
+    return cluster_features(cluster_cells(hits, readout.cells, z_front), readout.cells, z_front)
+
+
+def select_in_time(p: Photons, timing: TimeSelection, z_front: float, z_pv: float, t_pv: float) -> int:
+    """Reject (in ``p.accepted``) the photons whose calibrated time is off the one expected from
+    the signal vertex (z_pv [mm], t_pv [ns]) by more than TIME_CUT_SIGMA sigma_t: the
+    technology's a/sqrt(E) (+) b at the photon's energy, never below the core width of the
+    single-photon residuals. Returns how many were rejected."""
+    f = p.features
+    has_t = p.accepted & np.isfinite(f.time)
+    if not has_t.any():
+        return 0
+    dt = f.time - expected_time(p.x, p.y, z_front, z_pv, t_pv) - timing.offset[f.tech]
+    egev = np.maximum(np.nan_to_num(p.energy), 1.0) / 1000.0
+    sigma = np.maximum(np.hypot(timing.a[f.tech] / np.sqrt(egev), timing.b[f.tech]), timing.core_sigma[f.tech])
+    rejected = has_t & (np.abs(dt) > TIME_CUT_SIGMA * sigma)
+    p.accepted &= ~rejected
+    return int(rejected.sum())
+
+
+def match_truth(p: Photons, crossing: dict[str, np.ndarray]) -> list[int] | None:
+    """The accepted photons nearest to the two signal pi0 photons of ``crossing`` (within
+    MATCH_CELLS cells of the photon's seed), or None unless both are matched to different
+    photons."""
+    gam = np.nonzero((crossing["flags"] & FLAG.SIGNAL_PI0_PHOTON) > 0)[0]
+    idx = []
+    for g in gam:
+        d = np.hypot(p.x - crossing["entry"][g, 0], p.y - crossing["entry"][g, 1])
+        d = np.where(p.accepted, d, np.inf)
+        k = int(np.argmin(d)) if len(d) else -1
+        idx.append(k if k >= 0 and d[k] < MATCH_CELLS * p.features.size[k] else -1)
+    return idx if len(gam) == 2 and min(idx) >= 0 and idx[0] != idx[1] else None
+
+
+def pi0_candidates(p: Photons, matched: list[int] | None, z_front: float, z_pv: float,
+                   cuts: tuple[float, float]) -> CrossingCandidates:  # fmt: skip
+    """Photon pairs of the accepted photons above the E_T cut that pass the pi0 p_T cut and lie
+    below PI0_MASS_MAX_MEV, photons pointing from (0, 0, z_pv)."""
+    et_cut, pt_cut = cuts
+    e = p.energy
+    mom = photon_momenta(np.where(p.accepted, e, 0.0), np.nan_to_num(p.x), np.nan_to_num(p.y), z_front, z_pv)
+    sel = np.nonzero(p.accepted & (np.hypot(mom[:, 0], mom[:, 1]) > et_cut))[0]
+    m, i, j = pair_masses(mom[sel], e[sel])
+    ptot = mom[sel][i] + mom[sel][j]
+    keep = (np.hypot(ptot[:, 0], ptot[:, 1]) > pt_cut) & (m < PI0_MASS_MAX_MEV)
+    if matched is not None:
+        signal = (np.minimum(sel[i], sel[j]) == min(matched)) & (np.maximum(sel[i], sel[j]) == max(matched))
+    else:
+        signal = np.zeros(len(m), dtype=bool)
+    return CrossingCandidates(m[keep], signal[keep], ptot[keep], e[sel][i[keep]] + e[sel][j[keep]], len(sel))
+
+
+def _pair_mass(energies: np.ndarray, pos: np.ndarray, z_front: float, z_pv: float) -> float:
+    """The invariant mass [MeV] of two photons of ``energies`` [MeV] entering at ``pos`` (2, 2)."""
+    pp = photon_momenta(energies, pos[:, 0], pos[:, 1], z_front, z_pv)
+    return math.sqrt(max(energies.sum() ** 2 - (pp.sum(axis=0) ** 2).sum(), 0.0))
+
+
+def width_decomposition(p: Photons, matched: list[int], crossing: dict[str, np.ndarray], z_front: float,
+                        z_pv: float) -> tuple[float, float, float]:  # fmt: skip
+    """The mass of the two truth-matched photons: reconstructed, with their true energies (and
+    reconstructed positions), and with their true positions (and reconstructed energies)."""
+    gam = np.nonzero((crossing["flags"] & FLAG.SIGNAL_PI0_PHOTON) > 0)[0]
+    true_pos, true_e = crossing["entry"][gam][:, :2], crossing["energy"][gam]
+    reco_pos, reco_e = np.stack([p.x[matched], p.y[matched]], axis=1), p.energy[matched]
+    return (_pair_mass(reco_e, reco_pos, z_front, z_pv), _pair_mass(true_e, reco_pos, z_front, z_pv),
+            _pair_mass(reco_e, true_pos, z_front, z_pv))  # fmt: skip
+
+
+def measure_masses(c: Candidates, rng: np.random.Generator) -> dict[str, Any]:
+    """The pi0 and B mass metrics of the candidates (:func:`calopt.metrics.mass.mass_metrics`;
+    ``rng`` smears the muons)."""
+    return mass_metrics(c, rng)
+
+
+def _num(v: float | None) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
 
 
 def evaluate(design: Design, settings: EvaluateSettings | None = None,
-             progress: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
-    """All metrics of ``design`` as one JSON-ready dictionary."""
+             progress: Callable[[str], None] | None = None) -> EvaluationResult:  # fmt: skip
+    """Every metric of ``design`` (the stages of the module docstring)."""
     st = settings or EvaluateSettings()
     st.validate()
     t0 = time.perf_counter()
     readout = Readout(design, st.readout)
-    techs = readout.cells.technologies
-    combos = sorted({(r.technology, r.cell_size) for r in design.regions})
-    models: Models = {}
-    event_models: Models = {}  # the reconstruction of the crossings' photons
-    pileup_aware = st.pileup > 0 and st.pileup_aware_regressors
-    for tech, size in combos:
-        if progress:
-            progress(f"photon reconstruction for {tech} {size:g} mm (trained once, then cached)")
-        combo = (techs.index(tech), size)
-        models[combo] = get_reconstruction(tech, size, st.readout, st.training, readout.libraries)
-        event_models[combo] = models[combo]
-        if pileup_aware:
-            if progress:
-                progress(f"photon reconstruction for {tech} {size:g} mm with pile-up mu = {st.pileup:g} "
-                         "(trained once, then cached)")  # fmt: skip
-            event_models[combo] = get_reconstruction(tech, size, st.readout, replace(st.training, pileup=st.pileup),
-                                                 readout.libraries)  # fmt: skip
+    models, event_models = train_reconstruction(readout, st, progress)
     t_models = time.perf_counter() - t0
     if progress:
         progress("energy and position resolution")
-    resolution = _resolution(readout, models, st)
-    events = _events(st, progress)
+    resolution = measure_resolution(readout, models, st)
+    events = cached_events(EventSpec(process="b0-jpsipi0", n=st.n_events, pileup=st.pileup, seed=st.seed), progress)
     t1 = time.perf_counter()
     if progress:
         progress(f"reading out and reconstructing {len(events)} crossings")
-    calib = resolution["time_calibration"]
-    t_off = np.array([calib.get(t, {}).get("offset_ns", 0.0) for t in techs])
-    t_sigma = np.array([calib.get(t, {}).get("sigma_ns", np.inf) for t in techs])
-    # per-photon time resolution: the technology's a/sqrt(E) (+) b at the photon's energy, never
-    # below the core width measured with the single photons (dominated by high energies)
-    t_a = np.array([get_technology(t).time_resolution[0] for t in techs]) * 1e-3  # ns sqrt(GeV)
-    t_b = np.array([get_technology(t).time_resolution[1] for t in techs]) * 1e-3  # ns
+    timing = TimeSelection.from_calibration(resolution["time_calibration"], readout.cells.technologies)
     rng = np.random.default_rng(np.random.SeedSequence([st.seed, 0xE7A1]))
     z_front = design.wall.z_front
-    pi0_m: list[np.ndarray] = []
-    pi0_sig: list[np.ndarray] = []
-    pi0_ev: list[np.ndarray] = []
-    pi0_p: list[np.ndarray] = []
-    pi0_e: list[np.ndarray] = []
-    matched_m: list[float] = []
-    decomposition: dict[str, list[float]] = {"true_energy": [], "true_position": []}
-    n_rejected = n_photons = 0
-    et_cut, pt_cut = st.cuts()
+    cuts = st.cuts()
     rho = pileup_density(readout, events, st.seed) if st.pileup > 0 and st.pileup_subtraction else None
-    block: Reconstructed = {}
-    for ev in range(len(events)):
-        if ev not in block:
-            block = _reconstruct_block(readout, events, range(ev, min(ev + BLOCK, len(events))), event_models,
-                                       st.method, rng, rho)  # fmt: skip
-        f, e, x, y = block[ev]
-        z_pv, t_pv = (float(v) for v in events.pv_position[ev])
-        ok = np.isfinite(e) & (e > 0)
-        # timing: reject photons whose calibrated time is off the signal vertex's by more than
-        # 3 sigma of the single-photon time residuals of their technology
-        has_t = ok & np.isfinite(f.time)
-        if has_t.any():
-            dt = f.time - expected_time(x, y, z_front, z_pv, t_pv) - t_off[f.tech]
-            egev = np.maximum(np.nan_to_num(e), 1.0) / 1000.0
-            sigma = np.maximum(np.hypot(t_a[f.tech] / np.sqrt(egev), t_b[f.tech]), t_sigma[f.tech])
-            off = np.abs(dt) > 3.0 * sigma
-            n_rejected += int((has_t & off).sum())
-            ok &= ~(has_t & off)
-        # truth matching of the two signal photons: the nearest accepted photon within 1.5 cells
-        c = events.crossing(ev)
-        gam = np.nonzero((c["flags"] & FLAG.SIGNAL_PI0_PHOTON) > 0)[0]
-        idx = []
-        for g in gam:
-            d = np.hypot(x - c["entry"][g, 0], y - c["entry"][g, 1])
-            d = np.where(ok, d, np.inf)
-            k = int(np.argmin(d)) if len(d) else -1
-            idx.append(k if k >= 0 and d[k] < 1.5 * f.size[k] else -1)
-        matched = len(gam) == 2 and min(idx) >= 0 and idx[0] != idx[1]
-        p = photon_momenta(np.where(ok, e, 0.0), np.nan_to_num(x), np.nan_to_num(y), z_front, z_pv)
-        et = np.hypot(p[:, 0], p[:, 1])
-        sel = np.nonzero(ok & (et > et_cut))[0]
-        n_photons += len(sel)
-        m, i, j = pair_masses(p[sel], e[sel])
-        ptot = p[sel][i] + p[sel][j]
-        keep = (np.hypot(ptot[:, 0], ptot[:, 1]) > pt_cut) & (m < 300.0)
-        # a pi0 candidate is signal when it is the pair of the two truth-matched photons
-        if matched:
-            is_sig = (np.minimum(sel[i], sel[j]) == min(idx)) & (np.maximum(sel[i], sel[j]) == max(idx))
-        else:
-            is_sig = np.zeros(len(m), dtype=bool)
-        pi0_m.append(m[keep])
-        pi0_sig.append(is_sig[keep])
-        pi0_ev.append(np.full(int(keep.sum()), ev))
-        pi0_p.append(ptot[keep])
-        pi0_e.append(e[sel][i[keep]] + e[sel][j[keep]])
-        if matched:
-            tg = c["entry"][gam]
-            te = c["energy"][gam]
-            rp = np.stack([x[idx], y[idx]], axis=1)
-            re = e[idx]
-            for key, ee, pos in (("reco", re, rp), ("true_energy", te, rp), ("true_position", re, tg[:, :2])):
-                pp = photon_momenta(ee, pos[:, 0], pos[:, 1], z_front, z_pv)
-                mm = math.sqrt(max((ee.sum()) ** 2 - ((pp.sum(axis=0)) ** 2).sum(), 0.0))
-                if key == "reco":
-                    matched_m.append(mm)
-                else:
-                    decomposition[key].append(mm)
+    per_crossing: list[CrossingCandidates] = []
+    masses: list[tuple[float, float, float]] = []
+    n_rejected = 0
+    for start in range(0, len(events), BLOCK):
+        block = range(start, min(start + BLOCK, len(events)))
+        feats = [cluster(subtract_pileup(h, rho), readout) for h in read_out_crossings(readout, events, block, rng)]
+        # the regressors once for the whole block: their per-call overhead dominates otherwise
+        e, x, y = reconstruct_photons(ClusterFeatures.concat(feats), event_models, st.method)
+        bounds = np.cumsum([0] + [len(f.energy) for f in feats])
+        for ev, f, a, b in zip(block, feats, bounds[:-1], bounds[1:]):
+            p = Photons(f, e[a:b], x[a:b], y[a:b], np.isfinite(e[a:b]) & (e[a:b] > 0))
+            z_pv, t_pv = (float(v) for v in events.pv_position[ev])
+            n_rejected += select_in_time(p, timing, z_front, z_pv, t_pv)
+            crossing = events.crossing(ev)
+            matched = match_truth(p, crossing)
+            per_crossing.append(pi0_candidates(p, matched, z_front, z_pv, cuts))
+            if matched is not None:
+                masses.append(width_decomposition(p, matched, crossing, z_front, z_pv))
     cands = Candidates(
-        pi0_mass=np.concatenate(pi0_m), pi0_signal=np.concatenate(pi0_sig), pi0_event=np.concatenate(pi0_ev),
-        pi0_momentum=np.concatenate(pi0_p).reshape(-1, 3), pi0_energy=np.concatenate(pi0_e),
-        matched_mass=np.array(matched_m), n_events=len(events),
+        pi0_mass=np.concatenate([c.mass for c in per_crossing]),
+        pi0_signal=np.concatenate([c.signal for c in per_crossing]),
+        pi0_event=np.concatenate([np.full(len(c.mass), ev) for ev, c in enumerate(per_crossing)]),
+        pi0_momentum=np.concatenate([c.momentum for c in per_crossing]).reshape(-1, 3),
+        pi0_energy=np.concatenate([c.energy for c in per_crossing]),
+        matched_mass=np.array([m[0] for m in masses]), n_events=len(events),
         mu_plus=events.truth["mu_plus"][:, :3].astype(float), mu_minus=events.truth["mu_minus"][:, :3].astype(float),
     )  # fmt: skip
-    mass = mass_metrics(cands, rng)
+    mass = measure_masses(cands, rng)
     t_events = time.perf_counter() - t1
     reso = resolution[st.method]
     fit = reso["energy_fit"]
     summary = design.summary()
-
-    def num(v: float) -> float | None:
-        return float(v) if v is not None and math.isfinite(v) else None
-
-    return {
-        "design": design.name,
-        "pileup": st.pileup,
-        "events": len(events),
-        "method": st.method,
+    metrics: dict[str, float | None] = {
         "pi0_mass_width_mev": mass["pi0_mass_width_mev"],
-        "pi0_mass_mev": mass["pi0_mass_mev"],
         "pi0_efficiency": mass["pi0_efficiency"],
-        "pi0_efficiency_window_mev": mass["pi0_efficiency_window_mev"],
-        "pi0_efficiency_selected": mass["pi0_efficiency_selected"],
-        "energy_resolution_stochastic": num(fit["a"]) if fit.get("valid") else None,
-        "energy_resolution_constant": num(fit["b"]) if fit.get("valid") else None,
-        "energy_resolution_noise": num(fit["c"]) if fit.get("valid") else None,
-        "position_resolution_mm": num(reso["position_resolution_mm"]),
+        "energy_resolution_stochastic": _num(fit["a"]) if fit.get("valid") else None,
+        "energy_resolution_constant": _num(fit["b"]) if fit.get("valid") else None,
+        "energy_resolution_noise": _num(fit["c"]) if fit.get("valid") else None,
+        "position_resolution_mm": _num(reso["position_resolution_mm"]),
         "b_mass_width_mev": mass["b_mass_width_mev"],
         "significance": mass["significance"],
-        "significance_err": mass["significance_err"],
         "channels": summary["channels"],
         "cost": summary["cost"],
-        "fits": mass["fits"],
-        "pi0_width_decomposition_mev": {
-            "reco": num(robust_sigma(cands.matched_mass)),
-            "true_energy_reco_position": num(robust_sigma(np.array(decomposition["true_energy"]))),
-            "reco_energy_true_position": num(robust_sigma(np.array(decomposition["true_position"]))),
+    }
+    return EvaluationResult(
+        design=design.name,
+        settings=st,
+        metrics=metrics,
+        errors={"significance": mass["significance_err"]},
+        pi0_mass_mev=mass["pi0_mass_mev"],
+        pi0_efficiency_window_mev=mass["pi0_efficiency_window_mev"],
+        pi0_efficiency_selected=mass["pi0_efficiency_selected"],
+        fits=mass["fits"],
+        histograms=mass["histograms"],
+        decomposition={
+            "reco": _num(robust_sigma(cands.matched_mass)),
+            "true_energy_reco_position": _num(robust_sigma(np.array([m[1] for m in masses]))),
+            "reco_energy_true_position": _num(robust_sigma(np.array([m[2] for m in masses]))),
             "n_matched": len(cands.matched_mass),
         },
-        "resolution": resolution,
-        "histograms": mass["histograms"],
-        "pileup_aware_regressors": pileup_aware,
-        "photons_per_crossing": n_photons / len(events),
-        "photons_rejected_by_timing": n_rejected,
-        "cuts_mev": {"photon_et": et_cut, "pi0_pt": pt_cut},
-        "events_with_pi0_candidate": mass["events_with_pi0_candidate"],
-        "timing_seconds": {"models": round(t_models, 2), "crossings": round(t_events, 2)},
-        "settings": {k: v for k, v in asdict(replace(st)).items()},
-    }
+        resolution=resolution,
+        crossings=CrossingSummary(
+            n_events=len(events),
+            photons_per_crossing=sum(c.n_photons for c in per_crossing) / len(events),
+            photons_rejected_by_timing=n_rejected,
+            cuts_mev=cuts,
+            pileup_aware_regressors=st.pileup > 0 and st.pileup_aware_regressors,
+            events_with_pi0_candidate=mass["events_with_pi0_candidate"],
+        ),
+        timing_seconds={"models": round(t_models, 2), "crossings": round(t_events, 2)},
+    )

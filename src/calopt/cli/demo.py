@@ -72,6 +72,7 @@ def demo(
 
     from calopt.detector.design import load_design
     from calopt.metrics.plots import plot_evaluation
+    from calopt.metrics.registry import METRICS, format_value
     from calopt.pipeline import QUICK_READOUT, QUICK_TRAINING, EvaluateSettings, evaluate
 
     eval_dir = out / "evaluate-lhcb-run3"
@@ -79,19 +80,18 @@ def demo(
     st = replace(EvaluateSettings(n_events=500, seed=seed + 1, n_resolution=1000), readout=QUICK_READOUT,
                  training=QUICK_TRAINING)  # fmt: skip
     result = evaluate(load_design("lhcb-run3"), st, progress=lambda m: print(f"      {m}", file=sys.stderr, flush=True))
-    (eval_dir / "evaluate.json").write_text(json.dumps(result, indent=1, default=float))
-    plot_evaluation(result, eval_dir)
-    for key in ("pi0_mass_width_mev", "energy_resolution_stochastic", "position_resolution_mm", "significance",
-                "channels", "cost"):  # fmt: skip
-        v = result[key]
-        print(f"      {key:>30}: {'failed' if v is None else f'{v:.4g}'}", file=sys.stderr)
+    doc = result.to_json()
+    (eval_dir / "evaluate.json").write_text(json.dumps(doc, indent=1, default=float))
+    plot_evaluation(doc, eval_dir)
+    for m in METRICS.values():
+        print(f"      {m.label():>38}: {format_value(m, doc)}", file=sys.stderr)
 
     # 3. campaign
     step(3, f"optimising the layout with Bayesian optimisation ({workers} worker{'s' if workers > 1 else ''})")
     from calopt.optimize.campaign import DB_NAME, Campaign, run_campaign
 
-    doc = tomllib.loads(resources.files("calopt.optimize").joinpath("campaigns/demo.toml").read_text())
-    campaign = Campaign.from_dict(doc, "demo campaign")
+    campaign_doc = tomllib.loads(resources.files("calopt.optimize").joinpath("campaigns/demo.toml").read_text())
+    campaign = Campaign.from_dict(campaign_doc, "demo campaign")
     folder = out / "campaign"
     run_campaign(campaign, folder, workers=workers, resume=(folder / DB_NAME).exists(),
                  progress=lambda m: print(f"      {m}", file=sys.stderr, flush=True))  # fmt: skip

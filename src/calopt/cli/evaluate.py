@@ -46,19 +46,16 @@ def evaluate(
         plots.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
     with console.status("evaluating") as status:
-        result = run_evaluate(d, st, progress=lambda msg: status.update(msg))
+        doc = run_evaluate(d, st, progress=lambda msg: status.update(msg)).to_json()
     if plots is not None:
         from calopt.metrics.plots import plot_evaluation
 
-        (plots / "evaluate.json").write_text(json.dumps(result, indent=1, default=float))
-        plot_evaluation(result, plots)
+        (plots / "evaluate.json").write_text(json.dumps(doc, indent=1, default=float))
+        plot_evaluation(doc, plots)
     if json_out:
-        print_json(result)
+        print_json(doc)
         return
-    keys = ("pi0_mass_width_mev", "pi0_efficiency", "energy_resolution_stochastic", "energy_resolution_constant",
-            "position_resolution_mm", "b_mass_width_mev", "significance", "channels", "cost")  # fmt: skip
-    for k in keys:
-        v = result[k]
-        typer.echo(
-            f"{k:>30}: {'failed: ' + result['fits']['pi0' if 'pi0' in k else 'b']['reason'] if v is None else v}"
-        )
+    from calopt.metrics.registry import METRICS, format_value
+
+    for m in METRICS.values():
+        typer.echo(f"{m.label():>38}: {format_value(m, doc)}")

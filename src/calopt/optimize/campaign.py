@@ -29,7 +29,8 @@ A campaign file (TOML)::
     ...
 
 Objectives are minimised: metrics that are better when larger (``significance``,
-``pi0_efficiency``) enter with a minus sign. A hard budget is ``max_cost`` in ``[space]``
+``pi0_efficiency``; the directions are the metric registry's, :mod:`calopt.metrics.registry`)
+enter with a minus sign. A hard budget is ``max_cost`` in ``[space]``
 (designs above it are never proposed).
 
 Determinism: optimisers ask in batches of a fixed size and are told the whole batch in asking
@@ -57,25 +58,14 @@ import numpy as np
 
 from calopt.errors import CaloptInputError
 from calopt.files import atomic_path, make_output_folder
+from calopt.metrics.registry import METRICS, get_metric, why_unmeasured
 from calopt.optimize.family import DesignFamily
 from calopt.optimize.optimizers import OPTIMIZERS, get_optimizer
 from calopt.optimize.store import CampaignStore, Trial
 
-__all__ = ["METRICS", "Campaign", "EvaluateConfig", "Objective", "OptimizerConfig", "evaluate_design", "load_campaign",
+__all__ = ["Campaign", "EvaluateConfig", "Objective", "OptimizerConfig", "evaluate_design", "load_campaign",
            "run_campaign"]  # fmt: skip
 
-METRICS = (
-    "pi0_mass_width_mev",
-    "pi0_efficiency",
-    "energy_resolution_stochastic",
-    "energy_resolution_constant",
-    "position_resolution_mm",
-    "b_mass_width_mev",
-    "significance",
-    "channels",
-    "cost",
-)
-MAXIMISED = ("significance", "pi0_efficiency")
 DB_NAME = "campaign.sqlite"
 SETTINGS_NAME = "campaign-settings.toml"
 
@@ -181,14 +171,12 @@ class Objective:
     def values(self, result: dict[str, Any]) -> tuple[list[float] | None, str | None]:
         """The minimised objective values of an evaluation, or None and why it failed."""
         out = []
-        for m in self.metrics:
-            v = result.get(m)
+        for name in self.metrics:
+            m = get_metric(name)
+            v = result.get(name)
             if v is None or not math.isfinite(float(v)):
-                fits = result.get("fits", {})
-                reason = fits.get("pi0" if "pi0" in m else "b", {}).get("reason") if m in (
-                    "pi0_mass_width_mev", "b_mass_width_mev", "significance") else None  # fmt: skip
-                return None, f"{m} not measured" + (f": {reason}" if reason else "")
-            out.append(-float(v) if m in MAXIMISED else float(v))
+                return None, f"{name} {why_unmeasured(m, result)}"
+            out.append(m.sign * float(v))
         if self.budget is not None:
             overrun = max(0.0, float(result["cost"]) / self.budget - 1.0)
             out[0] += self.penalty * (overrun / 0.1) ** 2
@@ -315,7 +303,7 @@ def evaluate_design(design_doc: dict[str, Any], config: dict[str, Any]) -> dict[
     from calopt.pipeline import evaluate
 
     design = design_from_dict(design_doc, "trial design")
-    result = evaluate(design, EvaluateConfig(**config).settings())
+    result = evaluate(design, EvaluateConfig(**config).settings()).to_json()
     # keep the database small: drop the per-photon arrays, keep the numbers and histograms
 
     def clean(o: Any) -> Any:

@@ -19,15 +19,14 @@ import numpy as np
 
 from calopt.errors import CaloptInputError
 from calopt.files import atomic_path, check_writable
-from calopt.optimize.campaign import DB_NAME, MAXIMISED, SETTINGS_NAME, Campaign
+from calopt.metrics.registry import METRICS, get_metric, metric_names
+from calopt.optimize.campaign import DB_NAME, SETTINGS_NAME, Campaign
 from calopt.optimize.pareto import pareto_front
 from calopt.optimize.store import CampaignStore, Trial
 
 __all__ = ["write_report"]
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
-PHYSICS = ("significance", "pi0_mass_width_mev", "b_mass_width_mev", "energy_resolution_stochastic",
-           "position_resolution_mm")  # fmt: skip
 
 
 def _png(fig: Any) -> str:
@@ -40,7 +39,8 @@ def _png(fig: Any) -> str:
 
 
 def _label(metric: str) -> str:
-    return metric + (" (maximised)" if metric in MAXIMISED else " (minimised)")
+    m = get_metric(metric)
+    return m.label() + (" (maximised)" if m.direction == "max" else " (minimised)")
 
 
 def _best_so_far(campaign: Campaign, trials: list[Trial]) -> str:
@@ -48,7 +48,7 @@ def _best_so_far(campaign: Campaign, trials: list[Trial]) -> str:
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     m = campaign.objective.metrics[0]
-    sign = -1.0 if m in MAXIMISED else 1.0
+    sign = get_metric(m).sign
     for k, oc in enumerate(campaign.optimizers):
         vals = [t.objectives[0] if t.objectives else math.inf for t in trials if t.optimizer_index == k]
         if not vals:
@@ -58,7 +58,7 @@ def _best_so_far(campaign: Campaign, trials: list[Trial]) -> str:
         ax.step(np.arange(1, len(vals) + 1), shown, where="post", color=COLOURS[k % len(COLOURS)],
                 label=f"{oc.name} (seed {oc.seed})")  # fmt: skip
     ax.set_xlabel("evaluations")
-    ax.set_ylabel(f"best {m}" + (" incl. budget penalty" if campaign.objective.budget else ""))
+    ax.set_ylabel(f"best {get_metric(m).label()}" + (" incl. budget penalty" if campaign.objective.budget else ""))
     ax.grid(alpha=0.3)
     ax.legend()
     return _png(fig)
@@ -69,20 +69,20 @@ def _pareto_plots(trials: list[Trial]) -> str:
 
     done = [t for t in trials if t.metrics is not None]
     out = []
-    for metric in PHYSICS:
+    for metric in metric_names("physics"):
         pts = [(t.metrics[metric], t.channels, t.cost) for t in done if t.metrics and t.metrics.get(metric) is not None]
         if len(pts) < 2:
             continue
         a = np.array(pts, dtype=float)
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        sign = -1.0 if metric in MAXIMISED else 1.0
+        sign = get_metric(metric).sign
         for ax, col, name in ((axes[0], 1, "readout channels"), (axes[1], 2, "cost [kCHF]")):
             front = pareto_front(np.stack([a[:, col], sign * a[:, 0]], axis=1))
             ax.scatter(a[:, col], a[:, 0], s=14, color="0.6", label="trials")
             order = np.argsort(a[front, col])
             ax.plot(a[front, col][order], a[front, 0][order], "o-", color="#d62728", label="Pareto front")
             ax.set_xlabel(name)
-            ax.set_ylabel(metric)
+            ax.set_ylabel(get_metric(metric).label())
             ax.grid(alpha=0.3)
             ax.legend()
         out.append(f"<h3>{html.escape(metric)}</h3>" + _png(fig))
@@ -107,20 +107,32 @@ def _layouts(campaign: Campaign, best: list[Trial]) -> str:
 
 
 def _table(campaign: Campaign, trials: list[Trial]) -> str:
-    metrics = list(dict.fromkeys([*campaign.objective.metrics, "pi0_mass_width_mev", "significance",
-                                  "energy_resolution_stochastic", "position_resolution_mm"]))  # fmt: skip
-    head = ["id", "optimizer", "batch", "status", *metrics, "channels", "cost", "seconds", "parameters", "error"]
+    # the objectives first, then the rest of the registry's physics metrics
+    metrics = list(dict.fromkeys([*campaign.objective.metrics, *metric_names("physics")]))
+    metrics = [k for k in metrics if METRICS[k].kind == "physics"]
+    head = ["id", "optimizer", "batch", "status", *(METRICS[k].label() for k in metrics), "channels", "cost [kCHF]",
+            "seconds", "parameters", "error"]  # fmt: skip
     rows = []
     for t in trials:
         m = t.metrics or {}
         cells = [t.id, t.optimizer, t.batch, t.status + (" (cached)" if t.cached else "")]
-        cells += [f"{m[k]:.4g}" if isinstance(m.get(k), int | float) else "" for k in metrics]
+        cells += [_value(m, k) for k in metrics]
         cells += [t.channels if t.channels is not None else "", f"{t.cost:.0f}" if t.cost is not None else "",
                   f"{t.seconds:.1f}" if t.seconds is not None else "",
                   ", ".join(f"{k}={v}" for k, v in sorted(t.params.items())), t.error or ""]  # fmt: skip
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     return ("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(rows)
             + "</table>")  # fmt: skip
+
+
+def _value(doc: dict[str, Any], name: str) -> str:
+    """A metric of a stored evaluation with its error where it has one ("" if missing)."""
+    v = doc.get(name)
+    if not isinstance(v, int | float):
+        return ""
+    key = METRICS[name].error_key
+    err = doc.get(key) if key else None
+    return f"{v:.4g}" + (f" ± {err:.2g}" if isinstance(err, int | float) else "")
 
 
 def _summary(campaign: Campaign, trials: list[Trial]) -> tuple[str, list[Trial]]:

@@ -1,10 +1,22 @@
-"""The evaluate pipeline end to end on small samples."""
+"""The evaluate pipeline end to end on small samples, its typed result and the metric registry."""
 
 import json
 
 import pytest
 
 from calopt.cli.main import main
+from calopt.metrics.registry import METRICS, format_value, get_metric
+from calopt.pipeline import CrossingSummary, EvaluateSettings, EvaluationResult
+
+# the keys of `calopt evaluate --json`, in order: a contract (DESIGN.md), users' scripts read them
+EVALUATE_KEYS = [
+    "design", "pileup", "events", "method", "pi0_mass_width_mev", "pi0_mass_mev", "pi0_efficiency",
+    "pi0_efficiency_window_mev", "pi0_efficiency_selected", "energy_resolution_stochastic",
+    "energy_resolution_constant", "energy_resolution_noise", "position_resolution_mm", "b_mass_width_mev",
+    "significance", "significance_err", "channels", "cost", "fits", "pi0_width_decomposition_mev", "resolution",
+    "histograms", "pileup_aware_regressors", "photons_per_crossing", "photons_rejected_by_timing", "cuts_mev",
+    "events_with_pi0_candidate", "timing_seconds", "settings",
+]  # fmt: skip
 
 pytestmark = pytest.mark.usefixtures("shared_cache")
 
@@ -21,9 +33,7 @@ def test_evaluate_end_to_end(tmp_path, capsys):
                          "--plots", str(tmp_path), "--json"], capsys)  # fmt: skip
     assert code == 0
     r = json.loads(out)
-    for key in ("pi0_mass_width_mev", "pi0_efficiency", "energy_resolution_stochastic", "energy_resolution_constant",
-                "position_resolution_mm", "b_mass_width_mev", "significance", "channels", "cost"):  # fmt: skip
-        assert key in r
+    assert list(r) == EVALUATE_KEYS
     assert r["channels"] == 6064
     # the pi0 peak is found near the pi0 mass with a width of the order of 10 MeV
     assert r["fits"]["pi0"]["valid"], r["fits"]["pi0"]["reason"]
@@ -78,3 +88,34 @@ def test_evaluate_trains_pileup_aware_regressors(shared_cache, capsys):
 def test_evaluate_bad_input(capsys, args, message):
     code, out, err = _run(["evaluate", *args], capsys)
     assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
+
+
+def _result(**metrics):
+    values = dict.fromkeys(METRICS, 1.0) | metrics
+    return EvaluationResult(
+        design="d", settings=EvaluateSettings(), metrics=values, errors={"significance": 0.5}, pi0_mass_mev=135.0,
+        pi0_efficiency_window_mev=30.0, pi0_efficiency_selected=0.2, fits={"b": {"reason": "too few events"}},
+        histograms={}, decomposition={}, resolution={}, timing_seconds={"models": 1.0, "crossings": 2.0},
+        crossings=CrossingSummary(10, 3.0, 1, (200.0, 1000.0), False, 4),
+    )  # fmt: skip
+
+
+def test_result_json_keys_and_registry():
+    """The typed result writes the contract's keys; every registry metric is among them, each
+    error beside its metric."""
+    doc = _result(significance=None).to_json()
+    assert list(doc) == EVALUATE_KEYS
+    assert set(METRICS) <= set(doc)
+    assert doc["significance_err"] == 0.5 and doc["cuts_mev"] == {"photon_et": 200.0, "pi0_pt": 1000.0}
+    assert doc["settings"]["n_events"] == 1000 and doc["events"] == 10
+    assert format_value(get_metric("significance"), doc) == "failed: too few events"
+    assert format_value(get_metric("pi0_mass_width_mev"), doc) == "1"
+    assert format_value(get_metric("channels"), _result(channels=6064).to_json()) == "6064"
+
+
+def test_registry_directions_and_unknown_metric():
+    assert get_metric("significance").sign == -1.0 and get_metric("cost").sign == 1.0
+    assert get_metric("significance").error_key == "significance_err"
+    assert get_metric("pi0_mass_width_mev").error_key is None
+    with pytest.raises(ValueError, match="unknown metric 'nope'"):
+        get_metric("nope")
