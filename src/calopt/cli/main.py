@@ -7,6 +7,7 @@ import sys
 import typer
 from typer.exceptions import Abort, TyperException
 
+from calopt.cli.cache import cache_app
 from calopt.cli.demo import demo
 from calopt.cli.evaluate import evaluate
 from calopt.cli.events import events_app
@@ -35,6 +36,7 @@ app.command("demo")(demo)
 app.add_typer(layout_app, name="layout")
 app.add_typer(events_app, name="events")
 app.add_typer(surrogate_app, name="surrogate")
+app.add_typer(cache_app, name="cache")
 
 
 def main(argv: list[str] | None = None) -> None:

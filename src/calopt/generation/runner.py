@@ -12,7 +12,6 @@ the wall outside the beam hole are kept, and the signal's pi0 photons and muons 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -22,16 +21,31 @@ from pathlib import Path
 import numpy as np
 
 from calopt import __version__
-from calopt.cache import build_once, cache_dir
+from calopt.cache import build_once, cache_key, stage_dir
 from calopt.detector.wall import LHCB_WALL
 from calopt.errors import CaloptInputError
 from calopt.generation.events import FLAG, Events, concatenate_events, is_events_file, read_events, write_events
+from calopt.generation.events import FORMAT_VERSION as EVENTS_FORMAT_VERSION
 from calopt.generation.propagation import propagate_to_ecal
 from calopt.generation.pythia import Collision, minbias_collisions, pythia_seed, signal_collisions
 from calopt.jobs import ChunkedJob
 from calopt.simulation.particles import species
 
-__all__ = ["PROCESSES", "EventSpec", "cached_events", "check_output", "generate_chunk", "generate_events"]
+__all__ = [
+    "EVENTS_VERSION",
+    "PROCESSES",
+    "EventSpec",
+    "cached_events",
+    "check_output",
+    "generate_chunk",
+    "generate_events",
+]
+
+# Version of the generated crossings; it enters the key of cached crossings (EventSpec.key).
+# Bump it whenever a spec would generate other crossings: the generators' settings (pythia.py),
+# the gun, the vertices, the pile-up overlay, the propagation (propagation.py) or the selection
+# of kept particles.
+EVENTS_VERSION = 1
 
 PROCESSES = ("minbias", "b0-jpsipi0", "gun")
 GUN_REGIONS = {
@@ -82,6 +96,12 @@ class EventSpec:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
+
+    def key(self) -> str:
+        """The cache key of these crossings: the settings, :data:`EVENTS_VERSION` and the
+        events file format version (:func:`calopt.cache.cache_key`)."""
+        return cache_key("events", {"spec": asdict(self), "events_version": EVENTS_VERSION,
+                                    "events_format": EVENTS_FORMAT_VERSION})  # fmt: skip
 
     @classmethod
     def from_json(cls, text: str) -> EventSpec:
@@ -251,11 +271,11 @@ def generate_events(
 
 
 def cached_events(spec: EventSpec, progress: Callable[[str], None] | None = None) -> Events:
-    """The crossings of ``spec``, generated once and cached under ``<cache>/events``, keyed by
-    the spec."""
-    folder = cache_dir() / "events"
+    """The crossings of ``spec``, generated once and cached as
+    ``<cache>/events/<process>-<key>.h5`` (:meth:`EventSpec.key`)."""
+    folder = stage_dir("events")
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{spec.process}-{hashlib.sha256(spec.to_json().encode()).hexdigest()[:16]}.h5"
+    path = folder / f"{spec.process}-{spec.key()}.h5"
 
     def generate() -> None:
         if progress:

@@ -37,7 +37,13 @@ from calopt.readout.cells import CellMap
 from calopt.simulation.library import CLASSES, LibrarySpec, ShowerLibrary, get_library, species_class
 from calopt.simulation.particles import BY_PDG
 
-__all__ = ["CellHits", "Readout", "ReadoutSettings"]
+__all__ = ["READOUT_VERSION", "CellHits", "Readout", "ReadoutSettings"]
+
+# Version of the readout: it enters the cache key of the regressors, which are trained on
+# read-out photons (calopt.reconstruction.regression). Bump it whenever the same particles and
+# settings read out into other channel energies or times: the placement of library showers, the
+# calibrations, photo-statistics, noise, zero suppression or timing here, or the cell map.
+READOUT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,13 @@ class ReadoutSettings:
     library_n_per_point: int = LibrarySpec.n_per_point
     library_seed: int = 0
     fastsim: str | None = None
+
+    def library_spec(self, technology: str, particle_class: str) -> LibrarySpec:
+        """The library that reads out ``particle_class`` in ``technology``: the grid above, filled
+        by ``fastsim`` for the EM class when set, else by the cascade MC."""
+        generator = self.fastsim if self.fastsim is not None and particle_class == "em" else "cascade"
+        return LibrarySpec(technology, particle_class, self.library_energies, self.library_angles,
+                           self.library_n_per_point, self.library_seed, generator)  # fmt: skip
 
 
 @dataclass
@@ -86,11 +99,7 @@ class Readout:
     def library(self, technology: str, particle_class: str) -> ShowerLibrary:
         key = (technology, particle_class)
         if key not in self.libraries:
-            st = self.settings
-            generator = st.fastsim if st.fastsim is not None and particle_class == "em" else "cascade"
-            spec = LibrarySpec(technology, particle_class, st.library_energies, st.library_angles,
-                               st.library_n_per_point, st.library_seed, generator)  # fmt: skip
-            self.libraries[key] = get_library(spec)
+            self.libraries[key] = get_library(self.settings.library_spec(technology, particle_class))
         return self.libraries[key]
 
     def calibration(self, technology: str) -> float:

@@ -4,7 +4,9 @@ Both are trained per (technology, cell size) on single photons shot into a wall 
 that module type (so the result does not depend on the design that will use it), read out
 with noise and photo-statistics, and clustered; the truth is the photon energy and its entry
 point on the ECAL face. Trained models are cached on disk, keyed by their inputs (technology,
-cell size, readout settings, training settings, seed, calopt version): every design reuses them.
+cell size, readout and training settings, the versions of the reconstruction and the readout,
+the keys of the shower libraries they are read out from: :func:`regressor_key_doc`): every
+design reuses them.
 With ``TrainingSettings.pileup`` > 0 the photons are overlaid with minimum-bias pile-up and the
 mean pile-up energy per channel is subtracted, as in ``calopt evaluate``
 (:mod:`.pileup`), and the energy regressor fits the conditional median.
@@ -19,7 +21,6 @@ mean pile-up energy per channel is subtracted, as in ``calopt evaluate``
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from calopt.cache import build_once, cache_dir
+from calopt.cache import build_once, cache_key, stage_dir
 from calopt.detector.design import homogeneous_design
 from calopt.detector.wall import ECAL_FRONT_Z_MM
 from calopt.errors import CaloptInputError
@@ -41,9 +42,16 @@ from calopt.readout.readout import Readout, ReadoutSettings
 from calopt.reconstruction.clusters import ClusterSettings, cluster_cells
 from calopt.reconstruction.features import ClusterFeatures, cluster_features
 from calopt.reconstruction.pileup import pileup_density, subtract_offsets
+from calopt.simulation.library import CLASSES
 
-__all__ = ["ParametricReco", "PhotonSample", "TrainingSettings", "XGBReco", "get_reconstruction", "photon_sample",
-           "training_pileup"]
+__all__ = ["RECONSTRUCTION_VERSION", "ParametricReco", "PhotonSample", "TrainingSettings", "XGBReco",
+           "get_reconstruction", "photon_sample", "regressor_key_doc", "training_pileup"]
+
+# Version of the trained reconstruction; it enters the regressors' cache key (regressor_key_doc).
+# Bump it whenever the same inputs would train other regressors or store them otherwise: the
+# clustering (clusters.py), the features (features.py), the pile-up subtraction (pileup.py), the
+# photon sample, the fits here, or the layout of the cached file.
+RECONSTRUCTION_VERSION = 1
 
 
 @dataclass
@@ -229,8 +237,8 @@ class TrainingSettings:
     :mod:`calopt.reconstruction.pileup`), so that the regressors learn the noise that pile-up
     adds to the cluster's cells. The pile-up comes from ``pileup_crossings`` crossings generated
     for the training (seed ``PILEUP_SEED_BASE + seed``, independent of evaluate's), each photon
-    with a randomly chosen one. Both fields enter the cache key only when ``pileup`` > 0: the
-    keys of pile-up-free regressors are unchanged."""
+    with a randomly chosen one. Both fields enter the cache key only when ``pileup`` > 0
+    (without pile-up, ``pileup_crossings`` changes nothing)."""
 
     n_train: int = 10000
     seed: int = 0
@@ -262,38 +270,62 @@ class TrainingSettings:
 PILEUP_SEED_BASE = 7_000_000  # training pile-up seeds: far from the seeds of evaluated crossings
 
 
+def _training_readout(readout_settings: ReadoutSettings, tr: TrainingSettings) -> ReadoutSettings:
+    """The readout of the training photons: library seed shifted by ``tr.library_seed_offset``."""
+    return replace(readout_settings, library_seed=readout_settings.library_seed + tr.library_seed_offset)
+
+
+def _training_pileup_spec(tr: TrainingSettings) -> EventSpec:
+    return EventSpec(process="gun", n=tr.pileup_crossings, pileup=tr.pileup, seed=PILEUP_SEED_BASE + tr.seed)
+
+
 def training_pileup(tr: TrainingSettings, progress: Callable[[str], None] | None = None) -> Events:
     """The pile-up crossings of the training (cached): particle-gun crossings at mean pile-up
     ``tr.pileup``; only their pile-up collisions are used (the gun photon is left out)."""
-    spec = EventSpec(process="gun", n=tr.pileup_crossings, pileup=tr.pileup, seed=PILEUP_SEED_BASE + tr.seed)
-    return cached_events(spec, progress)
+    return cached_events(_training_pileup_spec(tr), progress)
+
+
+def regressor_key_doc(technology: str, cell_size: float, readout_settings: ReadoutSettings,
+                      training: TrainingSettings) -> dict[str, Any]:  # fmt: skip
+    """Everything the regressors of one module type depend on, as it enters their cache key:
+    the technology, cell size, readout and training settings, :data:`RECONSTRUCTION_VERSION`,
+    :data:`~calopt.readout.readout.READOUT_VERSION`, the keys of the shower libraries the
+    training photons are read out from (so that new shower physics or a retrained surrogate
+    checkpoint gives new regressors) and, with pile-up, the key of the pile-up crossings. The
+    other stages' versions are read when called, so that a test can change them."""
+    from calopt.readout.readout import READOUT_VERSION
+
+    train_settings = _training_readout(readout_settings, training)
+    return {
+        "technology": technology,
+        "cell": cell_size,
+        "readout": asdict(readout_settings),
+        "training": training.key_doc(),
+        "reconstruction_version": RECONSTRUCTION_VERSION,
+        "readout_version": READOUT_VERSION,
+        "libraries": {c: train_settings.library_spec(technology, c).key() for c in CLASSES},
+        "pileup_events": _training_pileup_spec(training).key() if training.pileup > 0 else None,
+    }
 
 
 def get_reconstruction(technology: str, cell_size: float, readout_settings: ReadoutSettings,
                        training: TrainingSettings | None = None,
                        libraries: dict[Any, Any] | None = None) -> tuple[XGBReco, ParametricReco]:  # fmt: skip
-    """Trained (XGBoost, parametric) reconstructions for one module type, from the disk cache or
-    trained now (and cached)."""
-    from calopt import __version__
-
+    """Trained (XGBoost, parametric) reconstructions for one module type, from the disk cache
+    (``<cache>/regressors/<technology>-<cell size>-<key>.json``, keyed by
+    :func:`regressor_key_doc`, which the file also holds as ``inputs``) or trained now (and
+    cached)."""
     tr = training or TrainingSettings()
     tr.validate()
-    readout_doc = asdict(readout_settings)
-    if readout_doc["fastsim"] is None:
-        readout_doc.pop("fastsim")  # keys of cascade-based regressors as before the field existed
-    key_doc = json.dumps(
-        {"technology": technology, "cell": cell_size, "readout": readout_doc, "training": tr.key_doc(),
-         "version": __version__}, sort_keys=True, default=list)  # fmt: skip
-    key = hashlib.sha256(key_doc.encode()).hexdigest()[:16]
-    folder = cache_dir() / "regressors"
+    inputs = regressor_key_doc(technology, cell_size, readout_settings, tr)
+    key = cache_key("regressors", inputs)
+    folder = stage_dir("regressors")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{technology}-{cell_size:g}-{key}.json"
 
     def train() -> None:
         independent = tr.library_seed_offset != 0
-        seed = readout_settings.library_seed + tr.library_seed_offset
-        train_readout = replace(readout_settings, library_seed=seed)
-        ro = Readout(homogeneous_design(technology, cell_size), train_readout,
+        ro = Readout(homogeneous_design(technology, cell_size), _training_readout(readout_settings, tr),
                      libraries={} if independent else (libraries or {}))  # fmt: skip
         pileup, rho = None, None
         if tr.pileup > 0:
@@ -309,7 +341,7 @@ def get_reconstruction(technology: str, cell_size: float, readout_settings: Read
         xgb = XGBReco(random_state=tr.seed, energy_objective=objective).fit(sample.features, sample.energy, sample.x,
                                                                              sample.y)  # fmt: skip
         par = ParametricReco().fit(sample.features, sample.energy, sample.x, sample.y)
-        doc = {"xgb": xgb.to_dict(), "parametric": par.to_dict(), "inputs": json.loads(key_doc)}
+        doc = {"xgb": xgb.to_dict(), "parametric": par.to_dict(), "inputs": inputs}
         with atomic_path(path) as tmp:
             Path(tmp).write_text(json.dumps(doc))
 

@@ -8,6 +8,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from calopt.cache import file_digest
 from calopt.detector.technologies import Technology
 from calopt.errors import CaloptInputError
 from calopt.simulation.particles import Particles
@@ -58,6 +59,42 @@ def get_simulator(backend: str) -> ShowerSimulator:
         raise CaloptInputError(
             f"backend {backend!r} is not available in this version of calopt; available: {', '.join(AVAILABLE)}"
         )
+    raise CaloptInputError(
+        f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)} or the path of a surrogate checkpoint"
+    )
+
+
+def backend_identity(backend: str) -> str:
+    """What identifies the showers ``backend`` makes (the ``generator`` of a library), for cache
+    keys: ``cascade-v<CASCADE_VERSION>``, ``gflash-v<GFLASH_VERSION>``, and for a surrogate
+    ``surrogate-sha256:<hex>``, the hash of its checkpoint's content (``surrogate``: the default
+    model shipped with calopt; a path: that file), so that a checkpoint retrained at the same
+    path gives new libraries. The version constants are read when called (not imported with
+    this module), so that a test can change them.
+
+    The ``library`` backend has no identity of its own (its showers are those of its libraries,
+    each identified by :meth:`calopt.simulation.library.LibrarySpec.key`) and is refused, as are
+    unknown names and missing checkpoints."""
+    if backend == "cascade":
+        from calopt.simulation.cascade.simulator import CASCADE_VERSION
+
+        return f"cascade-v{CASCADE_VERSION}"
+    if backend == "gflash":
+        from calopt.simulation.gflash import GFLASH_VERSION
+
+        return f"gflash-v{GFLASH_VERSION}"
+    if backend == "library":
+        raise CaloptInputError("the library backend has no shower identity of its own; its libraries' keys identify it")
+    if backend == "surrogate" or backend.endswith(".pt") or (backend not in BACKENDS and Path(backend).is_file()):
+        if backend == "surrogate":
+            from calopt.simulation.surrogates.simulator import DEFAULT_MODEL
+
+            path = Path(DEFAULT_MODEL)
+        else:
+            path = Path(backend)
+        if not path.is_file():
+            raise CaloptInputError(f"surrogate checkpoint {str(path)!r} does not exist")
+        return f"surrogate-sha256:{file_digest(path)}"
     raise CaloptInputError(
         f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)} or the path of a surrogate checkpoint"
     )

@@ -76,8 +76,12 @@ from calopt.errors import CaloptInputError
 from calopt.simulation.particles import Particles
 from calopt.simulation.showers import Showers, shower_attrs
 
-__all__ = ["EM_PDG", "GFlashMedium", "GFlashSimulator"]
+__all__ = ["EM_PDG", "GFLASH_VERSION", "GFlashMedium", "GFlashSimulator"]
 
+# Version of the showers GFlash makes; it enters the cache key of every library it fills
+# (calopt.cache). Bump it whenever the showers for the same particles, technology and seeds
+# change: the parameters or the sampling below, or the materials and technologies they read.
+GFLASH_VERSION = 1
 EM_PDG = (22, 11, -11)
 
 # ---- longitudinal, homogeneous medium [G4H] ([GP] eqs. for <ln T>, <ln alpha>, sigmas, rho)

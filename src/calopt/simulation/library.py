@@ -5,7 +5,9 @@ stand for electrons; ``hadron``: pi-, which also stands for other hadrons; ``muo
 on a grid of energies and incidence angles (theta_x, theta_y >= 0; negative angles are
 served by mirroring the shower) with ``n_per_point`` random entry points each. It is stored
 as a ``calopt-showers`` file with the extra datasets ``grid_energy_index`` and
-``grid_angle_index`` and cached on disk under a key made of its settings.
+``grid_angle_index`` and cached on disk (``<cache>/libraries/<technology>-<class>-<key>.h5``)
+under a key made of its settings, :data:`LIBRARY_VERSION` and its generator's identity
+(:meth:`LibrarySpec.key`).
 
 A lookup picks, for a particle of energy E, direction (theta_x, theta_y) and entry offset
 (dx, dy) from the nearest fine-grid corner, the grid point nearest in log E and angle, then
@@ -28,7 +30,6 @@ with energy), as in the readout.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -39,15 +40,31 @@ from typing import Any
 import numpy as np
 
 from calopt.arrays import ranges
-from calopt.cache import build_once, cache_dir
+from calopt.cache import build_once, cache_key, stage_dir
 from calopt.detector.technologies import Technology, get_technology
 from calopt.errors import CaloptInputError
 from calopt.simulation.particles import Particles, species
+from calopt.simulation.showers import FORMAT_VERSION as SHOWERS_FORMAT_VERSION
 from calopt.simulation.showers import Showers, concatenate, read_showers, shower_attrs, write_showers
 
-__all__ = ["CLASSES", "LibrarySimulator", "LibrarySpec", "ShowerLibrary", "get_library", "species_class"]
+__all__ = [
+    "CLASSES",
+    "LIBRARY_VERSION",
+    "LibrarySimulator",
+    "LibrarySpec",
+    "ShowerLibrary",
+    "get_library",
+    "species_class",
+]
 
 CLASSES = {"em": "gamma", "hadron": "pi-", "muon": "mu-"}
+
+# Version of the library build and layout; it enters every library's cache key (LibrarySpec.key).
+# Bump it whenever a library with the same settings would hold other showers or another layout:
+# the grid particles and their entry points, the seeds, the extra datasets or attributes, or how
+# ShowerLibrary.load reads them. The showers' physics is versioned by the generator
+# (calopt.simulation.base.backend_identity).
+LIBRARY_VERSION = 1
 
 
 def species_class(pdg: np.ndarray) -> np.ndarray:
@@ -88,13 +105,16 @@ class LibrarySpec:
                                    "surrogate or a surrogate checkpoint")  # fmt: skip
 
     def key(self) -> str:
-        d = asdict(self)
-        if self.generator == "cascade":
-            d.pop("generator")  # keys of cascade libraries as before the field existed
-        doc = json.dumps(d, sort_keys=True)
-        from calopt import __version__
+        """The cache key (:func:`calopt.cache.cache_key`): the settings, :data:`LIBRARY_VERSION`,
+        the shower file format version and the identity of the generator
+        (:func:`calopt.simulation.base.backend_identity`: the cascade or GFlash version, or the
+        content hash of a surrogate checkpoint), so that new physics, a new library build or a
+        retrained checkpoint at the same path make a new library."""
+        from calopt.simulation.base import backend_identity
 
-        return hashlib.sha256(f"{doc}|{__version__}".encode()).hexdigest()[:16]
+        doc = {"spec": asdict(self), "library_version": LIBRARY_VERSION, "showers_format": SHOWERS_FORMAT_VERSION,
+               "generator_identity": backend_identity(self.generator)}  # fmt: skip
+        return cache_key("libraries", doc)
 
 
 def _grid_particles(spec: LibrarySpec, rng: np.random.Generator) -> tuple[Particles, np.ndarray, np.ndarray]:
@@ -116,8 +136,10 @@ def _grid_particles(spec: LibrarySpec, rng: np.random.Generator) -> tuple[Partic
 
 def build_library(spec: LibrarySpec, path: Path, *, progress: Callable[[int, int], None] | None = None) -> Path:
     """Simulate the library with its generator (largest energies first, so that progress is
-    honest) and write it to ``path``. Shower i has its own seed, so the order does not matter."""
-    from calopt.simulation.base import get_simulator
+    honest) and write it to ``path``. Shower i has its own seed, so the order does not matter.
+    The attributes record the spec (``library``) and the generator's identity
+    (``generator_identity``, :func:`calopt.simulation.base.backend_identity`)."""
+    from calopt.simulation.base import backend_identity, get_simulator
     from calopt.simulation.cascade.simulator import shower_seeds
 
     spec.validate()
@@ -142,7 +164,7 @@ def build_library(spec: LibrarySpec, path: Path, *, progress: Callable[[int, int
         momenta=sh.momenta[inv],
         points=sh.points[inv],
         pdg=sh.pdg[inv],
-        attrs=sh.attrs | {"library": json.dumps(asdict(spec))},
+        attrs=sh.attrs | {"library": json.dumps(asdict(spec)), "generator_identity": backend_identity(spec.generator)},
         diagnostics={"grid_energy_index": ie.astype(np.int32), "grid_angle_index": iang.astype(np.int32)},
     )
     write_showers(path, sh)
@@ -243,7 +265,7 @@ def get_library(
     key = spec.key()
     if key in _LOADED:
         return _LOADED[key]
-    folder = folder or cache_dir() / "libraries"
+    folder = folder or stage_dir("libraries")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{spec.technology}-{spec.particle_class}-{key}.h5"
     build_once(path, lambda: build_library(spec, path, progress=progress))

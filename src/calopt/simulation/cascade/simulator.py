@@ -31,8 +31,13 @@ from calopt.simulation.cascade.physics import Cuts, build_tables
 from calopt.simulation.particles import BY_PDG, Particles
 from calopt.simulation.showers import Showers, shower_attrs
 
-__all__ = ["DIAG", "EM_FRACTION_K", "H_OVER_E", "CascadeSimulator"]
+__all__ = ["CASCADE_VERSION", "DIAG", "EM_FRACTION_K", "H_OVER_E", "CascadeSimulator"]
 
+# Version of the showers the cascade MC makes; it enters the cache key of every library it
+# fills (calopt.cache). Bump it whenever the showers for the same particles, technology and seeds
+# change: physics, parameters or cuts here or in kernel.py / physics.py, or the materials and
+# technologies they read.
+CASCADE_VERSION = 1
 H_OVER_E = 0.75
 EM_FRACTION_K = 0.82  # Groom's exponent k [M]
 N_PROFILE = 100  # longitudinal profile bins over the module depth (one per period for layers)
