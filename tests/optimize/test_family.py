@@ -65,15 +65,56 @@ def test_cost_and_channel_limits_exclude_designs():
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"shape": "circle"}, "unknown shape"), ({"colour": "red"}, "unknown key 'colour'"),
-     ({"half_x": {"min": 5}}, "a range is a table"), ({"half_x": {"min": 5, "max": 2}}, "must be below"),
-     ({"cell_size": []}, "empty list"), ({"cell_size": "abc"}, "expected a positive number, got 'abc'"),
-     ({"technology": "nosuchtech"}, "nosuchtech"), ({"shape": ["rectangle"]}, "unknown shape"),
-     ({"split": "yes"}, "expected true or false, got 'yes'"), ({"half_x": {"min": 3, "max": 8, "log": "yes"}}, "log")],
+    [({"shape": "circle"}, r"shape: Input should be 'rectangle', 'gamma' or 'rest', got 'circle'"),
+     ({"colour": "red"}, r"unknown key 'colour' \(expected name, shape, "),
+     ({"half_x": {"min": 5}}, r"half_x\.range\.max: Field required"),
+     ({"half_x": {"min": 5, "max": 2}}, r"half_x\.range: min 5 must be below max 2"),
+     ({"half_x": {"min": 5, "max": 5}}, r"half_x\.range: min 5 must be below max 5"),
+     ({"cell_size": []}, r"cell_size\.choices: List should have at least 1 item"),
+     ({"cell_size": "abc"}, r"cell_size\.fixed: Input should be a valid number, got 'abc'"),
+     ({"technology": "nosuchtech"}, r"technology\.fixed: unknown technology 'nosuchtech'; expected one of"),
+     ({"technology": [SHASHLIK, "nosuchtech"]}, r"technology\.choices\.1: unknown technology 'nosuchtech'"),
+     ({"shape": ["rectangle"]}, r"shape: Input should be .*, got \['rectangle'\]"),
+     ({"split": "yes"}, r"split\.fixed: Input should be a valid boolean, got 'yes'"),
+     ({"timing": [False, 1]}, r"timing\.choices\.1: Input should be a valid boolean, got 1"),
+     ({"half_x": {"min": 3, "max": 8, "log": "yes"}}, r"half_x\.range\.log: .*valid boolean, got 'yes'"),
+     ({"half_x": float("nan")}, r"half_x\.fixed: Input should be a finite number, got nan"),
+     ({"half_y": {"min": 3, "max": float("inf")}}, r"half_y\.range\.max: Input should be a finite number, got inf"),
+     ({"half_y": [4, -4]}, r"half_y\.choices\.1: Input should be greater than 0, got -4"),
+     ({"half_y": [4, 4.0]}, r"half_y\.choices: the choices \[4\.0, 4\.0\] repeat"),
+     ({"half_x": True}, r"half_x\.fixed: Input should be a valid number, got True"),
+     ({"cell_size": {"min": 20, "max": 40}}, r"cell_size: expected a value or a list of choices \(not a range\)"),
+     ({"k": 2.0}, r"unknown key 'k' for a rectangle region \(its borders: half_x, half_y\)"),
+     ({"half_y": None}, r"a rectangle region needs half_y$")],
 )  # fmt: skip
 def test_bad_space(change, message):
-    with pytest.raises(CaloptInputError, match=message):
+    with pytest.raises(CaloptInputError, match=r"^\[space\]: region 'inner': " + message) as exc:
         family(**change)
+    assert "\n" not in str(exc.value)
+
+
+def test_bad_space_table():
+    fam = family().to_dict()
+    for doc, message in [
+        ({**fam, "max_cost": "lots"}, r"max_cost: Input should be a valid number, got 'lots'"),
+        ({**fam, "max_channels": True}, r"max_channels: .*valid number, got True"),
+        ({**fam, "regions": []}, r"regions: List should have at least 1 item"),
+        ({"max_cost": 1}, r"regions: Field required"),
+        ({**fam, "regions": [5]}, r"regions\.0: Input should be a valid dictionary, got 5"),
+        ({**fam, "colour": 1}, r"unknown key 'colour' \(expected regions, max_cost, max_channels\)"),
+    ]:
+        with pytest.raises(CaloptInputError, match=r"^\[space\]: " + message):
+            DesignFamily.from_dict(doc)
+
+
+def test_integer_choices_and_ranges_keep_their_types():
+    """Integers in a range give an Integer parameter and stay integers in the stored family (its
+    campaign's digest hashes them as written); any float makes the range real."""
+    fam = family(half_x={"min": 3, "max": 8}, half_y={"min": 3.0, "max": 5})
+    assert isinstance(fam.space.params[0], Integer) and isinstance(fam.space.params[1], Real)
+    assert fam.to_dict()["regions"][0]["half_x"] == {"min": 3, "max": 8}
+    assert type(fam.to_dict()["regions"][0]["half_x"]["min"]) is int
+    assert DesignFamily.from_dict({**fam.to_dict(), "max_cost": 30000}).to_dict()["max_cost"] == 30000
 
 
 def test_rest_must_be_last_and_space_not_empty():

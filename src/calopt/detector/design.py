@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from calopt.detector.technologies import TECHNOLOGIES, get_technology
 from calopt.detector.wall import LHCB_WALL, EcalWall
-from calopt.errors import CaloptInputError
+from calopt.errors import CaloptInputError, format_validation_error
 
 __all__ = [
     "BUILTIN_DESIGNS",
@@ -266,14 +266,6 @@ def _assign(spec: DesignSpec, wall: EcalWall) -> np.ndarray:
     return index
 
 
-def _format_validation_error(exc: ValidationError, source: str) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    if err["type"] == "extra_forbidden":
-        return f"{source}: unknown key {loc!r}"
-    return f"{source}: {loc}: {err['msg']}"
-
-
 BUILTIN_DESIGNS = ("lhcb-run3", "upgrade2-like")
 
 
@@ -281,7 +273,7 @@ def design_from_dict(doc: dict[str, Any], source: str = "design") -> Design:
     try:
         spec = DesignSpec.model_validate(doc)
     except ValidationError as exc:
-        raise CaloptInputError(_format_validation_error(exc, source)) from None
+        raise CaloptInputError(format_validation_error(exc, source)) from None
     for r in spec.regions:
         if r.technology not in TECHNOLOGIES:
             get_technology(r.technology)

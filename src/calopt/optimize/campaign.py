@@ -28,6 +28,9 @@ A campaign file (TOML)::
     [space]                    # calopt.optimize.family
     ...
 
+Every table is validated (unknown keys, types, ranges, the rules between keys) by the models of
+:mod:`calopt.optimize.schema`; a mistake is one line naming the file, the table and the key.
+
 Objectives are minimised: metrics that are better when larger (``significance``,
 ``pi0_efficiency``; the directions are the metric registry's, :mod:`calopt.metrics.registry`)
 enter with a minus sign. A hard budget is ``max_cost`` in ``[space]``
@@ -58,9 +61,10 @@ import numpy as np
 
 from calopt.errors import CaloptInputError
 from calopt.files import atomic_path, make_output_folder
-from calopt.metrics.registry import METRICS, get_metric, why_unmeasured
+from calopt.metrics.registry import get_metric, why_unmeasured
 from calopt.optimize.family import DesignFamily
-from calopt.optimize.optimizers import OPTIMIZERS, get_optimizer
+from calopt.optimize.optimizers import get_optimizer
+from calopt.optimize.schema import CampaignTable, EvaluateTable, ObjectiveTable, OptimizerTable, parse
 from calopt.optimize.store import CampaignStore, Trial
 
 __all__ = ["Campaign", "EvaluateConfig", "Objective", "OptimizerConfig", "evaluate_design", "load_campaign",
@@ -68,24 +72,6 @@ __all__ = ["Campaign", "EvaluateConfig", "Objective", "OptimizerConfig", "evalua
 
 DB_NAME = "campaign.sqlite"
 SETTINGS_NAME = "campaign-settings.toml"
-
-
-def _check_keys(doc: dict[str, Any], allowed: set[str], where: str) -> None:
-    bad = set(doc) - allowed
-    if bad:
-        raise CaloptInputError(f"{where}: unknown key {sorted(bad)[0]!r} (expected {', '.join(sorted(allowed))})")
-
-
-def _number(doc: dict[str, Any], key: str, where: str, default: Any, *, integer: bool = False,
-            minimum: float = 0.0, strict: bool = False) -> Any:  # fmt: skip
-    v = doc.get(key, default)
-    if v is None:
-        return None
-    ok = isinstance(v, int) if integer else isinstance(v, int | float)
-    if isinstance(v, bool) or not ok or not math.isfinite(v) or (v <= minimum if strict else v < minimum):
-        kind = "an integer" if integer else "a number"
-        raise CaloptInputError(f"{where}: {key} must be {kind} {'>' if strict else '>='} {minimum:g}, got {v!r}")
-    return v
 
 
 @dataclass(frozen=True)
@@ -101,27 +87,8 @@ class EvaluateConfig:
     fastsim: str | None = None
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> EvaluateConfig:
-        w = "[evaluate]"
-        _check_keys(doc, {f for f in cls.__dataclass_fields__}, w)
-        quick = doc.get("quick", True)
-        if not isinstance(quick, bool):
-            raise CaloptInputError(f"{w}: quick must be true or false, got {quick!r}")
-        method = doc.get("method", "xgb")
-        if method not in ("xgb", "parametric"):
-            raise CaloptInputError(f"{w}: method must be xgb or parametric, got {method!r}")
-        fastsim = doc.get("fastsim")
-        if fastsim is not None and not isinstance(fastsim, str):
-            raise CaloptInputError(f"{w}: fastsim must be a backend name or a checkpoint path, got {fastsim!r}")
-        return cls(
-            pileup=float(_number(doc, "pileup", w, 0.0)),
-            events=_number(doc, "events", w, 300, integer=True, strict=True),
-            n_resolution=_number(doc, "n_resolution", w, 600, integer=True, strict=True),
-            quick=quick,
-            seed=_number(doc, "seed", w, 1, integer=True),
-            method=method,
-            fastsim=fastsim,
-        )
+    def from_dict(cls, doc: dict[str, Any], where: str = "[evaluate]") -> EvaluateConfig:
+        return cls(**parse(EvaluateTable, doc, where).model_dump())
 
     def settings(self) -> Any:
         from calopt.pipeline import QUICK_READOUT, QUICK_TRAINING, EvaluateSettings
@@ -142,27 +109,9 @@ class Objective:
     penalty: float = 0.0
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> Objective:
-        w = "[objective]"
-        _check_keys(doc, {"metrics", "budget", "penalty"}, w)
-        metrics = doc.get("metrics", ["pi0_mass_width_mev"])
-        if isinstance(metrics, str):
-            metrics = [metrics]
-        if not isinstance(metrics, list) or not 1 <= len(metrics) <= 2:
-            raise CaloptInputError(f"{w}: metrics must be a list of one or two metric names, got {metrics!r}")
-        for m in metrics:
-            if m not in METRICS:
-                raise CaloptInputError(f"{w}: unknown metric {m!r}; expected one of {', '.join(METRICS)}")
-        if len(set(metrics)) != len(metrics):
-            raise CaloptInputError(f"{w}: the metrics {metrics!r} repeat")
-        budget = _number(doc, "budget", w, None, strict=True)
-        penalty = float(_number(doc, "penalty", w, 0.0))
-        if budget is not None and len(metrics) > 1:
-            raise CaloptInputError(f"{w}: a soft budget applies to a single metric; for a Pareto front put the cost "
-                                   "among the metrics or set max_cost in [space]")  # fmt: skip
-        if (budget is None) != (penalty == 0.0):
-            raise CaloptInputError(f"{w}: give both budget and penalty (> 0) for a soft budget, or neither")
-        return cls(tuple(metrics), budget, penalty)
+    def from_dict(cls, doc: dict[str, Any], where: str = "[objective]") -> Objective:
+        t = parse(ObjectiveTable, doc, where)
+        return cls(tuple(t.metrics), t.budget, t.penalty)
 
     @property
     def n_objectives(self) -> int:
@@ -183,12 +132,6 @@ class Objective:
         return out, None
 
 
-def _required_evaluations(doc: dict[str, Any], where: str) -> int:
-    if "evaluations" not in doc:
-        raise CaloptInputError(f"{where}: give the number of evaluations (evaluations = N)")
-    return int(_number(doc, "evaluations", where, None, integer=True, minimum=1))
-
-
 @dataclass(frozen=True)
 class OptimizerConfig:
     """One ``[[optimizers]]`` entry."""
@@ -200,22 +143,10 @@ class OptimizerConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any], k: int) -> OptimizerConfig:
-        w = f"[[optimizers]] {k + 1}"
-        _check_keys(doc, {"name", "evaluations", "batch", "seed", "options"}, w)
-        name = doc.get("name")
-        if not isinstance(name, str) or name not in OPTIMIZERS:
-            raise CaloptInputError(f"{w}: unknown optimizer {name!r}; expected one of {', '.join(sorted(OPTIMIZERS))}")
-        options = doc.get("options", {})
-        if not isinstance(options, dict):
-            raise CaloptInputError(f"{w}: options must be a table, got {options!r}")
-        return cls(
-            name=name,
-            evaluations=_required_evaluations(doc, w),
-            batch=_number(doc, "batch", w, 1, integer=True, minimum=1),
-            seed=_number(doc, "seed", w, 0, integer=True),
-            options=dict(options),
-        )
+    def from_dict(cls, doc: dict[str, Any], where: str = "[[optimizers]]") -> OptimizerConfig:
+        """The entry; its options are checked when the optimiser is made (:meth:`Campaign.from_dict`)."""
+        t = parse(OptimizerTable, doc, where)
+        return cls(name=t.name, evaluations=t.evaluations, batch=t.batch, seed=t.seed, options=dict(t.options))
 
 
 @dataclass(frozen=True)
@@ -229,27 +160,20 @@ class Campaign:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], source: str = "campaign") -> Campaign:
-        _check_keys(doc, {"name", "description", "evaluate", "objective", "optimizers", "space"}, source)
-        name = doc.get("name")
-        if not isinstance(name, str) or not name:
-            raise CaloptInputError(f"{source}: the campaign needs a name (a string), got {name!r}")
-        for key in ("evaluate", "objective", "space"):
-            if not isinstance(doc.get(key, {}), dict):
-                raise CaloptInputError(f"{source}: [{key}] must be a table")
-        if "space" not in doc:
-            raise CaloptInputError(f"{source}: no [space] table: nothing to optimise")
-        opts = doc.get("optimizers")
-        if not isinstance(opts, list) or not opts:
-            raise CaloptInputError(f"{source}: give at least one [[optimizers]] entry")
-        objective = Objective.from_dict(doc.get("objective", {}))
-        for k, o in enumerate(opts):
-            if not isinstance(o, dict):
-                raise CaloptInputError(f"{source}: [[optimizers]] {k + 1} must be a table, got {o!r}")
-        optimizers = tuple(OptimizerConfig.from_dict(o, k) for k, o in enumerate(opts))
-        family = DesignFamily.from_dict(doc["space"])
-        campaign = cls(name, family, objective, EvaluateConfig.from_dict(doc.get("evaluate", {})), optimizers,
-                       str(doc.get("description", "")))  # fmt: skip
-        campaign.evaluate.settings().validate()  # e.g. an unknown fastsim backend
+        """The campaign of a parsed campaign file (or of its stored settings, :meth:`to_dict`); a
+        one-line :class:`CaloptInputError` starting with ``source`` and the table if it is not valid
+        (the models of :mod:`calopt.optimize.schema`, then the optimisers' own checks)."""
+        t = parse(CampaignTable, doc, source)
+        objective = Objective.from_dict(t.objective, f"{source}: [objective]")
+        optimizers = tuple(OptimizerConfig.from_dict(o, f"{source}: [[optimizers]] {k + 1}")
+                           for k, o in enumerate(t.optimizers))  # fmt: skip
+        family = DesignFamily.from_dict(t.space, f"{source}: [space]")
+        evaluate = EvaluateConfig.from_dict(t.evaluate, f"{source}: [evaluate]")
+        campaign = cls(t.name, family, objective, evaluate, optimizers, t.description)
+        try:
+            campaign.evaluate.settings().validate()  # e.g. an unknown fastsim backend
+        except CaloptInputError as exc:
+            raise CaloptInputError(f"{source}: [evaluate]: {exc}") from None
         space = family.space
         try:
             if space.is_finite:
