@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from calopt.simulation.cascade.simulator import shower_seeds
 from calopt.simulation.showers import write_showers
 from calopt.simulation.surrogates.dataset import (
     TIME_RES_CLIP,
@@ -17,9 +18,9 @@ from calopt.simulation.surrogates.dataset import (
     time_of,
     time_residuals,
 )
+from calopt.simulation.surrogates.flow import FlowModel
 from calopt.simulation.surrogates.hits import apply_hits
-from calopt.simulation.surrogates.models import FlowModel
-from calopt.simulation.surrogates.noise import run_seeds
+from calopt.simulation.surrogates.noise import shower_rngs
 from calopt.simulation.surrogates.simulator import place_sections
 
 from .test_surrogate_hits import core_and_tail
@@ -61,12 +62,19 @@ def test_axis_offsets_and_shifts():
     moved = back > 0
     np.testing.assert_array_equal(back[moved], x[moved])  # exact: no interpolation
     np.testing.assert_array_equal(back[0], x[0])
+    # every cell against the definition, for shifts of every size (also off the grid)
+    k = rng.integers(-14, 15, (3, 3, 2))
+    for sign in (1, -1):
+        y = shift_sections(x, k, sign)
+        for n, s, i, j in np.ndindex(*x.shape):
+            a, b = i + sign * k[n, s, 1], j + sign * k[n, s, 0]
+            assert y[n, s, i, j] == (x[n, s, a, b] if 0 <= a < 12 and 0 <= b < 12 else 0.0)
 
 
 @pytest.mark.parametrize("crop", [30, 8])
 def test_placing_generated_sections_is_the_shift_back(crop):
-    """The simulator's one-pass kernel gives what placing the crop on a zero grid and shifting
-    it back gives, times in the non-empty cells only, whatever was in the outputs before."""
+    """Placing gives what putting the crop on a zero grid and shifting it back gives, times in
+    the non-empty cells only, whatever was in the outputs before."""
     rng = np.random.default_rng(4)
     n, S, H = 7, 4, 30
     inner = rng.random((n, S, crop, crop)).astype(np.float32)
@@ -148,7 +156,7 @@ def test_profile_variables_round_trip():
     g = g / g.norm(dim=1, keepdim=True)
     tau = torch.randn(n, S, generator=gen)
     flow = FlowModel(5, S * cells, n_pca=3, transforms=1, hidden=[8], sections=S)
-    assert flow.n_profile == 2 * S - 1 and flow.noise_dim == 3 + 1 + 2 * S - 1
+    assert flow.n_profile == 2 * S - 1 and flow.n_features == 3 + 1 + 2 * S - 1
     flow.fit_pca(g)
     flow.fit_profile(g, tau)
     x = flow.encode(g, torch.zeros(n), tau)
@@ -174,9 +182,10 @@ def test_hits_can_keep_every_section_energy():
     rows = np.zeros(n, dtype=np.int64)
     # every cell a tail cell hit in about half the showers
     model = {"centres": np.array([-0.5, 0.5]), "a": np.full((1, 2, S * cells), 1.0), "shape": 0.8, "max_mev": 10.0}
-    seeds = run_seeds(3, 0, n)
-    whole = apply_hits(x, seeds, le, rows, model)
-    per = apply_hits(x, seeds, le, rows, model, sections=S)
+    seeds = shower_seeds(3, 0, n)
+    whole, per = x.astype(np.float32), x.astype(np.float32)
+    apply_hits(whole, shower_rngs(seeds), le, rows, model)
+    apply_hits(per, shower_rngs(seeds), le, rows, model, sections=S)
     np.testing.assert_array_equal(per > 0, whole > 0)  # the same hits
     np.testing.assert_allclose(per.sum(axis=1), x.sum(axis=1), rtol=1e-5)
     e_in = x.reshape(n, S, cells).sum(axis=2)

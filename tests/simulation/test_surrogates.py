@@ -13,14 +13,16 @@ import torch
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError, FileFormatError
 from calopt.simulation.base import AVAILABLE, get_simulator
+from calopt.simulation.cascade.simulator import shower_seeds
 from calopt.simulation.particles import Particles
 from calopt.simulation.runner import RunSpec
 from calopt.simulation.showers import Showers, read_showers, write_showers
 from calopt.simulation.surrogates.checkpoint import load_checkpoint, save_checkpoint
 from calopt.simulation.surrogates.dataset import axis_offsets
-from calopt.simulation.surrogates.noise import normals, run_seeds, uniforms
+from calopt.simulation.surrogates.gan import adagan_weights
+from calopt.simulation.surrogates.noise import normals, shower_rngs, uniforms
 from calopt.simulation.surrogates.simulator import DEFAULT_MODEL, load_surrogate
-from calopt.simulation.surrogates.training import adagan_weights, train_surrogate
+from calopt.simulation.surrogates.training import train_surrogate
 
 TECH = get_technology("lhcb-shashlik")
 CROP = 8
@@ -135,7 +137,7 @@ def test_models_sample_showers_on_the_full_grid(models, model_type):
     np.testing.assert_array_equal(sim.simulate(p, TECH, 7).showers, sh.showers)
     assert not np.array_equal(sim.simulate(p, TECH, 8).showers, sh.showers)
     # per-particle seeds: a shower does not depend on the batch it is generated in
-    seeds = run_seeds(7, 0, 20)
+    seeds = shower_seeds(7, 0, 20)
     full = sim.simulate(p, TECH, 7, seeds=seeds).showers
     part = sim.simulate(p[5:9], TECH, 7, seeds=seeds[5:9]).showers
     np.testing.assert_allclose(part, full[5:9], rtol=1e-4, atol=1e-4)
@@ -147,7 +149,7 @@ def test_training_is_reproducible_and_round_trips(data_file, models, tmp_path):
         "wgan", [data_file], again, steps=6, seed=3, crop=CROP, energy_range_gev=(1, 100), theta_max=0.3, settings=TINY
     )
     a, b = load_checkpoint(models["wgan"], "wgan"), load_checkpoint(again)
-    assert a["format"] == "calopt-surrogate" and a["format_version"] == 2 and a["model_type"] == "wgan"
+    assert a["format"] == "calopt-surrogate" and a["format_version"] == 3 and a["model_type"] == "wgan"
     assert a["technology"] == "lhcb-shashlik" and a["training"]["seed"] == 3
     assert a["conditions"]["energy_range_mev"] == [1000.0, 100000.0] and a["conditions"]["pdgs"] == [22, 11]
     assert a["state"].keys() == b["state"].keys()
@@ -172,10 +174,10 @@ def test_checkpoint_refusals(models, tmp_path):
     v1 = tmp_path / "v1.pt"  # checkpoints from before the aligned frame are still read
     torch.save({**ck, "format_version": 1}, v1)
     assert load_checkpoint(v1)["format_version"] == 1
-    v3 = tmp_path / "v3.pt"
-    torch.save({**ck, "format_version": 3}, v3)
-    with pytest.raises(FileFormatError, match="format_version 3; this calopt reads versions 1, 2"):
-        get_simulator(str(v3))
+    v4 = tmp_path / "v4.pt"
+    torch.save({**ck, "format_version": 4}, v4)
+    with pytest.raises(FileFormatError, match="format_version 4; this calopt reads versions 1, 2, 3"):
+        get_simulator(str(v4))
     mt = tmp_path / "mt.pt"
     torch.save({**ck, "model_type": "diffusion"}, mt)
     with pytest.raises(FileFormatError, match="unknown model_type 'diffusion'"):
@@ -253,89 +255,21 @@ def test_adagan_checkpoint_has_mixture_weights(models):
 
 
 def test_noise_is_per_shower():
-    s = run_seeds(5, 0, 50)
-    np.testing.assert_array_equal(run_seeds(5, 10, 5), s[10:15])
-    z = normals(s, 8)
-    np.testing.assert_array_equal(normals(s[3:7], 8), z[3:7])
-    assert abs(z.mean()) < 0.15 and abs(z.std() - 1) < 0.1
-    u = uniforms(s, 4, stream=2)
-    assert ((u > 0) & (u < 1)).all()
-    assert not np.array_equal(uniforms(s, 4, stream=1), u)
-    np.testing.assert_array_equal(normals(s, 8, dtype=np.float32), z.astype(np.float32))
-
-
-def test_ziggurat_normals_are_standard_normal():
+    """Every shower draws from its own generator: the same numbers whatever the batch, and
+    standard distributions."""
     from scipy import stats
 
-    z = normals(run_seeds(11, 0, 400), 5000).ravel()  # 2e6 numbers
-    assert stats.kstest(z, "norm").pvalue > 1e-3
-    assert abs(z.mean()) < 0.003 and abs(z.std() - 1.0) < 0.003
-    # the tail beyond R = 3.44 (drawn separately) and further out: within 6 %, and 20 % beyond 4
-    # (127 expected there)
-    for t in (2.0, 3.0, 3.442619855899, 4.0):
-        assert (np.abs(z) > t).mean() == pytest.approx(2.0 * stats.norm.sf(t), rel=0.2 if t >= 4 else 0.06)
-    # neighbours are uncorrelated (a normal's words do not overlap the next one's)
-    zz = z.reshape(400, 5000)
-    assert abs(np.corrcoef(zz[:, :-1].ravel(), zz[:, 1:].ravel())[0, 1]) < 0.004
-    assert abs(np.corrcoef(zz[:, :-1].ravel() ** 2, zz[:, 1:].ravel() ** 2)[0, 1]) < 0.004
-    # the vectorised fast path and the redrawn 3 % are the one-normal-at-a-time algorithm
-    from calopt.simulation.surrogates.noise import _ZIG_RATIO, _ZIG_X, _mix, _ziggurat_one
-
-    seeds = run_seeds(11, 0, 3)
-    keys = _mix(seeds.astype(np.uint64) ^ (np.uint64(1) << np.uint64(40)))  # stream 0
-    one = [[_ziggurat_one(np.uint64(k), j, _ZIG_X, _ZIG_RATIO) for j in range(500)] for k in keys]
-    np.testing.assert_array_equal(normals(seeds, 500), np.array(one))
-
-
-def test_inverse_normals_are_standard_normal_and_the_ppnd7_quantiles():
-    """The flow's residual normals (inversion of 32-bit uniforms, two per word): standard
-    normal, independent (also the two halves of one word), per shower, and each the quantile
-    of its uniform to PPND7's accuracy."""
-    from scipy import stats
-    from scipy.special import ndtri
-
-    from calopt.simulation.surrogates.noise import _word, inverse_normals, stream_keys
-
-    seeds = run_seeds(12, 0, 400)
-    z = inverse_normals(seeds, 5000, stream=5)
-    assert z.dtype == np.float32 and z.shape == (400, 5000)
-    flat = z.ravel().astype(np.float64)  # 2e6 numbers
-    assert stats.kstest(flat, "norm").pvalue > 1e-3
-    assert abs(flat.mean()) < 0.003 and abs(flat.std() - 1.0) < 0.003
-    for t in (1.0, 2.0, 3.0, 4.0):  # the tail form (|q| > 0.425: |z| > 1.44) and further out
-        assert (np.abs(flat) > t).mean() == pytest.approx(2.0 * stats.norm.sf(t), rel=0.2 if t >= 4 else 0.06)
-    assert np.abs(flat).max() <= 6.35  # p >= 2^-33
-    # neighbours and the two normals of one word (j and 2500 + j) are uncorrelated
-    for a, b in ((z[:, :-1], z[:, 1:]), (z[:, :2500], z[:, 2500:])):
-        a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
-        assert abs(np.corrcoef(a, b)[0, 1]) < 0.004 and abs(np.corrcoef(a**2, b**2)[0, 1]) < 0.004
-    np.testing.assert_array_equal(inverse_normals(seeds[3:7], 5000, stream=5), z[3:7])
-    assert not np.array_equal(inverse_normals(seeds[:2], 5000, stream=1), z[:2])
-    # normal j < h = ceil(n / 2) from the low half of word j, normal h + j from its high half
-    for n in (3600, 7):
-        h = (n + 1) // 2
-        key = stream_keys(seeds[:1], 5)[0]
-        words = np.array([_word(key, np.uint64(m)) for m in range(h)], dtype=np.uint64)
-        k = np.r_[words & np.uint64(0xFFFFFFFF), words >> np.uint64(32)][:n]
-        exact = ndtri((k.astype(np.float64) + 0.5) * 2.0**-32)
-        got = inverse_normals(seeds[:1], n, stream=5)[0].astype(np.float64)
-        np.testing.assert_allclose(got, exact, rtol=5e-7, atol=0)
-    buf = np.empty((400, 5000), dtype=np.float32)
-    assert inverse_normals(seeds, 5000, stream=5, out=buf) is buf
-    with pytest.raises(ValueError, match="inverse_normals: out of shape"):
-        inverse_normals(seeds, 5000, stream=5, out=buf.astype(np.float64))
-
-
-def test_float32_log_is_accurate():
-    from calopt.simulation.surrogates.noise import _logf_many
-
-    rng = np.random.default_rng(4)
-    x = np.r_[np.exp(rng.uniform(np.log(1e-12), np.log(10.0), 200_000)), 1.0, 0.5, 2.0 ** 0.5, 2.0 ** -0.5]
-    x = x.astype(np.float32)
-    out, bits = np.empty_like(x), np.empty(len(x), dtype=np.int32)
-    _logf_many(x, len(x), out, bits)
-    exact = np.log(x.astype(np.float64))
-    np.testing.assert_allclose(out, exact, rtol=1e-7, atol=1e-7)
+    s = shower_seeds(5, 0, 400)
+    z = normals(shower_rngs(s), 500)
+    np.testing.assert_array_equal(normals(shower_rngs(s[3:7]), 500), z[3:7])
+    assert z.dtype == np.float32 and stats.kstest(z.ravel(), "norm").pvalue > 1e-3
+    # a shower's later draws continue its stream: a second call differs from the first
+    rngs = shower_rngs(s[:3])
+    first, second = normals(rngs, 8), normals(rngs, 8)
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(normals(shower_rngs(s[:3]), 16)[:, 8:], second)
+    u = uniforms(shower_rngs(s), 4)
+    assert ((u >= 0) & (u < 1)).all() and abs(u.mean() - 0.5) < 0.02
 
 
 def test_shipped_default_energy_scale():
@@ -493,15 +427,15 @@ def test_cli_calibrate(models, data_file, tmp_path, capsys, monkeypatch):
 
 def test_the_flow_spline_is_zukos():
     """The flow's spline (bins normalised without torch.softmax) is zuko's monotonic RQS: the
-    same knots, values and inverse for the same unconstrained parameters."""
+    same knots, values, inverse and Jacobian for the same unconstrained parameters."""
     from zuko.transforms import MonotonicRQSTransform
 
-    from calopt.simulation.surrogates.models import SPLINE_BINS, _spline_transform
+    from calopt.simulation.surrogates.flow import SPLINE_BINS, SplineTransform
 
     g = torch.Generator().manual_seed(3)
     w, h = 4 * torch.randn(300, SPLINE_BINS, generator=g), 4 * torch.randn(300, SPLINE_BINS, generator=g)
     d = 3 * torch.randn(300, SPLINE_BINS - 1, generator=g)
-    ours, zuko_s = _spline_transform()(w, h, d), MonotonicRQSTransform(w, h, d)
+    ours, zuko_s = SplineTransform(w, h, d), MonotonicRQSTransform(w, h, d)
     for name in ("horizontal", "vertical", "derivatives"):
         torch.testing.assert_close(getattr(ours, name), getattr(zuko_s, name), rtol=1e-5, atol=1e-5)
     x = 6 * torch.randn(300, generator=g)  # inside and outside the bound of 5
@@ -509,56 +443,69 @@ def test_the_flow_spline_is_zukos():
     torch.testing.assert_close(ours.inv(x), zuko_s.inv(x), rtol=1e-5, atol=1e-5)
     ladj = ours.log_abs_det_jacobian(x, ours(x))  # float32 rounding of steep bins: 3e-5 relative at worst
     torch.testing.assert_close(ladj, zuko_s.log_abs_det_jacobian(x, zuko_s(x)), rtol=1e-4, atol=1e-4)
-    # the compiled inverse used for sampling
-    from calopt.simulation.surrogates.models import FlowModel
-
-    phi = torch.cat([w, h, d], dim=1)[:, None, :]
-    torch.testing.assert_close(FlowModel.spline_inverse(phi, x[:, None])[:, 0], zuko_s.inv(x),
-                               rtol=1e-5, atol=1e-5)  # fmt: skip
 
 
-def test_the_flow_inverse_is_zukos():
-    """FlowModel.flow_inverse (each coupling pass computes only its half) samples what zuko's
-    inverse does, and follows changed weights; with gradients enabled it is zuko's. Steep
-    splines amplify float32 rounding, so both are compared with zuko's inverse in float64:
-    ours is as close to it as zuko's own in float32."""
-    import copy
+def _maf(features, context, transforms, hidden):
+    """zuko's MAF of two passes with the flow's spline: the layout of format versions 1-2."""
+    import zuko
 
-    from calopt.simulation.surrogates.models import FlowModel
+    from calopt.simulation.surrogates.flow import SPLINE_SHAPES, SplineTransform
+
+    return zuko.flows.MAF(features, context, transforms=transforms, hidden_features=hidden, passes=2,
+                          univariate=SplineTransform, shapes=SPLINE_SHAPES)  # fmt: skip
+
+
+@pytest.mark.parametrize("features", [10, 11])
+def test_masked_flows_of_old_checkpoints_convert_exactly(features):
+    """A two-pass masked autoregressive flow (checkpoint versions 1-2) becomes the coupling flow
+    of this version with the same inverse and density, for an even and an odd number of
+    features, with splines far from the identity."""
+    from calopt.simulation.surrogates.flow import coupling_flow, coupling_state
 
     torch.manual_seed(4)
-    m = FlowModel(n_cond=6, n_in=30, n_pca=9, transforms=4, hidden=[32, 32])
+    maf = _maf(features, 6, 3, [32, 32])
     with torch.no_grad():
-        for p in m.flow.parameters():
-            p.add_(0.3 * torch.randn_like(p))  # splines far from the identity
-    c, z = torch.randn(200, 6), 2 * torch.randn(200, 10)
-
-    def check(got: torch.Tensor) -> None:
-        exact = copy.deepcopy(m).double().flow(c.double()).transform.inv(z.double())
-        zuko32 = m.flow(c).transform.inv(z).double()
-        err, err_zuko = (got.double() - exact).abs(), (zuko32 - exact).abs()
-        assert err.max() <= 1.5 * err_zuko.max() + 1e-6
-        assert err.mean() < 1e-5 and (got.double() - zuko32).abs().median() < 1e-6
-        assert (got - z).abs().mean() > 0.1  # not the identity
-
+        for q in maf.parameters():
+            q.add_(0.3 * torch.randn_like(q))
+    flow = coupling_flow(features, 6, 3, [32, 32])
+    state = coupling_state({f"flow.{k}": v for k, v in maf.state_dict().items()}, features, 6)
+    flow.load_state_dict({k[5:]: v for k, v in state.items()})
+    c, z = torch.randn(300, 6), 2 * torch.randn(300, features)
     with torch.no_grad():
-        check(m.flow_inverse(c, z))
-        for p in m.flow.parameters():
-            p.mul_(1.1)
-        check(m.flow_inverse(c, z))
-    got = m.flow_inverse(c, z)
-    assert got.requires_grad
-    torch.testing.assert_close(got, m.flow(c).transform.inv(z))
+        x = maf(c).transform.inv(z)
+        torch.testing.assert_close(flow(c).transform.inv(z), x, rtol=1e-5, atol=1e-5)
+        assert (x - z).abs().mean() > 0.1  # not the identity
+        torch.testing.assert_close(flow(c).log_prob(x), maf(c).log_prob(x), rtol=1e-4, atol=1e-4)
+
+
+def test_the_shipped_flow_is_its_masked_flow():
+    """The shipped checkpoint (format version 2) loads into the coupling layout, sampling what
+    its masked flow samples."""
+    from calopt.simulation.surrogates.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(DEFAULT_MODEL)
+    sim = load_surrogate()
+    arch = ck["architecture"]
+    if ck["format_version"] >= 3:
+        pytest.skip("the shipped checkpoint is stored in the coupling layout")
+    n = sim.net.n_features
+    maf = _maf(n, arch["n_cond"], arch["transforms"], arch["flow_hidden"])
+    maf.load_state_dict({k[5:]: v for k, v in ck["state"].items() if k.startswith("flow.")})
+    c, z = torch.rand(200, arch["n_cond"]) * 2 - 1, torch.randn(200, n)
+    with torch.no_grad():
+        torch.testing.assert_close(sim.net.flow(c).transform.inv(z), maf(c).transform.inv(z), rtol=1e-5,
+                                   atol=1e-5)  # fmt: skip
 
 
 @pytest.mark.parametrize("res_bins, sections", [(0, 0), (3, 0), (3, 4)])
-def test_the_compiled_flow_decoding_is_the_tensor_one(res_bins, sections):
-    """FlowModel.decode without gradients (one compiled pass per shower) gives the values of
-    its tensor operations, with and without the residual model and the profile variables
-    (sections left empty by the cut at 0 included)."""
-    from calopt.simulation.surrogates.models import FlowModel
+def test_flow_decoding_is_the_model(res_bins, sections):
+    """FlowModel.decode (in place on one array) is the model of the module doc, written out
+    here: the inverse PCA plus the interpolated residual, cut at 0, the sections rescaled to
+    the drawn fractions (an empty one stays empty), normalised."""
+    from calopt.simulation.surrogates.flow import FlowModel
 
     torch.manual_seed(6)
+    S = max(sections, 1)
     m = FlowModel(n_cond=7, n_in=40, n_pca=6, transforms=2, hidden=[16], res_bins=res_bins, n_species=2,
                   sections=sections)  # fmt: skip
     m.pca_mean.copy_(0.05 * torch.randn(40))
@@ -571,261 +518,42 @@ def test_the_compiled_flow_decoding_is_the_tensor_one(res_bins, sections):
     x = torch.randn(300, 6 + 1 + m.n_profile)
     x[:5, :6] = -20.0  # everything cut: empty sections
     eps = torch.randn(300, 40)
-    with torch.no_grad():
-        fast = m.decode(x, c, eps)
-    with torch.enable_grad():
-        slow = m.decode(x, c, eps)
-    assert len(fast) == len(slow) == (3 if sections else 2)
-    for a, b in zip(fast, slow):
-        torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
-    assert (fast[0] == 0).any() and (fast[0] > 0).sum() > 1000
-
-
-def test_generator_sampling_path_is_its_network():
-    """Without gradients the generator runs its prepared layers (oneDNN where torch has it):
-    the same output to float rounding, following changed weights; a copy of the module
-    rebuilds them."""
-    import copy
-
-    from calopt.simulation.surrogates.models import Generator
-
-    torch.manual_seed(8)
-    gen = Generator(n_cond=7, n_out=50, nz=8, hidden=[32, 64])
-    c, z = torch.randn(300, 7), torch.randn(300, 8)
-
-    def check(m: Generator) -> None:
-        with torch.no_grad():
-            fast = m(c, z)
-        with torch.enable_grad():
-            slow = m(c, z)
-        for a, b in zip(fast, slow):
-            torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
-
-    check(gen)
-    with torch.no_grad():
-        for p in gen.parameters():
-            p.mul_(1.2)
-    check(gen)
-    twin = copy.deepcopy(gen)
-    check(twin)
-    with torch.no_grad():
-        torch.testing.assert_close(twin(c, z)[0], gen(c, z)[0])
-
-
-@pytest.mark.parametrize("act", [None, "relu", ("leaky_relu", 0.2)])
-@pytest.mark.parametrize("onednn", [True, False])
-def test_inference_linear_is_the_layer_and_its_activation(act, onednn):
-    """The sampling layers (oneDNN with the activation fused, or MKL) give ``F.linear`` and the
-    activation, for batches smaller and larger than the one their weights are laid out for."""
-    from calopt.simulation.surrogates.models import InferenceLinear
-
-    torch.manual_seed(3)
-    w, b = torch.randn(70, 33), torch.randn(70)
-    lin = InferenceLinear(w, b, act=act, onednn=onednn)
-    for n in (1, 5, 700):
-        x = torch.randn(n, 33)
-        want = torch.nn.functional.linear(x, w, b)
-        if act == "relu":
-            want = torch.relu(want)
-        elif act is not None:
-            want = torch.nn.functional.leaky_relu(want, 0.2)
-        with torch.no_grad():
-            torch.testing.assert_close(lin(x), want, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="activation 'tanh'"):
-        InferenceLinear(w, b, act="tanh")
-
-
-BF16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-
-
-@pytest.mark.skipif(not BF16, reason="this CPU has no bfloat16 support in oneDNN")
-def test_bfloat16_generator_is_the_float32_one_to_bfloat16_rounding():
-    """bfloat16 sampling: the same showers to its 8 significant bits; back to float32 the
-    float32 layers again (each precision its own prepared weights); training unaffected."""
-    from calopt.simulation.surrogates.models import Generator
-
-    torch.manual_seed(8)
-    gen = Generator(n_cond=7, n_out=400, nz=8, hidden=[64, 128])
-    c, z = torch.randn(300, 7), torch.randn(300, 8)
-    with torch.no_grad():
-        g32, r32 = gen(c, z)
-        gen.set_sampling_dtype(torch.bfloat16)
-        g16, r16 = gen(c, z)
-        with torch.enable_grad():
-            gt, _ = gen(c, z)
-        gen.set_sampling_dtype(torch.float32)
-        g32b, _ = gen(c, z)
-    assert g16.dtype == torch.float32 and (g16 >= 0).all()
-    torch.testing.assert_close(gt.detach(), g32, rtol=1e-5, atol=1e-6)  # with gradients: float32
-    torch.testing.assert_close(g32b, g32)
-    assert not torch.equal(g16, g32)
-    assert float((g16 - g32).abs().max()) < 0.02 * float(g32.abs().max())
-    assert float((g16 * g16 * (g32 > 0.02)).sum(1).sub((g32 * g32 * (g32 > 0.02)).sum(1)).abs().max()) < 0.02
-    torch.testing.assert_close(r16, r32, rtol=0.02, atol=0.02)
-    with pytest.raises(ValueError, match="sampling dtype"):
-        gen.set_sampling_dtype(torch.float16)
-
-
-@pytest.mark.skipif(not BF16, reason="this CPU has no bfloat16 support in oneDNN")
-def test_bfloat16_flow_is_the_float32_one_to_bfloat16_rounding():
-    """A flow's bfloat16 hyper-networks invert to the float32 latent up to bfloat16 rounding;
-    back to float32 the float32 inverse again; with gradients zuko's inverse in float32."""
-    from calopt.simulation.surrogates.models import FlowModel
-
-    torch.manual_seed(9)
-    m = FlowModel(n_cond=6, n_in=30, n_pca=9, transforms=4, hidden=[32, 32])
-    c, z = torch.randn(300, 6), torch.randn(300, 10)
-    with torch.no_grad():
-        x32 = m.flow_inverse(c, z)
-        m.set_sampling_dtype(torch.bfloat16)
-        x16 = m.flow_inverse(c, z)
-        with torch.enable_grad():
-            xt = m.flow_inverse(c, z)
-        m.set_sampling_dtype(torch.float32)
-        x32b = m.flow_inverse(c, z)
-    assert x16.dtype == torch.float32 and not torch.equal(x16, x32)
-    assert float((x16 - x32).abs().max()) < 0.02 and float((x16 - x32).abs().mean()) < 0.003
-    torch.testing.assert_close(x32b, x32)
-    torch.testing.assert_close(xt.detach(), m.flow(c).transform.inv(z).detach())
-    with pytest.raises(ValueError, match="sampling dtype"):
-        m.set_sampling_dtype(torch.float16)
-
-
-@pytest.mark.skipif(not BF16, reason="this CPU has no bfloat16 support in oneDNN")
-def test_bfloat16_models_simulate_the_float32_showers(models):
-    p = gun(40)
-    for mt in ("wgan", "adagan", "flow"):
-        a = load_surrogate(models[mt]).simulate(p, TECH, 3)
-        b = load_surrogate(models[mt], precision="bfloat16").simulate(p, TECH, 3)
-        np.testing.assert_allclose(b.visible_energy, a.visible_energy, rtol=0.02)
-        assert (b.showers >= 0).all() and np.isfinite(b.showers).all()
-
-
-def test_surrogate_precision_refusals(models, monkeypatch):
-    import calopt.simulation.surrogates.simulator as S
-
-    with pytest.raises(CaloptInputError, match="precision 'half': expected one of float32, bfloat16"):
-        load_surrogate(models["wgan"], precision="half")
-    monkeypatch.setattr(S, "BFLOAT16_MODELS", ("wgan",))  # a model type without bfloat16 sampling
-    with pytest.raises(CaloptInputError, match="bfloat16 sampling is for the model types wgan, not a 'flow' model"):
-        load_surrogate(models["flow"], precision="bfloat16")
+    out = m.decode(x, c, eps)
+    assert len(out) == (3 if sections else 2)
+    g = m.pca_mean + (x[:, :6] * m.pca_scale) @ m.pca_components
+    if res_bins:
+        le = c[:, 0].clamp(-0.5, 0.5)
+        hi = torch.clamp(torch.searchsorted(m.res_centres, le), 1, 2)
+        t = ((le - m.res_centres[hi - 1]) / 0.5)[:, None]
+        sp = c[:, 5:7].argmax(dim=1)
+        mean = (1 - t) * m.res_mean[sp, hi - 1] + t * m.res_mean[sp, hi]
+        std = (1 - t) * m.res_std[sp, hi - 1] + t * m.res_std[sp, hi]
+        g = g + mean + std * eps
+    g = torch.relu(g).reshape(300, S, -1)
+    if sections:
+        target, tau = m._profile_targets(x[:, 7:])
+        now = (g.double() ** 2).sum(dim=2)
+        g = g * torch.where(now > 0, torch.sqrt(target / now.clamp(min=1e-300)), 0.0).float()[:, :, None]
+        torch.testing.assert_close(out[2], tau)
+    g = g.reshape(300, -1)
+    g = g / torch.sqrt((g * g).sum(dim=1, keepdim=True) + 1e-12)
+    torch.testing.assert_close(out[0], g, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out[1], x[:, 6])
+    assert (out[0] == 0).any() and (out[0] > 0).sum() > 1000
 
 
 @pytest.mark.parametrize("model_type", ["wgan", "flow", "adagan"])
-def test_chunks_share_buffers_without_changing_a_shower(models, model_type, monkeypatch):
-    """Showers simulated over several chunks (the noise and cell buffers reused from chunk to
-    chunk, the last one shorter) are those simulated alone."""
+def test_chunks_do_not_change_a_shower(models, model_type, monkeypatch):
+    """Showers simulated over several chunks (the last one shorter) are those simulated alone."""
     import calopt.simulation.surrogates.simulator as S
 
     monkeypatch.setattr(S, "CHUNK", 16)
     sim = get_simulator(str(models[model_type]))
     p = gun(53, seed=4)
     p.energies[:] = np.geomspace(1500.0, 90_000.0, 53)
-    seeds = run_seeds(2, 0, 53)
+    seeds = shower_seeds(2, 0, 53)
     full = sim.simulate(p, TECH, 2, seeds=seeds)
     for a, b in [(0, 5), (16, 17), (40, 53)]:
         part = sim.simulate(p[a:b], TECH, 2, seeds=seeds[a:b])
         np.testing.assert_allclose(part.showers, full.showers[a:b], rtol=1e-4, atol=1e-4)
         np.testing.assert_array_equal(part.times > 0, full.times[a:b] > 0)
-
-
-def stagewise_showers(sim, p, seeds):
-    """The simulator's showers made the long way: the model-space samples of ``generate``, the
-    cell energies, the hit model over the batch and the placing on the grid."""
-    from calopt.simulation.surrogates.calibration import apply_response
-    from calopt.simulation.surrogates.dataset import axis_context
-    from calopt.simulation.surrogates.hits import apply_hits
-    from calopt.simulation.surrogates.simulator import place_sections
-
-    n, S, C = len(p), int(sim.rep["sections"]), int(sim.rep["crop"])
-    cond = sim.space.encode(p.energies, p.directions, p.points, p.pdg)
-    k, u = axis_offsets(sim.axis_depths, p.directions, p.points, float(sim.rep["fine_pitch_mm"]))
-    g, r, tau = sim.generate(np.hstack([cond, axis_context(u)]), seeds)
-    rows = sim.space.species_rows(cond)
-    r_raw = apply_response(r.astype(np.float64) * sim.norm["r_std"] + sim.norm["r_mean"], cond[:, 0], rows,
-                           sim.response_calibration)  # fmt: skip
-    cells = (g * g * (np.exp(r_raw) * p.energies)[:, None].astype(np.float32)).reshape(n, S, C, C)
-    if sim.hit_model is not None:
-        cells = apply_hits(cells, seeds, cond[:, 0], rows, sim.hit_model, sections=S if tau is not None else 1)
-    showers = np.empty((n, S, TECH.grid, TECH.grid), dtype=np.float32)
-    place_sections(cells, k, np.ones((n, S), dtype=np.float32), showers, np.empty_like(showers))
-    return showers
-
-
-@pytest.mark.parametrize("which", ["wgan", "flow", "adagan", "default"])
-def test_shower_by_shower_cells_are_the_stages_one_after_another(models, which):
-    """The simulator's compiled pass over the cells of one shower at a time (the flow's residual
-    normals and decoding, the cell energies, the hits, the placing) makes what the stages make
-    one after another over the batch, bit for bit."""
-    sim = load_surrogate(DEFAULT_MODEL if which == "default" else models[which])
-    p = gun(60, seed=7)
-    p.energies[:] = np.geomspace(1200.0, 95_000.0, 60)
-    seeds = run_seeds(8, 0, 60)
-    got = sim.simulate(p, TECH, 8, seeds=seeds)
-    np.testing.assert_array_equal(got.showers, stagewise_showers(sim, p, seeds))
-    np.testing.assert_array_equal(got.times > 0, got.showers > 0)
-    if which == "default":  # the hits made most cells empty (the model has every part)
-        assert sim.hit_model is not None and (got.showers > 0).mean() < 0.2
-
-
-def test_sampling_outputs_into_given_buffers():
-    from calopt.simulation.surrogates.hits import apply_hits
-    from calopt.simulation.surrogates.models import Generator
-
-    seeds = run_seeds(5, 0, 30)
-    buf = np.full((30, 12), 7.0, dtype=np.float32)
-    assert normals(seeds, 12, stream=3, dtype=np.float32, out=buf) is buf
-    np.testing.assert_array_equal(buf, normals(seeds, 12, stream=3, dtype=np.float32))
-    with pytest.raises(ValueError, match="normals: out of shape"):
-        normals(seeds, 12, stream=3, out=buf)  # float64 wanted
-    torch.manual_seed(1)
-    gen = Generator(n_cond=5, n_out=40, nz=6, hidden=[16])
-    c, z = torch.randn(30, 5), torch.randn(30, 6)
-    g_buf = torch.zeros(30, 40)
-    with torch.no_grad():
-        g, r = gen(c, z, out=g_buf)
-        g0, r0 = gen(c, z)
-    assert g.data_ptr() == g_buf.data_ptr()
-    torch.testing.assert_close(g, g0)
-    torch.testing.assert_close(r, r0)
-    rng = np.random.default_rng(2)
-    cells = (rng.exponential(0.3, (30, 20)) * (rng.random((30, 20)) < 0.6)).astype(np.float32)
-    model = {"a": rng.uniform(0.1, 2.0, (1, 3, 20)).astype(np.float32), "centres": np.linspace(-1, 1, 3), "shape": 0.8}
-    le, rows = rng.uniform(-1, 1, 30), np.zeros(30, dtype=np.int64)
-    copy = apply_hits(cells, seeds, le, rows, model)
-    same = cells.copy()
-    assert np.shares_memory(apply_hits(same, seeds, le, rows, model, inplace=True), same)
-    np.testing.assert_array_equal(same, copy)
-    with pytest.raises(ValueError, match="inplace needs a C-contiguous float32"):
-        apply_hits(cells.astype(np.float64), seeds, le, rows, model, inplace=True)
-
-
-def test_cached_kernels_go_when_any_kernel_source_changes(tmp_path, monkeypatch):
-    """numba's cache checks a kernel against its own file only; the package drops every cached
-    kernel of its modules when one of their sources changes (here on stand-in files)."""
-    from calopt.simulation.surrogates import drop_stale_kernels
-
-    names = ("a", "b")
-    for n in names:
-        (tmp_path / f"{n}.py").write_text(f"x = {n!r}\n")
-    cache = tmp_path / "__pycache__"
-    cache.mkdir()
-
-    def cached(*files: str) -> set[str]:
-        for f in files:
-            (cache / f).write_bytes(b"")
-        return {p.name for p in cache.iterdir() if p.suffix in (".nbi", ".nbc")}
-
-    assert cached("a.f-3.py311.nbi", "b.g-9.py311.1.nbc", "other.h-1.py311.nbi")
-    assert drop_stale_kernels(tmp_path, names)  # no stamp yet: nothing known to be current
-    assert cached() == {"other.h-1.py311.nbi"}  # another module's cache is not touched
-    assert cached("a.f-3.py311.nbi") == {"a.f-3.py311.nbi", "other.h-1.py311.nbi"}
-    assert not drop_stale_kernels(tmp_path, names)  # sources unchanged: the caches stay
-    assert "a.f-3.py311.nbi" in cached()
-    (tmp_path / "b.py").write_text("x = 'changed'\n")  # an edit of the other module
-    assert drop_stale_kernels(tmp_path, names)
-    assert cached() == {"other.h-1.py311.nbi"}
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))  # numba's own cache folder
-    (tmp_path / "a.py").write_text("x = 'changed too'\n")
-    drop_stale_kernels(tmp_path, names)
-    assert any((tmp_path / "numba").glob("*/calopt-kernels.sha1"))

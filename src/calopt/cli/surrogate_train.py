@@ -43,11 +43,10 @@ def train(
     state is kept in OUT.partial: a killed run resumes when started again with the same
     settings, and gives the same checkpoint as an uninterrupted one."""
     from calopt.files import check_writable
-    from calopt.simulation.surrogates.training import MODEL_TYPES, train_surrogate
+    from calopt.simulation.surrogates.registry import get_type
+    from calopt.simulation.surrogates.training import train_surrogate
 
-    if model not in MODEL_TYPES:
-        hint = " (a VAE is not implemented; the likelihood model is 'flow')" if model == "vae" else ""
-        raise CaloptInputError(f"unknown --model {model!r}{hint}; expected one of {', '.join(MODEL_TYPES)}")
+    get_type(model)
     if steps <= 0:
         raise CaloptInputError(f"--steps must be positive, got {steps}")
     files = [*data, *(more_data or [])]
@@ -173,7 +172,7 @@ def sample(
     )
     check_output(spec, out, overwrite)
     t0 = time.perf_counter()
-    with progress_bar(f"sample {particle} with {sim.model_type}", n, enabled=n > spec.chunk_size) as update:
+    with progress_bar(f"sample {particle} with {sim.model_type.name}", n, enabled=n > spec.chunk_size) as update:
         run_simulation(spec, out, overwrite=overwrite, progress=lambda done, total: update(done))
     showers = read_showers(out, diagnostics=False)
     dt = time.perf_counter() - t0
@@ -183,11 +182,11 @@ def sample(
         "n": n,
         "technology": sim.technology,
         "particle": particle,
-        "model_type": sim.model_type,
+        "model_type": sim.model_type.name,
         "mean_evis_over_e": round(float(evis.mean()), 5),
         "seconds": round(dt, 3),
     }
     if json_out:
         print_json(summary)
     else:
-        typer.echo(f"wrote {n} {sim.model_type} showers to {out} in {dt:.2f} s (mean E_vis/E {evis.mean():.4f})")
+        typer.echo(f"wrote {n} {sim.model_type.name} showers to {out} in {dt:.2f} s (mean E_vis/E {evis.mean():.4f})")

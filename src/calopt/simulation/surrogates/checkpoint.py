@@ -1,8 +1,9 @@
 """The ``calopt-surrogate`` v2 checkpoint: one ``torch.save`` file of plain containers and
 tensors, read back with ``torch.load(..., weights_only=True)`` (no pickled code).
 
-Keys: ``format`` (``"calopt-surrogate"``), ``format_version`` (2), ``model_type`` (``wgan``,
-``flow`` or ``adagan``), ``technology``, ``calopt_version``, ``conditions`` (the training
+Keys: ``format`` (``"calopt-surrogate"``), ``format_version`` (3), ``model_type`` (a type of
+:mod:`calopt.simulation.surrogates.registry`: ``wgan``, ``flow`` or ``adagan``),
+``technology``, ``calopt_version``, ``conditions`` (the training
 range, :class:`~calopt.simulation.surrogates.conditions.ConditionSpace`), ``representation``
 (grid, crop, sections, pitch, section edges, sampling fraction, energy fraction outside the
 crop), ``normalisation`` (mean and std of ln(E_vis/E) and of ln E_vis), ``time_model``
@@ -14,11 +15,12 @@ they apply; :mod:`calopt.simulation.surrogates.hits`) and ``response_calibration
 (:mod:`calopt.simulation.surrogates.calibration`).
 Written atomically.
 
-Version 2 adds the aligned frame (``representation["axis_depths_mm"]``, null for showers on
+Versions: 2 added the aligned frame (``representation["axis_depths_mm"]``, null for showers on
 the grid; the networks then take the axis offsets as more conditions) and the flow's profile
-variables (``architecture["sections"]``, buffers ``prof_mean`` and ``prof_std``). A calopt
-that reads only version 1 cannot generate such a model's showers, hence the new version;
-version 1 files (on the grid, no profile variables) are still read.
+variables (``architecture["sections"]``, buffers ``prof_mean`` and ``prof_std``); 3 stores a
+flow's networks as pairs of coupling transforms (:func:`calopt.simulation.surrogates.flow.
+coupling_flow`) instead of masked autoregressive ones. Versions 1 and 2 are still read (a
+flow's state is converted on loading, exactly).
 """
 
 from __future__ import annotations
@@ -30,19 +32,20 @@ from typing import Any
 from calopt.errors import CaloptInputError, FileFormatError
 from calopt.files import atomic_path
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MODEL_TYPES", "load_checkpoint", "save_checkpoint"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "calopt-surrogate"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
-MODEL_TYPES = ("wgan", "flow", "adagan")
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 def save_checkpoint(path: str | os.PathLike[str], ck: dict[str, Any]) -> Path:
     import torch
 
+    from calopt.simulation.surrogates.registry import MODEL_TYPES
+
     path = Path(path)
-    ck = {"format": FORMAT, "format_version": FORMAT_VERSION, **ck}
+    ck = {**ck, "format": FORMAT, "format_version": FORMAT_VERSION}
     if ck.get("model_type") not in MODEL_TYPES:
         raise ValueError(f"unknown model_type {ck.get('model_type')!r}")
     _check_plain(ck, "checkpoint")
@@ -97,6 +100,8 @@ def load_checkpoint(path: str | os.PathLike[str], model_type: str | None = None)
             f"{str(path)!r} has {FORMAT} format_version {ck.get('format_version')!r}; "
             f"this calopt reads versions {', '.join(str(v) for v in READABLE_VERSIONS)}"
         )
+    from calopt.simulation.surrogates.registry import MODEL_TYPES
+
     found = ck.get("model_type")
     if found not in MODEL_TYPES:
         raise FileFormatError(

@@ -33,7 +33,7 @@ offset whose standard deviation is the scatter of the training showers' section 
 the fit (half the 16-84 % range), measured in ``TIME_BINS`` bins of ln E (interpolated
 between the bin centres), and kept above a quarter of the fitted time. Without the offsets
 the spread of the mean shower time was 23 % too small. The offsets are independent normals,
-except for a flow with profile variables (:class:`calopt.simulation.surrogates.models.
+except for a flow with profile variables (:class:`calopt.simulation.surrogates.flow.
 FlowModel`), which learns them with the shower from the training showers' ``time_res``.
 """
 
@@ -213,17 +213,26 @@ def axis_context(u: np.ndarray) -> np.ndarray:
     return (2.0 * u).reshape(len(u), -1).astype(np.float32)
 
 
-def shift_sections(x: np.ndarray, k: np.ndarray, sign: int) -> np.ndarray:
+def shift_sections(x: np.ndarray, k: np.ndarray, sign: int, out: np.ndarray | None = None) -> np.ndarray:
     """Section images (N, S, H, W) moved by ``-sign * k`` cells (k: (N, S, 2) as x, y), zeros
-    where nothing comes in: ``sign`` = +1 brings the axis to the grid centre (the aligned
-    frame of the model), -1 moves an aligned shower back."""
+    where nothing comes in: ``sign`` = +1 brings the axis to the grid centre (the aligned frame
+    of the model), -1 moves an aligned shower back. Written into ``out`` (of x's shape) when
+    given. The sections that move by the same shift are copied together, as one slice."""
     n, S, H, W = x.shape
-    ii = np.arange(H)[None, None, :] + sign * k[:, :, 1:2]  # (N, S, H)
-    jj = np.arange(W)[None, None, :] + sign * k[:, :, 0:1]
-    ok = ((ii >= 0) & (ii < H))[:, :, :, None] & ((jj >= 0) & (jj < W))[:, :, None, :]
-    out = x[np.arange(n)[:, None, None, None], np.arange(S)[None, :, None, None],
-            np.clip(ii, 0, H - 1)[:, :, :, None], np.clip(jj, 0, W - 1)[:, :, None, :]]  # fmt: skip
-    return np.where(ok, out, np.zeros((), dtype=x.dtype))
+    out = np.zeros_like(x) if out is None else out
+    out[...] = 0
+    src, dst = x.reshape(n * S, H, W), out.reshape(n * S, H, W)
+    moves = (-sign * np.asarray(k)).reshape(n * S, 2)
+    shifts, which = np.unique(moves, axis=0, return_inverse=True)
+    order = np.argsort(which.reshape(-1), kind="stable")
+    bounds = np.searchsorted(which.reshape(-1)[order], np.arange(len(shifts) + 1))
+    for (dx, dy), a, b in zip(shifts, bounds[:-1], bounds[1:]):
+        if abs(dx) >= W or abs(dy) >= H:
+            continue
+        idx = order[a:b]
+        dst[idx, max(dy, 0) : H + min(dy, 0), max(dx, 0) : W + min(dx, 0)] = \
+            src[idx, max(-dy, 0) : H - max(dy, 0), max(-dx, 0) : W - max(dx, 0)]  # fmt: skip
+    return out
 
 
 def time_residuals(sh: Showers, cos_t: np.ndarray, rows: np.ndarray, a: np.ndarray, b: np.ndarray,
