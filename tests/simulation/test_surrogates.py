@@ -478,22 +478,21 @@ def test_masked_flows_of_old_checkpoints_convert_exactly(features):
         torch.testing.assert_close(flow(c).log_prob(x), maf(c).log_prob(x), rtol=1e-4, atol=1e-4)
 
 
-def test_the_shipped_flow_is_its_masked_flow():
-    """The shipped checkpoint (format version 2) loads into the coupling layout, sampling what
-    its masked flow samples."""
-    from calopt.simulation.surrogates.checkpoint import load_checkpoint
-
-    ck = load_checkpoint(DEFAULT_MODEL)
-    sim = load_surrogate()
+def test_version_2_flow_checkpoints_load_converted(models, tmp_path):
+    """A flow checkpoint of format version 2 (its flow a two-pass masked one) is simulated
+    with the equivalent coupling flow: the same latent-to-shower map."""
+    ck = load_checkpoint(models["flow"])
+    net = load_surrogate(models["flow"]).net
     arch = ck["architecture"]
-    if ck["format_version"] >= 3:
-        pytest.skip("the shipped checkpoint is stored in the coupling layout")
-    n = sim.net.n_features
-    maf = _maf(n, arch["n_cond"], arch["transforms"], arch["flow_hidden"])
-    maf.load_state_dict({k[5:]: v for k, v in ck["state"].items() if k.startswith("flow.")})
-    c, z = torch.rand(200, arch["n_cond"]) * 2 - 1, torch.randn(200, n)
+    maf = _maf(net.n_features, arch["n_cond"], arch["transforms"], arch["flow_hidden"])
+    old = {k: v for k, v in ck["state"].items() if not k.startswith("flow.")}
+    old |= {f"flow.{k}": v for k, v in maf.state_dict().items()}
+    v2 = tmp_path / "v2.pt"
+    torch.save({**ck, "format_version": 2, "state": old}, v2)
+    converted = load_surrogate(v2).net
+    c, z = torch.rand(50, arch["n_cond"]) * 2 - 1, torch.randn(50, net.n_features)
     with torch.no_grad():
-        torch.testing.assert_close(sim.net.flow(c).transform.inv(z), maf(c).transform.inv(z), rtol=1e-5,
+        torch.testing.assert_close(converted.flow(c).transform.inv(z), maf(c).transform.inv(z), rtol=1e-5,
                                    atol=1e-5)  # fmt: skip
 
 

@@ -122,16 +122,20 @@ def coupling_state(state: dict[str, Tensor], features: int, context: int) -> dic
     while f"flow.transform.transforms.{k}.order" in state:
         pre = f"flow.transform.transforms.{k}"
         a = state[f"{pre}.order"] == 0
-        w = [state[f"{pre}.hyper.{i}.weight"] * state[f"{pre}.hyper.{i}.mask"] for i in (0, 2, 4)]
-        b = [state[f"{pre}.hyper.{i}.bias"] for i in (0, 2, 4)]
+        layers = sorted(int(name.split(".")[-2]) for name in state if name.startswith(f"{pre}.hyper.")
+                        and name.endswith(".weight"))  # fmt: skip
+        w = [state[f"{pre}.hyper.{i}.weight"] * state[f"{pre}.hyper.{i}.mask"] for i in layers]
+        b = [state[f"{pre}.hyper.{i}.bias"] for i in layers]
         for j, const in enumerate((a, ~a)):
-            new = f"flow.transform.transforms.{2 * k + j}"
+            new = f"flow.transform.transforms.{2 * k + j}.hyper"
             inputs = torch.cat([torch.nonzero(const).flatten(), features + torch.arange(context)])
             rows = (torch.nonzero(~const).flatten()[:, None] * total + torch.arange(total)).reshape(-1)
-            out |= {f"{new}.mask": const.clone(), f"{new}.hyper.0.weight": w[0][:, inputs].contiguous(),
-                    f"{new}.hyper.0.bias": b[0].clone(), f"{new}.hyper.2.weight": w[1].clone(),
-                    f"{new}.hyper.2.bias": b[1].clone(), f"{new}.hyper.4.weight": w[2][rows].contiguous(),
-                    f"{new}.hyper.4.bias": b[2][rows].contiguous()}  # fmt: skip
+            out[f"flow.transform.transforms.{2 * k + j}.mask"] = const.clone()
+            for i, wi, bi in zip(layers, w, b):
+                first, last = i == layers[0], i == layers[-1]
+                wi = wi[:, inputs] if first else wi
+                out[f"{new}.{i}.weight"] = (wi[rows] if last else wi).contiguous()
+                out[f"{new}.{i}.bias"] = (bi[rows] if last else bi).contiguous()
         k += 1
     return out
 
