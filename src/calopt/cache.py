@@ -1,5 +1,5 @@
 """The on-disk cache of design-independent results: shower libraries, photon regressors and
-generated crossings, each built once and reused by every design (DESIGN.md, "Reuse what is
+generated crossings, each built once and reused by every design (docs/architecture.md, "Reuse what is
 design-independent").
 
 Entries live in ``$CALOPT_CACHE`` (default ``~/.cache/calopt``), one folder per stage

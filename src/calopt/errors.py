@@ -1,5 +1,5 @@
 """Exceptions. A :class:`CaloptInputError` is a user mistake: the CLI prints its message on one
-line and exits with code 2 (DESIGN.md, command line)."""
+line and exits with code 2 (docs/cli.md)."""
 
 from __future__ import annotations
 

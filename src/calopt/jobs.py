@@ -6,7 +6,7 @@ also holds ``job.json``, the settings that fix the job. Started again with the s
 a job skips the finished chunks; with other settings it is refused, so that no part of one
 run is mixed into another. The caller merges the parts into ``OUT`` and removes the folder.
 
-Parallel work goes through Dask (DESIGN.md): a LocalCluster of single-threaded worker
+Parallel work goes through Dask (docs/architecture.md, principles): a LocalCluster of single-threaded worker
 processes, or any scheduler address. Chunk functions must be top-level functions taking
 ``(settings_json, k, parts_dir)`` so that they can be shipped to workers, and must derive all
 their randomness from the settings and ``k``: the output then does not depend on the number

@@ -197,7 +197,7 @@ class EvaluationResult:
         return self.metrics[name]
 
     def to_json(self) -> dict[str, Any]:
-        """The ``calopt evaluate --json`` document (its keys are a contract: DESIGN.md)."""
+        """The ``calopt evaluate --json`` document (its keys are a contract: docs/formats.md)."""
         m = self.metrics
         out: dict[str, Any] = {
             "design": self.design,

@@ -1,1 +1,1 @@
-"""The ``calopt`` command line: one module per command group (DESIGN.md, command line)."""
+"""The ``calopt`` command line: one module per command group (docs/cli.md)."""

@@ -21,7 +21,8 @@ import typer
 
 from calopt.cli._common import JSON_OPTION, print_json
 
-cache_app = typer.Typer(help="The on-disk cache of shower libraries, regressors and events.", no_args_is_help=True)
+cache_app = typer.Typer(help="The on-disk cache of shower libraries, regressors and events.", no_args_is_help=True,
+                        rich_markup_mode=None)
 
 STAGE_OPTION = typer.Option(None, "--stage", help="Only this stage: libraries, regressors or events.")
 _SUFFIX = {"libraries": ".h5", "regressors": ".json", "events": ".h5"}

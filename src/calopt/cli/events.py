@@ -9,7 +9,7 @@ import typer
 
 from calopt.cli._common import JSON_OPTION, SEED_OPTION, print_json, progress_bar
 
-events_app = typer.Typer(help="Events: particles at the ECAL front face.", no_args_is_help=True)
+events_app = typer.Typer(help="Events: particles at the ECAL front face.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @events_app.command("generate")

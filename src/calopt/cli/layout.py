@@ -8,7 +8,7 @@ import typer
 
 from calopt.cli._common import JSON_OPTION, print_json
 
-layout_app = typer.Typer(help="ECAL wall layouts (designs).", no_args_is_help=True)
+layout_app = typer.Typer(help="ECAL wall layouts (designs).", no_args_is_help=True, rich_markup_mode=None)
 
 
 @layout_app.command("show")

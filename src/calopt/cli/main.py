@@ -25,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts give units in brackets ([mm]), not markup
 )
 app.command("technologies")(technologies)
 app.command("simulate")(simulate)

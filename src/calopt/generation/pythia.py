@@ -4,7 +4,7 @@ Settings follow physics-reference §4: ``SoftQCD:inelastic`` for minimum bias; f
 a separate instance (forced decays apply to every copy of a particle in one instance) with
 ``HardQCD:hardbbbar``, p_T-hat > 3 GeV and the forced chain B0 -> J/psi pi0, J/psi -> mu+ mu-.
 Events are generated at the origin: the luminous region (vertex z and t) is applied by
-:mod:`calopt.generation.pileup` so that each collision of a crossing gets its own vertex.
+:mod:`calopt.generation.runner` so that each collision of a crossing gets its own vertex.
 Only final-state particles moving forward (p_z > 0) are kept; neutrinos are dropped.
 """
 

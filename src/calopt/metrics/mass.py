@@ -18,7 +18,7 @@ The way an analysis does it with its simulation:
    68.3 % of the signal): comparable between designs and pile-up whatever the tails do;
 4. the pi0 efficiency counts truth-matched signal pi0s within a fixed +-30 MeV of the PDG
    mass, the same window for every design and pile-up, independent of any fit;
-5. cross-checks in ``fits``: the former free Gaussian + linear fits (``pi0_free``, ``b_free``)
+5. cross-checks in ``fits``: free Gaussian + linear fits (``pi0_free``, ``b_free``)
    and the truth counts of signal and background in the window (``*.truth``). The B truth
    counts check the fitted S and B directly; the pi0 yield does not compare with them, since
    the pi0s of the rest of the b event and of pile-up peak with the signal B's.
@@ -28,7 +28,7 @@ B candidates take the pi0 candidates within +-2 sigma_eff of the pi0 signal shap
 truth-count S / sqrt(S + B) of the B candidates in one B window per run, seed 1, pile-up-aware
 regressors; lhcb-run3 / upgrade2-like): +-2 sigma_eff 13.52 / 15.53 at mu = 0 (1000 crossings),
 4.22 / 6.57 at mu = 20 (1000), 4.11 / 7.09 at mu = 50 (3000), against 13.34 / 15.48, 4.17 / 6.60
-and 3.91 / 6.77 with the former +-2.5 sigma_eff -- better or equal everywhere, by 1-5 %, which
+and 3.91 / 6.77 with +-2.5 sigma_eff -- better or equal everywhere, by 1-5 %, which
 no other rule tried was: +-2.5 or 3 core sigma of the Crystal Ball (4.65, 4.83 for lhcb-run3 at
 mu = 50) lose 0.4-0.5 for upgrade2-like at mu = 20 (6.12, 6.22), the shortest interval with 80 %
 of the shape loses at mu = 20 for both (4.06, 6.27).

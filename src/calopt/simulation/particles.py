@@ -17,7 +17,7 @@ class Species:
     """A particle species: ``kind`` is the transport class (0 photon, 1 e-, 2 e+, 3 muon,
     4 charged hadron, 5 neutral hadron); ``lambda_scale`` the nuclear interaction length in
     units of the nucleon lambda_I (0 = no nuclear interaction); ``em_e0`` [GeV] the scale of
-    Groom's electromagnetic-fraction formula (see :mod:`calopt.simulation.cascade.hadrons`)."""
+    Groom's electromagnetic-fraction formula (see :mod:`calopt.simulation.cascade.simulator`)."""
 
     name: str
     pdg: int

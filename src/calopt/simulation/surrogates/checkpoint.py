@@ -1,4 +1,4 @@
-"""The ``calopt-surrogate`` v2 checkpoint: one ``torch.save`` file of plain containers and
+"""The ``calopt-surrogate`` checkpoint (format version 3): one ``torch.save`` file of plain containers and
 tensors, read back with ``torch.load(..., weights_only=True)`` (no pickled code).
 
 Keys: ``format`` (``"calopt-surrogate"``), ``format_version`` (3), ``model_type`` (a type of

@@ -71,7 +71,7 @@ RES_TAIL_FRACTION = 1e-3  # cells below this mean energy fraction are the tails 
 class SplineTransform(MonotonicRQSTransform):
     """zuko's monotonic rational-quadratic spline, its knots computed with exp and a sum instead
     of ``torch.softmax``: over a last dimension of 8 entries torch's CPU softmax is ~12x slower
-    than the two plain operations, and it was half the flow's sampling time. zuko's
+    than the two plain operations, and would take half the flow's sampling time. zuko's
     parametrisation (soft clamp, bound, minimum slope) and its ``_call``, ``_inverse`` and
     Jacobian are unchanged; the state dicts are those of zuko's own spline. After the soft
     clamp the unconstrained widths and heights lie within |ln slope| / 2 = 3.5 of 0, so exp
