@@ -15,8 +15,7 @@ import argparse
 import time
 
 from calopt.detector.technologies import get_technology
-from calopt.simulation.base import get_simulator
-from calopt.simulation.cascade.simulator import shower_seeds
+from calopt.simulation.base import get_simulator, shower_seeds
 from calopt.simulation.runner import RunSpec, sample_particles
 
 TECH = "lhcb-shashlik"

@@ -5,7 +5,6 @@ import pytest
 
 from calopt.detector import get_technology
 from calopt.simulation.cascade.kernel import DIAG
-from calopt.simulation.cascade.simulator import shower_seeds
 from tests.conftest import gun
 
 BALANCE = [DIAG.DEPOSITED, DIAG.BACK, DIAG.REAR, DIAG.LATERAL]
@@ -27,19 +26,6 @@ def test_positron_annihilation_energy(sim, shashlik):
     sh = sim.simulate(gun("e+", 2000.0, 10), shashlik, seed=2)
     d = sh.diagnostics["energy_balance"]
     np.testing.assert_allclose(d[:, BALANCE].sum(axis=1), 2000.0 - 0.511 + 2 * 0.511, rtol=1e-5)
-
-
-def test_reproducible_and_independent_of_batching(sim, shashlik):
-    p = gun("gamma", 3000.0, 6, spread=20.0, seed=4)
-    a = sim.simulate(p, shashlik, seed=11)
-    b = sim.simulate(p, shashlik, seed=11)
-    np.testing.assert_array_equal(a.showers, b.showers)
-    np.testing.assert_array_equal(a.times, b.times)
-    # showers 3..5 alone, with their own seeds, equal the same showers of the full batch
-    c = sim.simulate(p[3:], shashlik, seed=11, seeds=shower_seeds(11, 3, 3))
-    np.testing.assert_array_equal(a.showers[3:], c.showers)
-    d = sim.simulate(p, shashlik, seed=12)
-    assert not np.array_equal(a.showers, d.showers)
 
 
 def test_sampling_fraction_and_linearity(sim, shashlik):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from calopt.simulation.cascade.simulator import shower_seeds
+from calopt.simulation.base import shower_seeds
 from calopt.simulation.showers import write_showers
 from calopt.simulation.surrogates.dataset import (
     TIME_RES_CLIP,

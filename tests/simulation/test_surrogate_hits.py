@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from calopt.simulation.cascade.simulator import shower_seeds
+from calopt.simulation.base import shower_seeds
 from calopt.simulation.surrogates.dataset import time_of
 from calopt.simulation.surrogates.flow import FlowModel
 from calopt.simulation.surrogates.hits import apply_hits, calibrate_hits, single_hit_moments

@@ -12,8 +12,7 @@ import torch
 
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError, FileFormatError
-from calopt.simulation.base import AVAILABLE, get_simulator
-from calopt.simulation.cascade.simulator import shower_seeds
+from calopt.simulation.base import AVAILABLE, get_simulator, shower_seeds
 from calopt.simulation.particles import Particles
 from calopt.simulation.runner import RunSpec
 from calopt.simulation.showers import Showers, read_showers, write_showers
@@ -133,14 +132,6 @@ def test_models_sample_showers_on_the_full_grid(models, model_type):
     assert ((sh.times > 0) == (sh.showers > 0)).all()
     assert sh.attrs["generator"] == f"surrogate-{model_type}" and sh.attrs["technology"] == TECH.name
     np.testing.assert_array_equal(sh.incident_energies[:, 0], p.energies)
-    # deterministic in the seed, different for another seed
-    np.testing.assert_array_equal(sim.simulate(p, TECH, 7).showers, sh.showers)
-    assert not np.array_equal(sim.simulate(p, TECH, 8).showers, sh.showers)
-    # per-particle seeds: a shower does not depend on the batch it is generated in
-    seeds = shower_seeds(7, 0, 20)
-    full = sim.simulate(p, TECH, 7, seeds=seeds).showers
-    part = sim.simulate(p[5:9], TECH, 7, seeds=seeds[5:9]).showers
-    np.testing.assert_allclose(part, full[5:9], rtol=1e-4, atol=1e-4)
 
 
 def test_training_is_reproducible_and_round_trips(data_file, models, tmp_path):

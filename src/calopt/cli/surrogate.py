@@ -68,16 +68,13 @@ def _generate(model: str, ref: Any, seed: int, quiet: bool) -> tuple[Any, float]
     """Simulate the reference's particles with backend ``model``; per-shower seeds as in
     ``calopt simulate``, so the result does not depend on the chunking."""
     from calopt.detector.technologies import get_technology
-    from calopt.simulation.base import get_simulator
-    from calopt.simulation.cascade.simulator import shower_seeds
+    from calopt.simulation.base import get_simulator, shower_seeds
     from calopt.simulation.showers import concatenate
 
     sim = get_simulator(model)
     tech = get_technology(str(ref.attrs["technology"]))
     particles = ref.particles()
-    check = getattr(sim, "check_particles", None)
-    if check is not None:
-        check(particles.pdg)
+    sim.check_particles(particles.pdg)
     n = len(particles)
     parts = []
     t0 = time.perf_counter()

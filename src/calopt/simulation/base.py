@@ -1,20 +1,35 @@
 """The simulation stage's interface: a :class:`ShowerSimulator` turns particles entering one
-module technology into showers on that technology's fine grid (DESIGN.md, stage 2)."""
+module technology into showers on that technology's fine grid (DESIGN.md, stage 2).
+
+Every backend (``cascade``, ``gflash``, ``library``, a ``surrogate`` checkpoint) implements the
+whole protocol, so that the runner, the library builder and the command line call it without
+probing; :class:`SimulatorDefaults` gives the members a backend has nothing special to do for.
+Per-shower seeds come from :func:`shower_seeds`, the same for every backend, so that a shower
+depends only on (run seed, index) and not on chunking or workers.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from calopt.cache import file_digest
 from calopt.detector.technologies import Technology
 from calopt.errors import CaloptInputError
-from calopt.simulation.particles import Particles
-from calopt.simulation.showers import Showers
+from calopt.simulation.particles import Particles, species
+from calopt.simulation.showers import Showers, shower_attrs
 
-__all__ = ["BACKENDS", "ShowerSimulator", "get_simulator"]
+__all__ = [
+    "AVAILABLE",
+    "BACKENDS",
+    "ShowerSimulator",
+    "SimulatorDefaults",
+    "backend_identity",
+    "get_simulator",
+    "shower_seeds",
+]
 
 BACKENDS = ("cascade", "gflash", "library", "surrogate")
 AVAILABLE = ("cascade", "gflash", "library", "surrogate")
@@ -22,18 +37,67 @@ AVAILABLE = ("cascade", "gflash", "library", "surrogate")
 
 @runtime_checkable
 class ShowerSimulator(Protocol):
-    """Anything with a ``name`` and ``simulate(particles, technology, seed) -> Showers``.
+    """A simulation backend: everything the runner, the library builder and the command line
+    call on one.
 
-    ``simulate`` must be deterministic in ``seed`` and return showers whose i-th entry
-    belongs to the i-th particle, on ``technology``'s fine grid and sections. ``seeds``, when
-    given, are per-particle seeds (so that a shower does not depend on how a run is chunked).
+    * ``name``: the backend's name;
+    * ``attrs(tech, seed)``: the attributes of the shower file of its showers of ``tech`` made
+      with ``seed`` (at least :data:`~calopt.simulation.showers.REQUIRED_ATTRS`);
+    * ``check_particles(pdg)``: refuse, with a one-line :class:`~calopt.errors.CaloptInputError`,
+      species (PDG ids) the backend cannot simulate;
+    * ``check_run(technology, particle, e_lo_gev, e_hi_gev, theta_max)``: refuse the settings of
+      a run (technology name, species name, total energies in GeV, maximum polar angle in rad)
+      outside what the backend can simulate, before anything is simulated;
+    * ``simulate(particles, tech, seed, *, seeds=None)``: the showers. Deterministic in ``seed``;
+      the i-th shower belongs to the i-th particle, on ``tech``'s fine grid and sections.
+      ``seeds``, when given, are per-particle seeds (a slice of :func:`shower_seeds`), so that a
+      shower does not depend on how a run is chunked.
     """
 
     name: str
 
+    def attrs(self, tech: Technology, seed: int) -> dict[str, Any]: ...
+
+    def check_particles(self, pdg: np.ndarray) -> None: ...
+
+    def check_run(
+        self, technology: str, particle: str, e_lo_gev: float, e_hi_gev: float, theta_max: float
+    ) -> None: ...
+
     def simulate(
         self, particles: Particles, tech: Technology, seed: int, *, seeds: np.ndarray | None = None
     ) -> Showers: ...
+
+
+class SimulatorDefaults:
+    """The protocol members a backend has nothing special to do for: the standard file
+    attributes, no species refused, and a run refused only for a species that
+    :meth:`check_particles` refuses. A backend overrides what it restricts or records more of."""
+
+    name: str
+
+    def attrs(self, tech: Technology, seed: int) -> dict[str, Any]:
+        """The standard shower-file attributes with this backend as ``generator``."""
+        return shower_attrs(tech, self.name, seed)
+
+    def check_particles(self, pdg: np.ndarray) -> None:
+        """Every species is simulated: nothing to refuse."""
+
+    def check_run(self, technology: str, particle: str, e_lo_gev: float, e_hi_gev: float, theta_max: float) -> None:
+        """Refuse a run only for its species (any technology, energy and angle is simulated)."""
+        self.check_particles(np.array([species(particle).pdg]))
+
+
+def shower_seeds(seed: int, start: int, n: int) -> np.ndarray:
+    """Per-shower 32-bit seeds for showers start .. start+n-1 of a run with ``seed``: shower i's
+    seed depends only on (``seed``, i), so any slice of a run can be simulated on its own."""
+    return np.array(
+        [
+            np.random.SeedSequence([int(seed), 0x5EED, i]).generate_state(1, dtype=np.uint32)[0]
+            for i in range(start, start + n)
+        ],
+        dtype=np.uint32,
+    )
 
 
 def get_simulator(backend: str) -> ShowerSimulator:

@@ -65,7 +65,6 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 from scipy.special import gammainc, gammaincinv, ndtri
@@ -73,8 +72,9 @@ from scipy.special import gammainc, gammaincinv, ndtri
 from calopt.constants import SPEED_OF_LIGHT
 from calopt.detector.technologies import Technology
 from calopt.errors import CaloptInputError
+from calopt.simulation.base import SimulatorDefaults, shower_seeds
 from calopt.simulation.particles import Particles
-from calopt.simulation.showers import Showers, shower_attrs
+from calopt.simulation.showers import Showers
 
 __all__ = ["EM_PDG", "GFLASH_VERSION", "GFlashMedium", "GFlashSimulator"]
 
@@ -199,10 +199,11 @@ def radial_parameters(med: GFlashMedium, energy_gev: np.ndarray, tau: np.ndarray
 
 
 @dataclass
-class GFlashSimulator:
+class GFlashSimulator(SimulatorDefaults):
     """The GFlash parametrisation as a :class:`~calopt.simulation.base.ShowerSimulator` for
-    photons and electrons. Deterministic in the per-shower seeds; ``chunk`` showers are binned at
-    a time to bound memory."""
+    photons and electrons: other species are refused (:meth:`check_particles`, and through it
+    ``check_run``); any technology, energy and angle is simulated. Deterministic in the
+    per-shower seeds; ``chunk`` showers are binned at a time to bound memory."""
 
     sampling_profile: bool = True
     chunk: int = 256
@@ -257,16 +258,11 @@ class GFlashSimulator:
                 f"backend gflash simulates electromagnetic showers only (gamma, e-, e+); got PDG id(s) {bad.tolist()}"
             )
 
-    def attrs(self, tech: Technology, seed: int) -> dict[str, Any]:
-        return shower_attrs(tech, self.name, seed)
-
     def simulate(
         self, particles: Particles, tech: Technology, seed: int, *, seeds: np.ndarray | None = None
     ) -> Showers:
         """Simulate ``particles`` in ``tech``; shower i depends only on its seed (``seeds[i]``,
         else derived from (``seed``, i) as in the cascade)."""
-        from calopt.simulation.cascade.simulator import shower_seeds
-
         self.check_particles(particles.pdg)
         n = len(particles)
         if seeds is None:

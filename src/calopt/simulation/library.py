@@ -35,7 +35,6 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -43,9 +42,10 @@ from calopt.arrays import ranges
 from calopt.cache import build_once, cache_key, stage_dir
 from calopt.detector.technologies import Technology, get_technology
 from calopt.errors import CaloptInputError
+from calopt.simulation.base import SimulatorDefaults
 from calopt.simulation.particles import Particles, species
 from calopt.simulation.showers import FORMAT_VERSION as SHOWERS_FORMAT_VERSION
-from calopt.simulation.showers import Showers, concatenate, read_showers, shower_attrs, write_showers
+from calopt.simulation.showers import Showers, concatenate, read_showers, write_showers
 
 __all__ = [
     "CLASSES",
@@ -139,8 +139,7 @@ def build_library(spec: LibrarySpec, path: Path, *, progress: Callable[[int, int
     honest) and write it to ``path``. Shower i has its own seed, so the order does not matter.
     The attributes record the spec (``library``) and the generator's identity
     (``generator_identity``, :func:`calopt.simulation.base.backend_identity`)."""
-    from calopt.simulation.base import backend_identity, get_simulator
-    from calopt.simulation.cascade.simulator import shower_seeds
+    from calopt.simulation.base import backend_identity, get_simulator, shower_seeds
 
     spec.validate()
     tech = get_technology(spec.technology)
@@ -275,9 +274,10 @@ def get_library(
 
 
 @dataclass
-class LibrarySimulator:
+class LibrarySimulator(SimulatorDefaults):
     """Nearest-shower library backend. The grid defaults to the readout's
-    (:class:`LibrarySpec`); ``folder`` overrides the cache folder."""
+    (:class:`LibrarySpec`); ``folder`` overrides the cache folder. Every species has a library
+    class and every energy and angle a nearest grid point, so it refuses nothing."""
 
     energies: tuple[float, ...] = LibrarySpec.energies
     angles: tuple[float, ...] = LibrarySpec.angles
@@ -295,9 +295,6 @@ class LibrarySimulator:
         if key not in self._libs:
             self._libs[key] = get_library(self.spec(tech, particle_class), folder=self.folder)
         return self._libs[key]
-
-    def attrs(self, tech: Technology, seed: int) -> dict[str, Any]:
-        return shower_attrs(tech, self.name, seed)
 
     def simulate(
         self, particles: Particles, tech: Technology, seed: int, *, seeds: np.ndarray | None = None

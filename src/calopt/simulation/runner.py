@@ -2,7 +2,7 @@
 
 A run is fixed by its :class:`RunSpec`. Shower ``i`` depends only on (seed, i): its
 conditions come from one generator seeded by the run seed, and its transport from its own
-seed (:func:`~calopt.simulation.cascade.simulator.shower_seeds`). The output therefore does
+seed (:func:`~calopt.simulation.base.shower_seeds`). The output therefore does
 not depend on the number of workers or on how often the run was interrupted.
 
 Chunks of ``chunk_size`` showers are written atomically to ``OUT.parts/`` as they finish; a
@@ -23,7 +23,7 @@ import numpy as np
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
 from calopt.jobs import ChunkedJob
-from calopt.simulation.base import ShowerSimulator, get_simulator
+from calopt.simulation.base import ShowerSimulator, get_simulator, shower_seeds
 from calopt.simulation.particles import Particles, species
 from calopt.simulation.showers import concatenate, is_shower_file, read_showers, write_showers
 
@@ -48,10 +48,8 @@ class RunSpec:
     def validate(self) -> None:
         get_technology(self.technology)
         species(self.particle)
-        sim = get_simulator(self.backend) if self.backend != "cascade" else None  # clear error if unavailable
-        check = getattr(sim, "check_particles", None)  # backends limited to some species
-        if check is not None:
-            check(np.array([species(self.particle).pdg]))
+        sim = get_simulator(self.backend)  # a clear error if unavailable
+        sim.check_particles(np.array([species(self.particle).pdg]))
         if self.n <= 0:
             raise CaloptInputError(f"--n must be a positive number of showers, got {self.n}")
         if self.chunk_size <= 0:
@@ -74,9 +72,7 @@ class RunSpec:
                 f"energy {e_min} GeV is below the {self.particle} mass ({mass_gev:.4f} GeV); "
                 "energies are total energies"
             )
-        check_run = getattr(sim, "check_run", None)
-        if check_run is not None:  # trained backends refuse settings outside their training range
-            check_run(self.technology, self.particle, e_min, e_max, self.theta_max)
+        sim.check_run(self.technology, self.particle, e_min, e_max, self.theta_max)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -122,8 +118,6 @@ _SIMULATORS: dict[str, ShowerSimulator] = {}  # one per worker process, with its
 def simulate_chunk(spec_json: str, k: int, parts_dir: str) -> str:
     """Simulate chunk ``k`` of a run and write it atomically; returns the part's path.
     A top-level function so that Dask can ship it to workers."""
-    from calopt.simulation.cascade.simulator import shower_seeds
-
     spec = RunSpec.from_json(spec_json)
     sim = _SIMULATORS.get(spec.backend)
     if sim is None:

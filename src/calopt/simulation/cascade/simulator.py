@@ -26,6 +26,7 @@ import numpy as np
 
 from calopt.detector.technologies import Technology
 from calopt.materials import get_material
+from calopt.simulation.base import SimulatorDefaults, shower_seeds
 from calopt.simulation.cascade.kernel import DIAG, simulate_batch
 from calopt.simulation.cascade.physics import Cuts, build_tables
 from calopt.simulation.particles import BY_PDG, Particles
@@ -68,8 +69,9 @@ def _landau_quantiles(n: int = 2001, u_max: float = 0.98) -> tuple[np.ndarray, f
 
 
 @dataclass
-class CascadeSimulator:
+class CascadeSimulator(SimulatorDefaults):
     """Particle-level EM cascade with parametrised hadrons; see the package documentation.
+    It simulates every species at any energy and angle, so it refuses nothing.
 
     ``cuts`` are the production/tracking thresholds (MeV); the defaults keep the validation
     of ``calopt validate`` (sampling fraction, resolution, profiles) while a 10 GeV photon
@@ -110,6 +112,7 @@ class CascadeSimulator:
         return prep
 
     def attrs(self, tech: Technology, seed: int) -> dict[str, Any]:
+        """The standard attributes plus the production/tracking cuts (``cuts_MeV``)."""
         cuts = np.array([self.cuts.photon, self.cuts.delta, self.cuts.electron])
         return shower_attrs(tech, self.name, seed, cuts_MeV=cuts)
 
@@ -171,14 +174,3 @@ def n_profile_bins(tech: Technology) -> int:
     """Bins of the longitudinal-profile diagnostic: one per period of a layered module (so that
     every bin holds one active layer), else :data:`N_PROFILE`."""
     return tech.n_periods if tech.structure == "layers" else N_PROFILE
-
-
-def shower_seeds(seed: int, start: int, n: int) -> np.ndarray:
-    """Per-shower 32-bit seeds for showers start .. start+n-1 of a run with ``seed``."""
-    return np.array(
-        [
-            np.random.SeedSequence([int(seed), 0x5EED, i]).generate_state(1, dtype=np.uint32)[0]
-            for i in range(start, start + n)
-        ],
-        dtype=np.uint32,
-    )

@@ -80,15 +80,19 @@ class ConditionSpace:
     def species_names(self) -> str:
         return ", ".join(species_name(p) for p in self.pdgs)
 
+    def check_species(self, pdg: np.ndarray) -> None:
+        """Raise :class:`CaloptInputError` naming the first PDG id the model does not know."""
+        pdg = np.asarray(pdg)
+        known = np.isin(pdg, np.array(self.pdgs))
+        if not known.all():
+            name = species_name(int(pdg[~known][0]))
+            raise CaloptInputError(f"surrogate trained on {self.species_names()} only, got particle {name}")
+
     def check(self, p: Particles) -> None:
         """Raise :class:`CaloptInputError` naming the first value outside the training range."""
         if not len(p):
             return
-        known = np.isin(p.pdg, np.array(self.pdgs))
-        if not known.all():
-            bad = int(p.pdg[~known][0])
-            name = species_name(bad)
-            raise CaloptInputError(f"surrogate trained on {self.species_names()} only, got particle {name}")
+        self.check_species(p.pdg)
         lo, hi = self.energy_range
         e = p.energies
         bad_e = (e < lo * (1 - _TOL)) | (e > hi * (1 + _TOL))

@@ -22,6 +22,7 @@ import numpy as np
 
 from calopt.detector.technologies import Technology
 from calopt.errors import CaloptInputError
+from calopt.simulation.base import SimulatorDefaults, shower_seeds
 from calopt.simulation.particles import Particles, species
 from calopt.simulation.showers import Showers, shower_attrs
 from calopt.simulation.surrogates.calibration import apply_response
@@ -58,8 +59,11 @@ def place_sections(inner: np.ndarray, k: np.ndarray, t_sec: np.ndarray, showers:
     np.multiply(showers > 0, t_sec.astype(np.float32)[:, :, None, None], out=times)
 
 
-class SurrogateSimulator:
-    """Generates showers with the model of a ``calopt-surrogate`` checkpoint ``ck``."""
+class SurrogateSimulator(SimulatorDefaults):
+    """Generates showers with the model of a ``calopt-surrogate`` checkpoint ``ck``. A model
+    never extrapolates: species, energies, angles, entry points and technologies outside its
+    training range are refused (:meth:`check_particles`, :meth:`check_run`, and every
+    :meth:`simulate`)."""
 
     name = "surrogate"
 
@@ -88,6 +92,10 @@ class SurrogateSimulator:
         self._check_technology(tech.name)
         self.space.check(particles)
 
+    def check_particles(self, pdg: np.ndarray) -> None:
+        """Refuse species the model was not trained on."""
+        self.space.check_species(pdg)
+
     def check_run(self, technology: str, particle: str, e_lo_gev: float, e_hi_gev: float, theta_max: float) -> None:
         """Refuse the settings of a run outside the training range before simulating anything."""
         self._check_technology(technology)
@@ -99,6 +107,8 @@ class SurrogateSimulator:
                                    f"{self.technology!r}, not {technology!r}")  # fmt: skip
 
     def attrs(self, tech: Technology, seed: int) -> dict[str, Any]:
+        """The standard attributes, the model type in ``generator`` and the checkpoint's file
+        name (``surrogate_model``)."""
         return shower_attrs(tech, f"surrogate-{self.model_type.name}", seed, surrogate_model=self.source)
 
     def _fill(self, particles: Particles, rngs: list[np.random.Generator], showers: np.ndarray,
@@ -135,8 +145,6 @@ class SurrogateSimulator:
                  seeds: np.ndarray | None = None) -> Showers:  # fmt: skip
         """Showers of ``particles`` in ``tech`` (the model's technology and grid), shower i from
         ``seeds[i]`` (default: derived from (``seed``, i))."""
-        from calopt.simulation.cascade.simulator import shower_seeds
-
         self.check_conditions(particles, tech)
         n = len(particles)
         seeds = shower_seeds(seed, 0, n) if seeds is None else np.asarray(seeds)

@@ -156,7 +156,7 @@ def _calibrations(ck: dict[str, Any], ds: TrainingSet, s: dict[str, Any]) -> dic
     training sample has enough tail deposits for it)."""
     import torch
 
-    from calopt.simulation.cascade.simulator import shower_seeds
+    from calopt.simulation.base import shower_seeds
     from calopt.simulation.surrogates.calibration import apply_response, calibrate_response
     from calopt.simulation.surrogates.hits import calibrate_hits
     from calopt.simulation.surrogates.noise import shower_rngs
