@@ -15,7 +15,8 @@ from calopt.cli.surrogate_train import calibrate, sample, train
 from calopt.errors import CaloptInputError
 
 surrogate_app = typer.Typer(
-    help="Generative fast simulation: train, calibrate, sample, evaluate against the cascade MC.", no_args_is_help=True
+    help="Generative fast simulation: train, calibrate, sample, evaluate against the cascade MC.", no_args_is_help=True,
+    rich_markup_mode=None,
 )
 surrogate_app.command("train")(train)
 surrogate_app.command("calibrate")(calibrate)

@@ -5,9 +5,9 @@ stand for electrons; ``hadron``: pi-, which also stands for other hadrons; ``muo
 on a grid of energies and incidence angles (theta_x, theta_y >= 0; negative angles are
 served by mirroring the shower) with ``n_per_point`` random entry points each. It is stored
 as a ``calopt-showers`` file with the extra datasets ``grid_energy_index`` and
-``grid_angle_index`` and cached on disk (``<cache>/libraries/<technology>-<class>-<key>.h5``)
-under a key made of its settings, :data:`LIBRARY_VERSION` and its generator's identity
-(:meth:`LibrarySpec.key`).
+``grid_angle_index`` (in its ``diagnostics`` group) and cached on disk
+(``<cache>/libraries/<technology>-<class>-<key>.h5``) under a key made of its settings,
+:data:`LIBRARY_VERSION` and its generator's identity (:meth:`LibrarySpec.key`).
 
 A lookup picks, for a particle of energy E, direction (theta_x, theta_y) and entry offset
 (dx, dy) from the nearest fine-grid corner, the grid point nearest in log E and angle, then

@@ -134,7 +134,7 @@ class SurrogateSimulator(SimulatorDefaults):
             z = sample.tau.astype(np.float64) if sample.tau is not None else normals(rngs, S, np.float64)
             t_sec = time_of(ta, tb, e, d[:, 2], np.asarray(tm["sigma"], dtype=np.float64)[rows],
                             np.asarray(tm["lne"], dtype=np.float64), z)  # fmt: skip
-        else:  # checkpoints from before the time scatter
+        else:  # checkpoints without a time scatter
             t_sec = time_of(ta, tb, e, d[:, 2])
         if self.hit_model is not None:  # a flow's section fractions are kept through the hits
             apply_hits(cells, rngs, cond[:, 0], rows, self.hit_model, sections=S if sample.tau is not None else 1)
