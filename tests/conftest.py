@@ -5,17 +5,34 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import calopt.simulation.library as library
 from calopt.detector import get_technology
 from calopt.simulation.cascade import CascadeSimulator
 from calopt.simulation.particles import Particles, species
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_cache(tmp_path_factory):
+    """One CALOPT_CACHE for the whole test session, set before the first test and for every
+    test: shower libraries, regressors and events built by one test are reused by the next, and
+    no test reads or writes the user's cache. What the folder holds depends on which tests ran
+    before (their selection and order vary): a test that asserts on the cache's content uses
+    ``fresh_cache`` instead."""
+    path = tmp_path_factory.mktemp("cache", numbered=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CALOPT_CACHE", str(path))
+        yield path
+
+
 @pytest.fixture
-def shared_cache(tmp_path_factory, monkeypatch):
-    """One CALOPT_CACHE for the whole test session: shower libraries, regressors and events built
-    by one test are reused by the next."""
-    path = tmp_path_factory.getbasetemp() / "cache"
+def fresh_cache(tmp_path_factory, monkeypatch):
+    """An empty CALOPT_CACHE of the test's own, with no shower library held in memory (a
+    library loaded from another folder would be used without a file here), for a test that
+    asserts on what the cache holds before and after it runs. The shared cache and the loaded
+    libraries come back after the test."""
+    path = tmp_path_factory.mktemp("fresh-cache")
     monkeypatch.setenv("CALOPT_CACHE", str(path))
+    monkeypatch.setattr(library, "_LOADED", {})
     return path
 
 

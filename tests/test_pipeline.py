@@ -18,8 +18,6 @@ EVALUATE_KEYS = [
     "events_with_pi0_candidate", "timing_seconds", "settings",
 ]  # fmt: skip
 
-pytestmark = pytest.mark.usefixtures("shared_cache")
-
 
 def _run(argv, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -28,6 +26,7 @@ def _run(argv, capsys):
     return exc.value.code, out, err
 
 
+@pytest.mark.integration
 def test_evaluate_end_to_end(tmp_path, capsys):
     code, out, _ = _run(["evaluate", "lhcb-run3", "--quick", "--events", "150", "--n-resolution", "300",
                          "--plots", str(tmp_path), "--json"], capsys)  # fmt: skip
@@ -51,6 +50,7 @@ def test_evaluate_end_to_end(tmp_path, capsys):
     assert {p.name for p in tmp_path.iterdir()} >= {"pi0.png", "b.png", "energy_resolution.png", "evaluate.json"}
 
 
+@pytest.mark.integration
 def test_evaluate_reports_failed_fits(capsys):
     code, out, _ = _run(
         ["evaluate", "lhcb-run3", "--quick", "--events", "5", "--n-resolution", "100", "--json"], capsys
@@ -61,9 +61,10 @@ def test_evaluate_reports_failed_fits(capsys):
     assert "too few" in r["fits"]["pi0"]["reason"]
 
 
-def test_evaluate_trains_pileup_aware_regressors(shared_cache, capsys):
+@pytest.mark.integration
+def test_evaluate_trains_pileup_aware_regressors(fresh_cache, capsys):
     def pileup_models():
-        return {p.name for p in (shared_cache / "regressors").glob("*.json") if '"pileup": 3.0' in p.read_text()}
+        return {p.name for p in (fresh_cache / "regressors").glob("*.json") if '"pileup": 3.0' in p.read_text()}
 
     base = ["evaluate", "lhcb-run3", "--quick", "--events", "5", "--n-resolution", "100", "--pileup", "3", "--json"]
     code, out, _ = _run([*base, "--no-pileup-aware-regressors"], capsys)

@@ -164,7 +164,8 @@ def test_a_text_file_is_not_a_surrogate(tmp_path, capsys):
     assert not (tmp_path / "s.h5").exists()
 
 
-def test_demo_runs_the_whole_cycle(tmp_path, capsys, shared_cache):
+@pytest.mark.integration
+def test_demo_runs_the_whole_cycle(tmp_path, capsys):
     """The README's main job: showers, evaluate, a BO campaign and the report, end to end."""
     with pytest.raises(SystemExit) as exc:
         main(["demo", "--out", str(tmp_path / "demo"), "--workers", "1"])

@@ -274,7 +274,8 @@ def test_cli_refuses_bad_input_without_damaging_the_database(tmp_path, capsys):
         CampaignStore(tmp_path / "y.sqlite")
 
 
-def test_campaign_end_to_end(tmp_path, capsys, shared_cache):
+@pytest.mark.integration
+def test_campaign_end_to_end(tmp_path, capsys):
     """The real pipeline: three evaluations of small designs, the report, from the command line.
     Every trial must succeed: 150 crossings give about 60 truth-matched pi0 candidates for the
     signal shape of the pi0 peak, twice the 30 that it needs (60 crossings give 25: no peak)."""

@@ -11,9 +11,6 @@ from calopt.simulation.library import LibrarySpec, get_library
 TINY = {"library_energies": (1.0, 8.0), "library_angles": (0.0, 0.2), "library_n_per_point": 2}
 
 
-pytestmark = pytest.mark.usefixtures("shared_cache")
-
-
 def test_channel_map_lhcb_run3():
     cm = CellMap(load_design("lhcb-run3"))
     assert cm.n_channels == 6064 and len(cm.table["x"]) == 6064

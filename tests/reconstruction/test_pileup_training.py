@@ -20,8 +20,6 @@ from calopt.reconstruction.regression import (
 SETTINGS = ReadoutSettings(library_energies=(1.0, 5.0, 25.0), library_angles=(0.0, 0.2), library_n_per_point=2)
 TRAIN = TrainingSettings(n_train=120, seed=4, energy_range=(2.0, 20.0), pileup=20.0, pileup_crossings=8)
 
-pytestmark = pytest.mark.usefixtures("shared_cache")
-
 
 @pytest.fixture
 def pileup():
@@ -75,8 +73,8 @@ def test_cache_key_unchanged_without_pileup():
     assert TrainingSettings(pileup=20.0).key_doc() != TrainingSettings(pileup=50.0).key_doc()
 
 
-def test_pileup_regressors_are_cached_separately_and_deterministic(shared_cache):
-    folder = shared_cache / "regressors"
+def test_pileup_regressors_are_cached_separately_and_deterministic(fresh_cache):
+    folder = fresh_cache / "regressors"
     xgb0, _ = get_reconstruction("lhcb-shashlik", 40.4, SETTINGS, replace(TRAIN, pileup=0.0))
     before = set(folder.glob("lhcb-shashlik-40.4-*.json"))
     xgb, par = get_reconstruction("lhcb-shashlik", 40.4, SETTINGS, TRAIN)

@@ -1,7 +1,6 @@
 """Photon reconstruction: the regressors beat the raw barycentre, and models round-trip the cache."""
 
 import numpy as np
-import pytest
 
 from calopt.detector.design import homogeneous_design
 from calopt.readout import Readout, ReadoutSettings
@@ -14,9 +13,6 @@ from calopt.reconstruction.regression import (
 )
 
 SETTINGS = ReadoutSettings(library_energies=(1.0, 5.0, 25.0), library_angles=(0.0, 0.2), library_n_per_point=2)
-
-
-pytestmark = pytest.mark.usefixtures("shared_cache")
 
 
 def _core(r):

@@ -127,6 +127,7 @@ def samples(tmp_path_factory):
     return d, ref, ref2, other
 
 
+@pytest.mark.integration
 def test_evaluate_backend_with_floor_and_plots(samples, capsys):
     d, ref, ref2, _ = samples
     argv = ["surrogate", "evaluate", "gflash", "--reference", str(ref), "--floor", str(ref2), "--n", "30",
@@ -153,6 +154,7 @@ def test_evaluate_backend_with_floor_and_plots(samples, capsys):
     assert res == res2
 
 
+@pytest.mark.integration
 def test_evaluate_a_showers_file(samples, capsys):
     _, ref, ref2, _ = samples
     code, out, _ = run(["surrogate", "evaluate", str(ref2), "--reference", str(ref), "--json"], capsys)

@@ -305,6 +305,7 @@ def run_cli(argv, capsys):
     return exc.value.code, out, err
 
 
+@pytest.mark.integration
 def test_cli_train_and_sample(data_file, tmp_path, capsys):
     model = tmp_path / "m.pt"
     argv = ["surrogate", "train", "--model", "flow", "--data", str(data_file), str(data_file)]
