@@ -15,13 +15,13 @@ import calopt.simulation.cascade.simulator as cascade
 import calopt.simulation.gflash as gflash
 import calopt.simulation.library as library
 from calopt.cache import cache_key, file_digest, stage_dir
-from calopt.cli.main import main
 from calopt.errors import CaloptInputError
 from calopt.generation.runner import EventSpec, cached_events
 from calopt.readout import ReadoutSettings
 from calopt.reconstruction.regression import TrainingSettings, get_reconstruction, regressor_key_doc
 from calopt.simulation.base import backend_identity
 from calopt.simulation.library import LibrarySpec, get_library
+from tests.helpers import run_cli
 
 SPEC = LibrarySpec("lhcb-shashlik", "em", (1.0, 5.0), (0.0,), 1)
 READOUT = ReadoutSettings(library_energies=(1.0, 5.0), library_angles=(0.0,), library_n_per_point=1)
@@ -142,13 +142,6 @@ def test_events_version_changes_the_key(monkeypatch):
     assert spec.key() != key
 
 
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
-
-
 def _fill():
     get_library(SPEC)
     cached_events(EventSpec(process="gun", n=2))
@@ -160,7 +153,7 @@ def _fill():
 
 def test_cli_list_and_clear(own_cache, capsys):
     _fill()
-    code, out, _ = run(["cache", "list", "--json"], capsys)
+    code, out, _ = run_cli(["cache", "list", "--json"], capsys)
     assert code == 0
     doc = json.loads(out)
     assert doc["cache"] == str(own_cache)
@@ -178,17 +171,17 @@ def test_cli_list_and_clear(own_cache, capsys):
     assert doc["total"] == {"entries": 3, "size_bytes": sum(e["size_bytes"] for e in doc["entries"])}
     assert doc["stages"]["libraries"] == {"entries": 1, "size_bytes": lib["size_bytes"]}
 
-    code, out, _ = run(["cache", "list"], capsys)
+    code, out, _ = run_cli(["cache", "list"], capsys)
     assert code == 0 and "lhcb-shashlik em showers by cascade-v1" in out and "total: 3 entries" in out
 
-    code, out, _ = run(["cache", "clear", "--stage", "libraries"], capsys)
+    code, out, _ = run_cli(["cache", "clear", "--stage", "libraries"], capsys)
     assert code == 0 and "removed 1 entry" in out
     assert not list(stage_dir("libraries").iterdir())  # the entry and its .lock file
     assert _files("events", "*.h5") and _files("regressors")
-    code, out, _ = run(["cache", "list", "--json", "--stage", "libraries"], capsys)
+    code, out, _ = run_cli(["cache", "list", "--json", "--stage", "libraries"], capsys)
     assert json.loads(out)["total"] == {"entries": 0, "size_bytes": 0}
 
-    code, out, _ = run(["cache", "clear", "--json"], capsys)
+    code, out, _ = run_cli(["cache", "clear", "--json"], capsys)
     doc = json.loads(out)
     assert code == 0 and doc["total"]["entries"] == 2 and doc["locks_removed"] == 1  # events' lock
     assert {e["stage"] for e in doc["removed"]} == {"events", "regressors"}
@@ -196,11 +189,11 @@ def test_cli_list_and_clear(own_cache, capsys):
 
 
 def test_cli_empty_cache_and_bad_stage(own_cache, capsys):
-    code, out, _ = run(["cache", "list", "--json"], capsys)
+    code, out, _ = run_cli(["cache", "list", "--json"], capsys)
     assert code == 0 and json.loads(out)["total"] == {"entries": 0, "size_bytes": 0}
-    code, out, _ = run(["cache", "clear"], capsys)
+    code, out, _ = run_cli(["cache", "clear"], capsys)
     assert code == 0 and "removed 0 entries" in out
     assert not own_cache.exists()
-    code, out, err = run(["cache", "clear", "--stage", "showers"], capsys)
+    code, out, err = run_cli(["cache", "clear", "--stage", "showers"], capsys)
     assert code == 2 and out == ""
     assert err.strip() == "calopt: error: unknown cache stage 'showers'; expected one of libraries, regressors, events"

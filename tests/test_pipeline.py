@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from calopt.cli.main import main
 from calopt.metrics.registry import METRICS, format_value, get_metric
 from calopt.pipeline import CrossingSummary, EvaluateSettings, EvaluationResult
+from tests.helpers import run_cli
 
 # the keys of `calopt evaluate --json`, in order: a contract (DESIGN.md), users' scripts read them
 EVALUATE_KEYS = [
@@ -19,16 +19,9 @@ EVALUATE_KEYS = [
 ]  # fmt: skip
 
 
-def _run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
-
-
 @pytest.mark.integration
 def test_evaluate_end_to_end(tmp_path, capsys):
-    code, out, _ = _run(["evaluate", "lhcb-run3", "--quick", "--events", "150", "--n-resolution", "300",
+    code, out, _ = run_cli(["evaluate", "lhcb-run3", "--quick", "--events", "150", "--n-resolution", "300",
                          "--plots", str(tmp_path), "--json"], capsys)  # fmt: skip
     assert code == 0
     r = json.loads(out)
@@ -52,7 +45,7 @@ def test_evaluate_end_to_end(tmp_path, capsys):
 
 @pytest.mark.integration
 def test_evaluate_reports_failed_fits(capsys):
-    code, out, _ = _run(
+    code, out, _ = run_cli(
         ["evaluate", "lhcb-run3", "--quick", "--events", "5", "--n-resolution", "100", "--json"], capsys
     )
     assert code == 0
@@ -67,11 +60,11 @@ def test_evaluate_trains_pileup_aware_regressors(fresh_cache, capsys):
         return {p.name for p in (fresh_cache / "regressors").glob("*.json") if '"pileup": 3.0' in p.read_text()}
 
     base = ["evaluate", "lhcb-run3", "--quick", "--events", "5", "--n-resolution", "100", "--pileup", "3", "--json"]
-    code, out, _ = _run([*base, "--no-pileup-aware-regressors"], capsys)
+    code, out, _ = run_cli([*base, "--no-pileup-aware-regressors"], capsys)
     assert code == 0 and json.loads(out)["pileup_aware_regressors"] is False
     off = json.loads(out)
     assert not pileup_models()
-    code, out, _ = _run(base, capsys)
+    code, out, _ = run_cli(base, capsys)
     on = json.loads(out)
     assert code == 0 and on["pileup_aware_regressors"] is True
     assert len(pileup_models()) == 3  # one per (technology, cell size) of lhcb-run3
@@ -87,7 +80,7 @@ def test_evaluate_trains_pileup_aware_regressors(fresh_cache, capsys):
      (["lhcb-run3", "--fastsim", "library"], "--fastsim 'library'"), (["lhcb-run3", "--fastsim", "nope"], "nope")],
 )  # fmt: skip
 def test_evaluate_bad_input(capsys, args, message):
-    code, out, err = _run(["evaluate", *args], capsys)
+    code, out, err = run_cli(["evaluate", *args], capsys)
     assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
 
 

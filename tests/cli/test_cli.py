@@ -6,22 +6,16 @@ import pytest
 
 from calopt.cli.main import main
 from calopt.simulation.showers import read_showers
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
+from tests.helpers import run_cli
 
 
 def test_help(capsys):
-    code, out, _ = run(["--help"], capsys)
+    code, out, _ = run_cli(["--help"], capsys)
     assert code == 0 and "simulate" in out and "technologies" in out
 
 
 def test_technologies_json(capsys):
-    code, out, _ = run(["technologies", "--json"], capsys)
+    code, out, _ = run_cli(["technologies", "--json"], capsys)
     assert code == 0
     doc = json.loads(out)
     names = [t["name"] for t in doc["technologies"]]
@@ -32,13 +26,13 @@ def test_technologies_json(capsys):
 
 
 def test_technologies_table(capsys):
-    code, out, _ = run(["technologies"], capsys)
+    code, out, _ = run_cli(["technologies"], capsys)
     assert code == 0 and "lhcb-shashlik" in out and "spacal-pb" in out
 
 
 def test_simulate_json(tmp_path, capsys):
     out_file = tmp_path / "s.h5"
-    code, out, _ = run(
+    code, out, _ = run_cli(
         [
             "simulate",
             "--technology",
@@ -89,7 +83,7 @@ def test_simulate_json(tmp_path, capsys):
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):
-    code, out, err = run(["simulate", *args, "--out", str(tmp_path / "x.h5")], capsys)
+    code, out, err = run_cli(["simulate", *args, "--out", str(tmp_path / "x.h5")], capsys)
     assert code == 2
     assert out == ""
     lines = [ln for ln in err.splitlines() if ln.strip() and "simulate" not in ln]
@@ -101,18 +95,18 @@ ONE_PHOTON = ["simulate", "--technology", "lhcb-shashlik", "--particle", "gamma"
 
 
 def test_unwritable_and_foreign_outputs_are_refused(tmp_path, capsys):
-    code, _, err = run([*ONE_PHOTON, "--out", str(tmp_path / "missing" / "x.h5")], capsys)
+    code, _, err = run_cli([*ONE_PHOTON, "--out", str(tmp_path / "missing" / "x.h5")], capsys)
     assert code == 2 and "does not exist" in err
     foreign = tmp_path / "data.h5"
     foreign.write_bytes(b"\x89HDF-not-really")
-    code, _, err = run([*ONE_PHOTON, "--out", str(foreign), "--overwrite"], capsys)
+    code, _, err = run_cli([*ONE_PHOTON, "--out", str(foreign), "--overwrite"], capsys)
     assert code == 2 and "not a calopt-showers file" in err
     assert foreign.read_bytes() == b"\x89HDF-not-really"
 
 
 def test_layout_show(tmp_path, capsys):
     png = tmp_path / "wall.png"
-    code, out, _ = run(["layout", "show", "lhcb-run3", "--json", "--png", str(png)], capsys)
+    code, out, _ = run_cli(["layout", "show", "lhcb-run3", "--json", "--png", str(png)], capsys)
     assert code == 0
     doc = json.loads(out)
     assert doc["modules"] == {"lhcb-shashlik": {"40.4": 176, "60.6": 448, "121.2": 2688}}
@@ -121,20 +115,20 @@ def test_layout_show(tmp_path, capsys):
 
 
 def test_layout_show_bad_input(tmp_path, capsys):
-    code, out, err = run(["layout", "show", "no-such-design"], capsys)
+    code, out, err = run_cli(["layout", "show", "no-such-design"], capsys)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "unknown design" in err
     design = tmp_path / "d.toml"
     design.write_text(
         'name = "x"\nbogus = 1\n[[regions]]\nname = "a"\ntechnology = "spacal-w"\ncell_size = 15.15\n'
         'shape = { type = "rest" }\n'
     )
-    code, _, err = run(["layout", "show", str(design)], capsys)
+    code, _, err = run_cli(["layout", "show", str(design)], capsys)
     assert code == 2 and "unknown key 'bogus'" in err
 
 
 def test_events_generate_gun(tmp_path, capsys):
     out_file = tmp_path / "ev.h5"
-    code, out, _ = run(["events", "generate", "--process", "gun", "--gun-particle", "gamma", "--n", "20",
+    code, out, _ = run_cli(["events", "generate", "--process", "gun", "--gun-particle", "gamma", "--n", "20",
                         "--out", str(out_file), "--seed", "4", "--json"], capsys)  # fmt: skip
     assert code == 0
     doc = json.loads(out)
@@ -148,7 +142,7 @@ def test_events_generate_gun(tmp_path, capsys):
      (["--process", "minbias", "--n", "0"], "--n must be")],
 )  # fmt: skip
 def test_events_bad_input(tmp_path, capsys, args, message):
-    code, out, err = run(["events", "generate", *args, "--out", str(tmp_path / "e.h5")], capsys)
+    code, out, err = run_cli(["events", "generate", *args, "--out", str(tmp_path / "e.h5")], capsys)
     assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
 
 

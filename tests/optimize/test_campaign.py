@@ -9,10 +9,10 @@ from dataclasses import asdict
 
 import pytest
 
-from calopt.cli.main import main
 from calopt.errors import CaloptInputError
 from calopt.optimize.campaign import Campaign, evaluate_design, run_campaign
 from calopt.optimize.store import CampaignStore
+from tests.helpers import run_cli
 from tests.optimize.fake import fake_evaluate
 
 CAMPAIGN = """
@@ -228,13 +228,6 @@ def test_bad_campaign(change, message):
     assert "\n" not in str(exc.value)
 
 
-def _cli(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
-
-
 def test_cli_refuses_bad_input_without_damaging_the_database(tmp_path, capsys):
     good = tmp_path / "c.toml"
     good.write_text(CAMPAIGN)
@@ -260,14 +253,14 @@ def test_cli_refuses_bad_input_without_damaging_the_database(tmp_path, capsys):
         (["demo", "--out", str(tmp_path / "d"), "--seed", "-1"], "--seed"),
     ]
     for argv, message in cases:
-        code, out, err = _cli(argv, capsys)
+        code, out, err = run_cli(argv, capsys)
         assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1, (argv, err)
     assert db.read_bytes() == before
     # a file that is not a campaign database is refused, untouched
     (tmp_path / "x").mkdir()
     junk = tmp_path / "x" / "campaign.sqlite"
     junk.write_bytes(b"not a database")
-    code, _, err = _cli(["optimize", str(good), "--out", str(tmp_path / "x"), "--resume"], capsys)
+    code, _, err = run_cli(["optimize", str(good), "--out", str(tmp_path / "x"), "--resume"], capsys)
     assert code == 2 and "not a calopt campaign database" in err and junk.read_bytes() == b"not a database"
     sqlite3.connect(tmp_path / "y.sqlite").execute("CREATE TABLE a (b)")
     with pytest.raises(CaloptInputError, match="no campaign table"):
@@ -284,7 +277,7 @@ def test_campaign_end_to_end(tmp_path, capsys):
     text = text.replace("batch = 3", "batch = 2")
     path = tmp_path / "c.toml"
     path.write_text(text)
-    code, out, err = _cli(["optimize", str(path), "--out", str(tmp_path / "c"), "--json"], capsys)
+    code, out, err = run_cli(["optimize", str(path), "--out", str(tmp_path / "c"), "--json"], capsys)
     assert code == 0, err
     summary = json.loads(out)
     assert summary["trials"] == 3 and (tmp_path / "c" / "report.html").is_file()

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 
-from calopt.cli.main import main
 from calopt.simulation.showers import Showers
 from calopt.simulation.surrogates.quality import (
     classifier_auc,
@@ -16,13 +15,7 @@ from calopt.simulation.surrogates.quality import (
     separation_power,
     shower_features,
 )
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
+from tests.helpers import run_cli
 
 
 # ------------------------------------------------------------------ metrics on synthetic data
@@ -132,7 +125,7 @@ def test_evaluate_backend_with_floor_and_plots(samples, capsys):
     d, ref, ref2, _ = samples
     argv = ["surrogate", "evaluate", "gflash", "--reference", str(ref), "--floor", str(ref2), "--n", "30",
             "--plots", str(d / "plots"), "--seed", "5", "--json"]  # fmt: skip
-    code, out, _ = run(argv, capsys)
+    code, out, _ = run_cli(argv, capsys)
     assert code == 0
 
     def strict(const):
@@ -149,7 +142,7 @@ def test_evaluate_backend_with_floor_and_plots(samples, capsys):
     assert res["timing"]["ms_per_shower"] > 0
     assert (d / "plots" / "features.png").stat().st_size > 0 and (d / "plots" / "average_showers.png").is_file()
     # the same seed reproduces every metric
-    res2 = json.loads(run(argv, capsys)[1])
+    res2 = json.loads(run_cli(argv, capsys)[1])
     res.pop("timing"), res2.pop("timing")
     assert res == res2
 
@@ -157,17 +150,17 @@ def test_evaluate_backend_with_floor_and_plots(samples, capsys):
 @pytest.mark.integration
 def test_evaluate_a_showers_file(samples, capsys):
     _, ref, ref2, _ = samples
-    code, out, _ = run(["surrogate", "evaluate", str(ref2), "--reference", str(ref), "--json"], capsys)
+    code, out, _ = run_cli(["surrogate", "evaluate", str(ref2), "--reference", str(ref), "--json"], capsys)
     assert code == 0
     res = json.loads(out)
     assert res["model_source"] == "file" and res["timing"]["generate_s"] is None
     # the same technology and distribution: small separation, response ratio ~1
     assert all(abs(b["response_ratio"] - 1) < 0.1 for b in res["energy_bins"] if b["n_reference"] >= 5)
     # several reference files are joined
-    code, out, _ = run(["surrogate", "evaluate", str(ref2), "--reference", str(ref), "--reference", str(ref2),
+    code, out, _ = run_cli(["surrogate", "evaluate", str(ref2), "--reference", str(ref), "--reference", str(ref2),
                         "--json"], capsys)  # fmt: skip
     assert code == 0 and json.loads(out)["n_reference"] == 80 and str(ref2) in json.loads(out)["reference"]
-    code, out, _ = run(["surrogate", "evaluate", "gflash", "--reference", str(ref), "--n", "12"], capsys)
+    code, out, _ = run_cli(["surrogate", "evaluate", "gflash", "--reference", str(ref), "--n", "12"], capsys)
     assert code == 0 and "AUC cells" in out and "AUC of one feature" in out  # the text summary
 
 
@@ -191,7 +184,7 @@ def test_bad_input(samples, capsys, args, message):
     with h5py.File(d / "junk.h5", "w") as f:
         f.attrs["format"] = "something-else"
     argv = ["surrogate", "evaluate", *[a.format(d=d, ref=ref, other=other) for a in args]]
-    code, out, err = run(argv, capsys)
+    code, out, err = run_cli(argv, capsys)
     assert code == 2 and out == ""
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in err

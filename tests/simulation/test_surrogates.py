@@ -22,6 +22,7 @@ from calopt.simulation.surrogates.gan import adagan_weights
 from calopt.simulation.surrogates.noise import normals, shower_rngs, uniforms
 from calopt.simulation.surrogates.simulator import DEFAULT_MODEL, load_surrogate
 from calopt.simulation.surrogates.training import train_surrogate
+from tests.helpers import run_cli
 
 TECH = get_technology("lhcb-shashlik")
 CROP = 8
@@ -294,15 +295,6 @@ def test_shipped_default_energy_scale():
         w = sh.showers.astype(np.float64)
         t = (sh.times * w).sum(axis=(0, 2, 3)) / w.sum(axis=(0, 2, 3))
         assert np.all(np.diff(t) > 0) and 0.1 < t[0] < 0.3 and 0.9 < t[3] < 1.2
-
-
-def run_cli(argv, capsys):
-    from calopt.cli.main import main
-
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 @pytest.mark.integration
