@@ -21,7 +21,8 @@ import pytest
 
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
-from calopt.simulation.base import AVAILABLE, ShowerSimulator, get_simulator, shower_seeds
+from calopt.simulation.base import BACKENDS as NAMES
+from calopt.simulation.base import ShowerSimulator, get_simulator, shower_seeds
 from calopt.simulation.cascade.kernel import DIAG
 from calopt.simulation.cascade.simulator import CascadeSimulator
 from calopt.simulation.gflash import GFlashSimulator
@@ -123,7 +124,7 @@ def test_is_a_shower_simulator_that_get_simulator_gives(backend):
     expected = {"cascade": CascadeSimulator, "gflash": GFlashSimulator, "library": LibrarySimulator}
     assert isinstance(backend.sim, expected.get(backend.name, SurrogateSimulator))
     if backend.name in ("cascade", "gflash", "library", "surrogate"):
-        assert backend.name in AVAILABLE and backend.sim.name == backend.name
+        assert backend.name in NAMES and backend.sim.name == backend.name
     if isinstance(backend.sim, SurrogateSimulator):
         assert backend.sim.model_type.name in ((backend.name,) if backend.name in SURROGATE_TYPES else MODEL_TYPES)
 

@@ -12,7 +12,7 @@ import torch
 
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError, FileFormatError
-from calopt.simulation.base import AVAILABLE, get_simulator, shower_seeds
+from calopt.simulation.base import BACKENDS, get_simulator, shower_seeds
 from calopt.simulation.particles import Particles
 from calopt.simulation.runner import RunSpec
 from calopt.simulation.showers import Showers, read_showers, write_showers
@@ -267,7 +267,7 @@ def test_noise_is_per_shower():
 def test_shipped_default_energy_scale():
     assert DEFAULT_MODEL.is_file() and DEFAULT_MODEL.stat().st_size < 6_500_000  # "a few MB"
     sim = get_simulator("surrogate")
-    assert "surrogate" in AVAILABLE
+    assert "surrogate" in BACKENDS
     RunSpec("lhcb-shashlik", "e-", 5, energy_range=(1.0, 100.0), theta_max=0.3, backend="surrogate").validate()
     with pytest.raises(CaloptInputError, match="energy 200 GeV is outside"):
         RunSpec("lhcb-shashlik", "gamma", 5, energy=200.0, backend="surrogate").validate()

@@ -1,5 +1,5 @@
 """The simulation stage's interface: a :class:`ShowerSimulator` turns particles entering one
-module technology into showers on that technology's fine grid (DESIGN.md, stage 2).
+module technology into showers on that technology's fine grid (docs/architecture.md).
 
 Every backend (``cascade``, ``gflash``, ``library``, a ``surrogate`` checkpoint) implements the
 whole protocol, so that the runner, the library builder and the command line call it without
@@ -22,7 +22,6 @@ from calopt.simulation.particles import Particles, species
 from calopt.simulation.showers import Showers, shower_attrs
 
 __all__ = [
-    "AVAILABLE",
     "BACKENDS",
     "ShowerSimulator",
     "SimulatorDefaults",
@@ -31,8 +30,7 @@ __all__ = [
     "shower_seeds",
 ]
 
-BACKENDS = ("cascade", "gflash", "library", "surrogate")
-AVAILABLE = ("cascade", "gflash", "library", "surrogate")
+BACKENDS = ("cascade", "gflash", "library", "surrogate")  # by name; a surrogate also by its checkpoint's path
 
 
 @runtime_checkable
@@ -115,15 +113,20 @@ def get_simulator(backend: str) -> ShowerSimulator:
         from calopt.simulation.library import LibrarySimulator
 
         return LibrarySimulator()
-    if backend == "surrogate" or backend.endswith(".pt") or (backend not in BACKENDS and Path(backend).is_file()):
+    if _is_surrogate(backend):
         from calopt.simulation.surrogates.simulator import load_surrogate
 
         return load_surrogate(None if backend == "surrogate" else backend)
-    if backend in BACKENDS:
-        raise CaloptInputError(
-            f"backend {backend!r} is not available in this version of calopt; available: {', '.join(AVAILABLE)}"
-        )
-    raise CaloptInputError(
+    raise _unknown(backend)
+
+
+def _is_surrogate(backend: str) -> bool:
+    """``surrogate`` (the shipped default) or the path of a checkpoint."""
+    return backend == "surrogate" or backend.endswith(".pt") or (backend not in BACKENDS and Path(backend).is_file())
+
+
+def _unknown(backend: str) -> CaloptInputError:
+    return CaloptInputError(
         f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)} or the path of a surrogate checkpoint"
     )
 
@@ -149,7 +152,7 @@ def backend_identity(backend: str) -> str:
         return f"gflash-v{GFLASH_VERSION}"
     if backend == "library":
         raise CaloptInputError("the library backend has no shower identity of its own; its libraries' keys identify it")
-    if backend == "surrogate" or backend.endswith(".pt") or (backend not in BACKENDS and Path(backend).is_file()):
+    if _is_surrogate(backend):
         if backend == "surrogate":
             from calopt.simulation.surrogates.simulator import DEFAULT_MODEL
 
@@ -159,6 +162,4 @@ def backend_identity(backend: str) -> str:
         if not path.is_file():
             raise CaloptInputError(f"surrogate checkpoint {str(path)!r} does not exist")
         return f"surrogate-sha256:{file_digest(path)}"
-    raise CaloptInputError(
-        f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)} or the path of a surrogate checkpoint"
-    )
+    raise _unknown(backend)
