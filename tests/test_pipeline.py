@@ -8,7 +8,7 @@ from calopt.metrics.registry import METRICS, format_value, get_metric
 from calopt.pipeline import CrossingSummary, EvaluateSettings, EvaluationResult
 from tests.helpers import run_cli
 
-# the keys of `calopt evaluate --json`, in order: a contract (DESIGN.md), users' scripts read them
+# the keys of `calopt evaluate --json`, in order: a contract (docs/formats.md), users' scripts read them
 EVALUATE_KEYS = [
     "design", "pileup", "events", "method", "pi0_mass_width_mev", "pi0_mass_mev", "pi0_efficiency",
     "pi0_efficiency_window_mev", "pi0_efficiency_selected", "energy_resolution_stochastic",

@@ -1,4 +1,4 @@
-"""Showers in memory and the ``calopt-showers`` v1 HDF5 format (DESIGN.md, "Shower files").
+"""Showers in memory and the ``calopt-showers`` v1 HDF5 format (docs/formats.md, "calopt-showers").
 
 Files are written atomically: to a temporary file in the same folder, then renamed, so a
 crash or a kill never leaves a half-written file under the final name. Readers refuse files
@@ -74,7 +74,7 @@ class Showers:
 
 
 def shower_attrs(tech: Technology, generator: str, seed: int, **extra: Any) -> dict[str, Any]:
-    """The file attributes (DESIGN.md, "Shower files") of showers of ``tech`` made by
+    """The file attributes (docs/formats.md, "calopt-showers") of showers of ``tech`` made by
     ``generator`` with ``seed``, plus any generator-specific ``extra`` ones."""
     from calopt import __version__
 
