@@ -238,7 +238,7 @@ def _assign(spec: DesignSpec, wall: EcalWall) -> np.ndarray:
     previous: np.ndarray | None = None
     for k, r in enumerate(spec.regions):
         tech = get_technology(r.technology)
-        if not any(abs(r.cell_size - c) < 1e-6 for c in tech.cell_sizes):
+        if not tech.allows_cell_size(r.cell_size):
             raise CaloptInputError(
                 f"region {r.name!r}: cell size {r.cell_size:g} mm is not allowed for {r.technology} "
                 f"(allowed: {', '.join(f'{c:g}' for c in tech.cell_sizes)})"

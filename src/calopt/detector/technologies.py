@@ -155,6 +155,10 @@ class Technology:
         d = next(la.thickness for la in self.layers if la.active) if self.structure == "layers" else self.fibre_side
         return 0.027 * math.sqrt(d / self.mip_sampling_fraction)
 
+    def allows_cell_size(self, size_mm: float) -> bool:
+        """Whether cells of ``size_mm`` are among the allowed ``cell_sizes`` (to rounding: 1e-6 mm)."""
+        return any(abs(size_mm - c) < 1e-6 for c in self.cell_sizes)
+
     @property
     def window_mm(self) -> float:
         return self.grid * self.fine_pitch

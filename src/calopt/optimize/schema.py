@@ -46,6 +46,7 @@ __all__ = ["BORDERS", "CampaignTable", "EvaluateTable", "FamilyTable", "Objectiv
 
 BORDERS = {"rectangle": ("half_x", "half_y"), "gamma": ("height", "k", "scale"), "rest": ()}
 """The border settings of each region shape."""
+_ALL_BORDERS = tuple(dict.fromkeys(s for settings in BORDERS.values() for s in settings))
 
 
 class _Table(BaseModel):
@@ -227,7 +228,7 @@ class RegionTable(_Table):
     @model_validator(mode="after")
     def _shape_settings(self) -> RegionTable:
         own = BORDERS[self.shape]
-        given = [s for s in ("half_x", "half_y", "height", "k", "scale") if getattr(self, s) is not None]
+        given = [s for s in _ALL_BORDERS if getattr(self, s) is not None]
         for s in given:
             if s not in own:
                 raise ValueError(f"unknown key {s!r} for a {self.shape} region (its borders: "
@@ -241,6 +242,6 @@ class RegionTable(_Table):
     def _cell_sizes(self) -> RegionTable:
         techs = _listed(self.technology)
         for c in _listed(self.cell_size):
-            if not any(any(abs(c - a) < 1e-6 for a in get_technology(t).cell_sizes) for t in techs):
+            if not any(get_technology(t).allows_cell_size(c) for t in techs):
                 raise ValueError(f"cell size {c:g} mm is allowed for none of {', '.join(techs)}")
         return self
