@@ -1,10 +1,11 @@
 """Readout of a design: particles at the ECAL face -> energies and times of its channels.
 
 For each particle hitting the wall, the shower of the technology of the module it enters is
-taken from that technology's shower library (:mod:`calopt.simulation.library`), aligned with the fine grid
-(the library's fine pitch divides every cell size and module edges lie on the grid, so cell
-sums are exact), rescaled in energy, and its fine cells are summed into the design's
-channels, front and back separately in split modules (the technology's ``split_index``).
+taken from that technology's shower library (:mod:`calopt.simulation.library`), aligned with
+the fine grid (the library's fine pitch divides every cell size and module edges lie on the
+grid, so cell sums are exact), rescaled in energy, and its fine cells are summed into the
+design's channels, front and back separately in split modules (the technology's
+``split_index``).
 
 Showers spilling over a technology border: the shower is the one of the entry module's
 technology; its visible energy is converted to deposited (EM-scale) energy with that

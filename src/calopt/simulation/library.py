@@ -1,4 +1,5 @@
-"""The shower library: cascade showers simulated once per technology, reused for every design.
+"""The shower library: showers simulated once per technology (by the cascade MC or a fast
+simulation), reused for every design.
 
 A library holds, for one technology and one class of particles (``em``: photons, which also
 stand for electrons; ``hadron``: pi-, which also stands for other hadrons; ``muon``), showers
