@@ -43,7 +43,7 @@ def show(
         return
     typer.echo(f"{summary['design']}: {summary['description']}")
     for r in summary["regions"]:
-        flags = ("split " if r["split"] else "") + ("timing" if r["timing"] else "")
+        flags = ("split " if r["split"] else "") + (_timing_label(r["timing"]))
         typer.echo(
             f"  {r['name']:<12} {r['technology']:<14} {r['cell_size_mm']:>7g} mm  {r['modules']:>5} modules "
             f"{r['channels']:>6} channels  {flags}"
@@ -53,3 +53,10 @@ def show(
     )
     if png is not None:
         typer.echo(f"  picture: {png}")
+
+
+def _timing_label(timing: bool | float) -> str:
+    """``timing`` (published resolution), ``timing b=20ps`` (a tier) or nothing."""
+    if timing is False:
+        return ""
+    return "timing" if timing is True else f"timing b={timing:g}ps"

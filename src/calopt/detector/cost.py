@@ -1,5 +1,7 @@
 """The cost model: modules per technology, readout channels (twice with a longitudinal split)
-and timing electronics. Every unit cost is a technology's documented assumption
+and timing electronics (per timed channel, times b_published / b for a timing tier with a
+smaller constant term b [assumption: halving the jitter of the electronics and clock doubles
+their cost]). Every unit cost is a technology's documented assumption
 (:mod:`calopt.detector.technologies`) unless the design overrides it in its ``[cost]`` table.
 Costs are in kCHF.
 """
@@ -7,6 +9,8 @@ Costs are in kCHF.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from calopt.detector.technologies import get_technology
 
@@ -34,14 +38,18 @@ def cost_breakdown(design: Design) -> dict[str, Any]:
         units = unit_costs(design, tech)
         modules = int(mask.sum())
         channels = int(design.channels_per_module[mask].sum())
-        timed = int(design.channels_per_module[mask & design.timing].sum())
+        timed_mask = mask & design.timing
+        timed = int(design.channels_per_module[timed_mask].sum())
+        t = get_technology(tech)
+        scale = np.maximum(t.time_resolution[1] / np.where(timed_mask, design.time_constant_ps, 1.0), 1.0)
+        timing_cost = float((design.channels_per_module * scale)[timed_mask].sum()) * units["timing_per_channel"]
         parts = {
             "modules": modules,
             "channels": channels,
             "timing_channels": timed,
             "module_cost": modules * units["module"],
             "channel_cost": channels * units["channel"],
-            "timing_cost": timed * units["timing_per_channel"],
+            "timing_cost": timing_cost,
         }
         parts["total"] = parts["module_cost"] + parts["channel_cost"] + parts["timing_cost"]
         by_tech[tech] = parts

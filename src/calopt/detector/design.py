@@ -22,6 +22,7 @@ left in no region.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from calopt.detector.technologies import TECHNOLOGIES, get_technology
 from calopt.detector.wall import LHCB_WALL, EcalWall
@@ -86,13 +87,46 @@ class RestShape(_Strict):
 Shape = Annotated[RectangleShape | GammaShape | RestShape, Field(discriminator="type")]
 
 
+TIMING_OPTIONS = ("none", "published")
+
+
+def timing_option(value: object) -> bool | float:
+    """A region's timing option, normalised: False (``false`` or ``"none"``: no timing), True
+    (``true`` or ``"published"``: the technology's published sigma_t = a/sqrt(E) (+) b), or a
+    number > 0: a timing tier, the constant term b [ps] of the cell's electronics (the
+    technology's a is kept: it is the module's photo-statistics). Anything else is an error
+    naming the value."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if value in TIMING_OPTIONS:
+            return value == "published"
+        options = ", ".join(map(repr, TIMING_OPTIONS))
+        raise ValueError(f"unknown timing option {value!r}; expected true, false, {options} or a tier in ps > 0")
+    if isinstance(value, int | float) and math.isfinite(value) and value > 0:
+        return float(value)
+    raise ValueError(f"timing {value!r}: a timing tier is a constant term in ps > 0 (or true, false, 'none', "
+                     "'published')")  # fmt: skip
+
+
 class RegionSpec(_Strict):
     name: str
     technology: str
     cell_size: float = Field(gt=0, description="cell size [mm]")
     split: bool = False
-    timing: bool = False
+    timing: Annotated[bool | float | str, BeforeValidator(timing_option)] = Field(
+        default=False, description="false / 'none', true / 'published', or a constant term [ps]")
     shape: Shape
+
+    @property
+    def has_timing(self) -> bool:
+        return self.timing is not False
+
+    def time_constant_ps(self) -> float:
+        """The constant term b [ps] of the region's cell time resolution (0 without timing)."""
+        if self.timing is False:
+            return 0.0
+        return get_technology(self.technology).time_resolution[1] if self.timing is True else float(self.timing)
 
 
 class CostOverride(_Strict):
@@ -167,7 +201,13 @@ class Design:
 
     @cached_property
     def timing(self) -> np.ndarray:
-        return self._per_module([r.timing for r in self.regions], False, bool)
+        """(ny, nx) whether each module's cells measure time."""
+        return self._per_module([r.has_timing for r in self.regions], False, bool)
+
+    @cached_property
+    def time_constant_ps(self) -> np.ndarray:
+        """(ny, nx) constant term b [ps] of each module's cell time resolution (0 without timing)."""
+        return self._per_module([r.time_constant_ps() for r in self.regions], 0.0, float)
 
     @cached_property
     def technology(self) -> np.ndarray:

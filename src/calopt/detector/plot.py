@@ -50,7 +50,7 @@ def plot_design(design: Design, *, ax: Any = None) -> Any:
     counts = design.module_counts()
     handles = []
     for tech, s in cats:
-        flags = {(r.split, r.timing) for r in design.regions if r.technology == tech and r.cell_size == s}
+        flags = {(r.split, r.has_timing) for r in design.regions if r.technology == tech and r.cell_size == s}
         extra = "".join(
             (", split" if split else "") + (", timing" if timing else "") for split, timing in sorted(flags)
         )

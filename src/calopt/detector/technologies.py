@@ -25,9 +25,39 @@ from functools import cached_property
 from calopt.errors import CaloptInputError
 from calopt.materials import Material, get_material
 
-__all__ = ["MODULE_SIZE_MM", "TECHNOLOGIES", "Layer", "Technology", "get_technology"]
+__all__ = ["BUNCH_SPACING_NS", "MODULE_SIZE_MM", "TECHNOLOGIES", "Layer", "LightCollection", "Technology",
+           "get_technology"]
 
 MODULE_SIZE_MM = 121.2  # LHCb ECAL module pitch, physics-reference §1 [V]
+BUNCH_SPACING_NS = 25.0  # LHC bunch spacing
+
+
+@dataclass(frozen=True)
+class LightCollection:
+    """Light-collection non-uniformity across a readout cell: each deposit at (x, y), a distance
+    (r_x, r_y) from the centre of its cell of half-size h, is weighted by
+
+        1 + (A_local / 2) (1 - cos 2 pi r_x / d) (1 - cos 2 pi r_y / d)
+          + A_global (1 - (r_x / h)^2) (1 - (r_y / h)^2)
+          + A_refl (exp(-|r_x + h| / w) + exp(-|r_x - h| / w) + same in y),
+
+    the model of LHCb's simulation (Gauss ``EcalSensDet::localNonUniformity``, physics-reference
+    §2b [V-code]): a sinusoidal pattern of the fibre holes of pitch d, a dome across the cell and
+    light reflected at the cell's edges. ``by_cell_size`` maps a cell size [mm] to (A_local, d
+    [mm], A_global): LHCb's regions are its cell sizes (inner 40.4, middle 60.6, outer 121.2
+    mm). The response is normalised to 1 on average over a uniformly lit cell (the cells are
+    calibrated)."""
+
+    by_cell_size: tuple[tuple[float, float, float, float], ...]  # (cell size, A_local, d, A_global)
+    reflection_height: float = 0.0
+    reflection_width_mm: float = 6.0
+    source: str = ""
+
+    def parameters(self, cell_size: float) -> tuple[float, float, float]:
+        """(A_local, d [mm], A_global) of cells of ``cell_size`` [mm]: the entry of the nearest
+        listed size."""
+        row = min(self.by_cell_size, key=lambda r: abs(r[0] - cell_size))
+        return row[1], row[2], row[3]
 
 
 @dataclass(frozen=True)
@@ -53,8 +83,12 @@ class Technology:
 
     Readout: ``cell_sizes`` [mm] allowed; ``light_yield`` [photo-electrons per GeV of
     deposited EM energy]; ``time_resolution`` (a [ps sqrt(GeV)], b [ps]) for
-    sigma_t = a / sqrt(E) (+) b. Cost [kCHF]: per module, per readout channel, and the extra
-    per channel for timing electronics. Cost figures are assumptions: no public figure exists
+    sigma_t = a / sqrt(E) (+) b with the technology's published timing (``time_sources``);
+    ``light_collection``: the non-uniformity of :class:`LightCollection`; ``pulse_decay_ns``: the
+    effective decay time of the read-out pulse, whose tail exp(-25 ns / tau) spills into the next
+    bunch crossing. Cost [kCHF]: per module, per readout channel, and the extra per channel for
+    timing electronics at the published resolution (a timing tier with a smaller constant term
+    costs more, see :mod:`calopt.detector.cost`). Cost figures are assumptions: no public figure exists
     (physics-reference §2).
     """
 
@@ -72,6 +106,9 @@ class Technology:
     cost_channel: float
     cost_timing_channel: float
     sources: str
+    light_collection: LightCollection | None = None
+    pulse_decay_ns: float = 0.0
+    time_sources: str = ""
     layers: tuple[Layer, ...] = ()
     n_periods: int = 0
     absorber: str = ""
@@ -160,6 +197,13 @@ class Technology:
         return any(abs(size_mm - c) < 1e-6 for c in self.cell_sizes)
 
     @property
+    def spillover_fraction(self) -> float:
+        """Fraction of a crossing's signal read in the next crossing: exp(-25 ns / tau) of an
+        exponential pulse of decay time tau integrated over one 25 ns gate (0 without a decay
+        time)."""
+        return math.exp(-BUNCH_SPACING_NS / self.pulse_decay_ns) if self.pulse_decay_ns > 0 else 0.0
+
+    @property
     def window_mm(self) -> float:
         return self.grid * self.fine_pitch
 
@@ -186,7 +230,17 @@ class Technology:
             "split_at_mm": round(self.section_edges[self.split_index], 3),
             "cell_sizes_mm": list(self.cell_sizes),
             "light_yield_pe_per_GeV": self.light_yield,
-            "time_resolution_ps": {"a": self.time_resolution[0], "b": self.time_resolution[1]},
+            "time_resolution_ps": {"a": self.time_resolution[0], "b": self.time_resolution[1],
+                                   "sources": self.time_sources},
+            "pulse_decay_ns": self.pulse_decay_ns,
+            "spillover_fraction": round(self.spillover_fraction, 4),
+            "light_collection": None if self.light_collection is None else {
+                "by_cell_size": [dict(zip(("cell_size_mm", "A_local", "d_mm", "A_global"), r))
+                                 for r in self.light_collection.by_cell_size],
+                "reflection_height": self.light_collection.reflection_height,
+                "reflection_width_mm": self.light_collection.reflection_width_mm,
+                "source": self.light_collection.source,
+            },
             "cost_kCHF": {
                 "module": self.cost_module,
                 "channel": self.cost_channel,
@@ -194,6 +248,17 @@ class Technology:
             },
             "sources": self.sources,
         }
+
+
+# SpaCal: the fibre lattice (1.7-2.5 mm) is far finer than any scoring grid, so its pattern
+# averages to a constant (A_local = 0); the light guide that brings a cell's fibres to its
+# photodetector collects light unevenly across the cell: a dome of 1 % [assumption, of the order
+# of LHCb's Shashlik middle/outer cells; no public figure for the SpaCal light guides]. No edge
+# reflection term: it describes the reflective edges of Shashlik tiles.
+_SPACAL_LIGHT_GUIDE = LightCollection(
+    by_cell_size=((15.15, 0.0, 1.0, 0.01),),
+    source="assumption: 1 % dome across the cell from the light guide; fibre lattice averaged out",
+)
 
 
 def _shashlik() -> Technology:
@@ -216,14 +281,31 @@ def _shashlik() -> Technology:
         split_index=2,
         cell_sizes=(40.4, 60.6, 121.2),
         light_yield=3000.0,
-        time_resolution=(200.0, 50.0),
+        time_resolution=(72.0, 15.0),
         cost_module=6.0,
         cost_channel=0.6,
         cost_timing_channel=0.4,
         sources=(
             "stack: LHCb JINST 3 (2008) S08005 [M]; paper separators 2x0.12 mm [M]; cells 40.4/60.6/121.2 mm "
-            "[V, LHCb calo geometry page]; light yield ~3000 p.e./GeV [M, S08005]; time resolution and costs: "
-            "assumptions (no public figure); split after 20 layers (~7 X0) is an assumption"
+            "[V, LHCb calo geometry page]; light yield ~3000 p.e./GeV [M, S08005]; costs: assumptions (no public "
+            "figure); split after 20 layers (~7 X0) is an assumption"
+        ),
+        light_collection=LightCollection(
+            by_cell_size=((40.4, 0.008, 10.1, 0.0004), (60.6, 0.008, 10.1, 0.002), (121.2, 0.03, 15.25, 0.03)),
+            reflection_height=0.09,
+            reflection_width_mm=6.0,
+            source=(
+                "Gauss EcalSensDet::localNonUniformity [V-code, physics-reference §2b]: d, A_global, reflection "
+                "0.09 / 6 mm as in the code; A_local = 0.008 / 0.008 / 0.03 are the values commented in the newer "
+                "version (0 active there; 0.004 / 0.004 / 0.012 in an older one) [assumption: the choice of version]"
+            ),
+        ),
+        pulse_decay_ns=7.0,
+        time_sources=(
+            "with the timing upgrade of PicoCal (faster WLS fibres): a = 72 ps sqrt(GeV), the KOPIO shashlyk's "
+            "[V, arXiv:0709.4514] as a stand-in; b = 15 ps, PicoCal's configurations below 20 ps at high energy "
+            "[V, PoS(485)520] and ~15 ps [U, NIM A 1045 (2023) 167629]; pulse: Y-11 WLS decay ~7 ns [U], LHCb's "
+            "front-end clipping (not modelled) shortens it"
         ),
     )
 
@@ -245,15 +327,22 @@ def _spacal_w() -> Technology:
         split_index=2,
         cell_sizes=(15.15, 20.2, 30.3),
         light_yield=2000.0,
-        time_resolution=(256.0, 17.5),
+        time_resolution=(72.0, 15.0),
         cost_module=60.0,
         cost_channel=0.6,
         cost_timing_channel=0.4,
         sources=(
             "W absorber + GAGG fibres, ~1.5 cm cells, front/back 45/100 mm [M, LHCb Framework TDR CERN-LHCC-2021-012; "
-            "PoS(485)520 V for the technology]; fibre 1 mm, pitch 1.7 mm [U]; GAGG rho 6.63 [U]; time resolution "
-            "a=256 ps, b=17.5 ps (RADiCAL W/LYSO, arXiv:2401.01747 [V]) as a stand-in; light yield and costs: "
-            "assumptions"
+            "PoS(485)520 V for the technology]; fibre 1 mm, pitch 1.7 mm [U]; GAGG rho 6.63 [U]; light yield and "
+            "costs: assumptions"
+        ),
+        light_collection=_SPACAL_LIGHT_GUIDE,
+        pulse_decay_ns=10.0,
+        time_sources=(
+            "b = 15 ps: PicoCal SpaCal prototypes below 20 ps at high energy, goal O(10) ps [V, PoS(485)520], "
+            "SpaCal-W/GAGG ~15 ps [U, NIM A 1045 (2023) 167629]; a = 72 ps sqrt(GeV), the KOPIO shashlyk's "
+            "[V, arXiv:0709.4514] as a stand-in for the photo-statistics term; pulse: GAGG:Ce,Mg grown for "
+            "PicoCal with an effective decay time below 10 ns [V, PoS(485)520]"
         ),
     )
 
@@ -276,14 +365,20 @@ def _spacal_pb() -> Technology:
         split_index=2,
         cell_sizes=(30.3, 40.4, 60.6),
         light_yield=2500.0,
-        time_resolution=(256.0, 17.5),
+        time_resolution=(72.0, 15.0),
         cost_module=20.0,
         cost_channel=0.6,
         cost_timing_channel=0.4,
         sources=(
             "cast lead + 2 mm plastic fibres [V, CERN-MISiS SpaCal report]; 30x30 mm2 cells [V, arXiv:2409.12927]; "
-            "pitch 2.5 mm and depth 290 mm (front 80 mm) [U]; time resolution (arXiv:2401.01747 [V]) as a "
-            "stand-in; light yield and costs: assumptions"
+            "pitch 2.5 mm and depth 290 mm (front 80 mm) [U]; light yield and costs: assumptions"
+        ),
+        light_collection=_SPACAL_LIGHT_GUIDE,
+        pulse_decay_ns=2.8,
+        time_sources=(
+            "b = 15 ps: polystyrene-fibre SpaCal below 20 ps at high energy (SPS 2024) [V, PoS(485)520; INFN "
+            "contribution 243784]; a = 72 ps sqrt(GeV), the KOPIO shashlyk's [V, arXiv:0709.4514] as a stand-in; "
+            "pulse: polystyrene scintillating fibres decay in ~2.8 ns [U, Kuraray SCSF-78]"
         ),
     )
 

@@ -32,7 +32,9 @@ class GunPhoton:
     """One gun photon: its truth ``energy`` [MeV], entry point ``x``, ``y`` [mm] and ``arrival``
     time [ns] on the ECAL face, its module's ``cell_size`` [mm], and every particle to read out
     with it (the photon first): ``pdg`` (M,), ``energies`` (M,) [MeV], ``momenta`` (M, 3) [MeV/c],
-    ``entry`` (M, 3) x, y [mm] and arrival time [ns] on the face."""
+    ``entry`` (M, 3) x, y [mm] and arrival time [ns] on the face; ``previous``: the particles of
+    the previous crossing whose signal spills over into this one (the same four arrays), or None.
+    """
 
     energy: float
     x: float
@@ -43,6 +45,7 @@ class GunPhoton:
     energies: np.ndarray
     momenta: np.ndarray
     entry: np.ndarray
+    previous: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def wall_photons(design: Design, n: int, rng: np.random.Generator, energy_range: tuple[float, float] = (1.0, 100.0),
@@ -56,7 +59,8 @@ def wall_photons(design: Design, n: int, rng: np.random.Generator, energy_range:
     (energy log-uniform between 0.3 GeV and the first photon's), like the two photons of a pi0.
     ``pileup``: every photon comes with the particles of the pile-up collisions (vertex index
     > 0) of a randomly chosen crossing of ``pileup`` that enter the wall within
-    ``pileup_radius_cells`` cells of it (those further away do not reach its cluster)."""
+    ``pileup_radius_cells`` cells of it (those further away do not reach its cluster), and with
+    those of the crossing before it as ``previous`` (their signal spills over)."""
     wall = design.wall
     jj, ii = np.nonzero(design.region_index >= 0)
     z_front = wall.z_front
@@ -86,11 +90,16 @@ def wall_photons(design: Design, n: int, rng: np.random.Generator, energy_range:
             pdg, energy = np.array([22, 22]), np.array([e, e2])
             mom = np.vstack([mom, d2 / p2 * e2])
             entry = np.vstack([entry, [x2, y2, p2 / SPEED_OF_LIGHT]])
+        previous = None
         if pileup is not None:
-            pu = crossing_particles(pileup, int(rng.integers(len(pileup))), pileup_only=True)
+            k = int(rng.integers(len(pileup)))
+            pu = crossing_particles(pileup, k, pileup_only=True)
             close = np.hypot(pu[3][:, 0] - x, pu[3][:, 1] - y) < pileup_radius_cells * size
             pdg = np.concatenate([pdg, pu[0][close]])
             energy = np.concatenate([energy, pu[1][close]])
             mom = np.vstack([mom, pu[2][close]])
             entry = np.vstack([entry, pu[3][close]])
-        yield GunPhoton(e, x, y, path / SPEED_OF_LIGHT, size, pdg, energy, mom, entry)
+            prev = crossing_particles(pileup, (k - 1) % len(pileup), pileup_only=True)
+            near = np.hypot(prev[3][:, 0] - x, prev[3][:, 1] - y) < pileup_radius_cells * size
+            previous = (prev[0][near], prev[1][near], prev[2][near], prev[3][near])
+        yield GunPhoton(e, x, y, path / SPEED_OF_LIGHT, size, pdg, energy, mom, entry, previous)

@@ -56,11 +56,13 @@ class CellMap:
     @cached_property
     def table(self) -> dict[str, np.ndarray]:
         """Per channel: x, y centre [mm], size [mm], part (0 whole, 1 front, 2 back), timing,
-        technology index (into ``technologies``), module row and column."""
+        ``time_b`` the constant term of its time resolution [ps] (0 without timing), technology
+        index (into ``technologies``), module row and column."""
         d = self.design
         wall = d.wall
         techs = self.technologies
-        out: dict[str, list[np.ndarray]] = {k: [] for k in ("x", "y", "size", "part", "timing", "tech", "row", "col")}
+        keys = ("x", "y", "size", "part", "timing", "time_b", "tech", "row", "col")
+        out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
         for j, i in zip(*np.nonzero(d.region_index >= 0)):
             n = int(d.cells_per_side[j, i])
             parts = int(self.parts[j, i])
@@ -74,6 +76,7 @@ class CellMap:
             out["size"].append(np.full(m, size))
             out["part"].append((pp + 1).ravel() if parts == 2 else np.zeros(m, dtype=np.int64))
             out["timing"].append(np.full(m, bool(d.timing[j, i])))
+            out["time_b"].append(np.full(m, float(d.time_constant_ps[j, i])))
             out["tech"].append(np.full(m, techs.index(str(d.technology[j, i]))))
             out["row"].append(np.full(m, j))
             out["col"].append(np.full(m, i))
@@ -91,7 +94,7 @@ class CellMap:
 
     @cached_property
     def cell_table(self) -> dict[str, np.ndarray]:
-        """Per physical cell: x, y, size, timing, tech, row, col (from its first channel)."""
+        """Per physical cell: x, y, size, timing, time_b, tech, row, col (from its first channel)."""
         first = np.nonzero(self.table["part"] != 2)[0]
         return {k: v[first] for k, v in self.table.items() if k != "part"}
 

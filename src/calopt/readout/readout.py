@@ -14,16 +14,37 @@ receives the energy the shower deposits there, read out as if it were calibrated
 sampling fluctuations are not re-simulated). Deposits in the beam hole or outside the wall
 are lost.
 
-Per channel (``ReadoutSettings``): photo-statistics (Poisson in photo-electrons with the
-technology's light yield), Gaussian electronic noise, zero suppression, and for channels
-with timing the energy-weighted time smeared with sigma_t = a/sqrt(E) (+) b of the
-technology. Times are calibrated to the arrival of the particle on the front face: the mean
-energy-weighted delay of EM showers in the technology (from its library) is subtracted.
-Noise-only channels above threshold are added (binomial count, Gaussian tail).
+The detector response follows LHCb's own simulation and digitisation (physics-reference §2b):
+
+* light-collection non-uniformity (:class:`calopt.detector.technologies.LightCollection`,
+  Gauss ``EcalSensDet``): every fine-grid deposit is weighted by the mean of the cell's
+  response over the area of its fine cell -- exact for deposits spread evenly over the fine
+  cell, which the library's grid (5-20 mm) cannot resolve further. The dome and the edge
+  reflection vary over tens of mm and are kept; a fibre-hole pattern of pitch d averages over
+  a fine cell to a constant when the fine pitch is a multiple of d (Shashlik inner and middle
+  cells: 20.2 mm = 2 x 10.1 mm), so only its remainder (outer cells, d = 15.25 mm) survives:
+  finer structure than the grid is not invented;
+* per channel, as Boole's ``CaloDigitAlg`` does: Poisson photo-statistics with the
+  technology's light yield; a per-cell gain (calibration) error, Gaussian of
+  ``gain_spread``, fixed per design and ``calibration_seed`` (a calibrated detector's residual
+  miscalibration; Boole draws it per event); incoherent noise per channel and one coherent
+  noise offset per crossing shared by every channel; spill-over: the fraction
+  exp(-25 ns / tau) of the previous crossing's pile-up signal (the technology's pulse decay
+  time tau) is added to the next crossing (:meth:`Readout.read_crossing`); zero suppression;
+* for channels with timing, the energy-weighted time smeared with sigma_t = a/sqrt(E) (+) b:
+  the technology's stochastic term a and the constant term b of the region's timing option
+  (the published one or a tier, :attr:`calopt.detector.design.Design.time_constant_ps`).
+  Times are calibrated to the arrival of the particle on the front face: the mean
+  energy-weighted delay of EM showers in the technology (from its library) is subtracted.
+
+Noise-only channels above threshold are added (binomial count, Gaussian tail above the
+threshold less the crossing's coherent offset).
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -32,8 +53,8 @@ from scipy.special import ndtr, ndtri
 
 from calopt.arrays import ranges
 from calopt.detector.design import Design
-from calopt.detector.technologies import get_technology
-from calopt.generation.events import FLAG, Events
+from calopt.detector.technologies import Technology, get_technology
+from calopt.generation.events import FLAG, Events, crossing_particles
 from calopt.readout.cells import CellMap
 from calopt.simulation.library import CLASSES, LibrarySpec, ShowerLibrary, get_library, species_class
 from calopt.simulation.particles import BY_PDG
@@ -44,20 +65,31 @@ __all__ = ["READOUT_VERSION", "CellHits", "Readout", "ReadoutSettings"]
 # read-out photons (calopt.reconstruction.regression). Bump it whenever the same particles and
 # settings read out into other channel energies or times: the placement of library showers, the
 # calibrations, photo-statistics, noise, zero suppression or timing here, or the cell map.
-READOUT_VERSION = 1
+READOUT_VERSION = 2
 
 
 @dataclass(frozen=True)
 class ReadoutSettings:
-    """Per-channel effects. ``noise_mev``: electronic noise per channel (an assumption, of the
-    order of LHCb's ~1 ADC count); ``threshold_mev``: zero suppression; ``photostatistics``:
-    Poisson photo-electron statistics on/off; library grid: ``library_energies`` [GeV],
-    ``library_angles`` [rad], ``library_n_per_point``; ``fastsim``: a fast-simulation backend
-    that fills the EM libraries instead of the cascade MC (hadrons and muons stay cascade)."""
+    """Detector response. ``noise_mev``: incoherent electronic noise per channel (an
+    assumption, of the order of LHCb's 1.2 ADC counts); ``coherent_noise_mev``: the noise
+    common to every channel of a crossing, in Boole's ratio to the incoherent one (0.3 / 1.2
+    ADC counts, physics-reference §2b); ``gain_spread``: relative per-cell gain error (1 %,
+    Boole's ``GainError``), fixed per design and ``calibration_seed``; ``threshold_mev``: zero
+    suppression; ``photostatistics``: Poisson photo-electron statistics; ``light_collection``:
+    the non-uniformity of the technologies; ``spillover``: the previous crossing's pile-up
+    signal in the next one; ``timing``: cell times where the design has timing; library grid:
+    ``library_energies`` [GeV], ``library_angles`` [rad], ``library_n_per_point``;
+    ``fastsim``: a fast-simulation backend that fills the EM libraries instead of the cascade
+    MC (hadrons and muons stay cascade)."""
 
     noise_mev: float = 5.0
+    coherent_noise_mev: float = 1.25
+    gain_spread: float = 0.01
+    calibration_seed: int = 0
     threshold_mev: float = 15.0
     photostatistics: bool = True
+    light_collection: bool = True
+    spillover: bool = True
     timing: bool = True
     library_energies: tuple[float, ...] = LibrarySpec.energies
     library_angles: tuple[float, ...] = LibrarySpec.angles
@@ -92,6 +124,7 @@ class Readout:
     design: Design
     settings: ReadoutSettings = field(default_factory=ReadoutSettings)
     libraries: dict[tuple[str, str], ShowerLibrary] = field(default_factory=dict)
+    _pileup_sums: dict[tuple[int, int], ChannelSums] = field(default_factory=dict, repr=False)
 
     @cached_property
     def cells(self) -> CellMap:
@@ -111,10 +144,54 @@ class Readout:
     def _channel_tech(self) -> np.ndarray:
         return self.cells.table["tech"]
 
+    def _per_channel(self, value: Callable[[Technology], float]) -> np.ndarray:
+        """(n_channels,) ``value`` of each channel's technology."""
+        techs = [get_technology(n) for n in self.cells.technologies]
+        return np.array([value(t) for t in techs], dtype=float)[self._channel_tech]
+
+    @cached_property
+    def gains(self) -> np.ndarray:
+        """(n_channels,) relative gain of every channel: 1 + N(0, gain_spread), fixed per design
+        (the digest of its definition) and ``calibration_seed``."""
+        digest = int(hashlib.sha256(self.design.spec.model_dump_json().encode()).hexdigest()[:15], 16)
+        rng = np.random.default_rng(np.random.SeedSequence([self.settings.calibration_seed, digest, 0x6A1]))
+        return 1.0 + self.settings.gain_spread * rng.standard_normal(self.cells.n_channels)
+
+    @cached_property
+    def _light_parameters(self) -> dict[str, np.ndarray]:
+        """Per channel: the light-collection parameters of its technology and cell size, and the
+        mean response over the whole cell (the calibration divides it out)."""
+        t = self.cells.table
+        out = {k: np.zeros(self.cells.n_channels) for k in ("A_local", "d", "A_global", "A_refl", "w")}
+        out["d"][:] = out["w"][:] = 1.0
+        for ti, name in enumerate(self.cells.technologies):
+            lc = get_technology(name).light_collection
+            if lc is None:
+                continue
+            for size in np.unique(t["size"][t["tech"] == ti]):
+                sel = (t["tech"] == ti) & (t["size"] == size)
+                a_local, d, a_global = lc.parameters(float(size))
+                out["A_local"][sel], out["d"][sel], out["A_global"][sel] = a_local, d, a_global
+                out["A_refl"][sel], out["w"][sel] = lc.reflection_height, lc.reflection_width_mm
+        h = t["size"] / 2.0
+        out["norm"] = _light_response(-h, h, -h, h, h, out)
+        return out
+
+    def _light_weights(self, ch: np.ndarray, X: np.ndarray, Y: np.ndarray, half_pitch: np.ndarray) -> np.ndarray:
+        """Response of channel ``ch`` to deposits spread over the fine cells centred at (X, Y)
+        of half-size ``half_pitch`` [mm], relative to its mean over the cell."""
+        t = self.cells.table
+        par = {k: v[ch] for k, v in self._light_parameters.items()}
+        h = t["size"][ch] / 2.0
+        u, v = X - t["x"][ch], Y - t["y"][ch]
+        x1, x2 = np.clip(u - half_pitch, -h, h), np.clip(u + half_pitch, -h, h)
+        y1, y2 = np.clip(v - half_pitch, -h, h), np.clip(v + half_pitch, -h, h)
+        return _light_response(x1, x2, y1, y2, h, par) / par["norm"]
+
     def deposits(self, pdg: np.ndarray, energy: np.ndarray, p: np.ndarray, entry: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Noise-free deposits of particles: (channel, EM-scale energy [MeV], time [ns]) per
-        fine cell. pdg (M,), energy (M,) [MeV], p (M, 3) momenta at the face, entry (M, 3) x, y
-        [mm] and arrival time [ns]."""
+        """Deposits of particles before the electronics: (channel, EM-scale energy [MeV] seen
+        through the light collection, time [ns]) per fine cell. pdg (M,), energy (M,) [MeV], p
+        (M, 3) momenta at the face, entry (M, 3) x, y [mm] and arrival time [ns]."""
         wall = self.design.wall
         x, y = entry[:, 0], entry[:, 1]
         i, j, ok = wall.slot_of(x, y)
@@ -123,7 +200,7 @@ class Readout:
         cls = species_class(pdg)
         mass = np.array([BY_PDG[int(q)].mass if int(q) in BY_PDG else 939.6 for q in pdg])
         kinetic = np.where(cls == 0, energy, np.maximum(energy - mass, 0.0))
-        out_ch, out_e, out_t = [], [], []
+        out_ch, out_e, out_t, out_x, out_y, out_h = [], [], [], [], [], []
         class_names = list(CLASSES)
         for tech in np.unique(tech_of[ok]):
             t = get_technology(str(tech))
@@ -152,58 +229,110 @@ class Readout:
                 out_ch.append(self.cells.channel(X, Y, front))
                 out_e.append(lib.e[flat] * scale[k] / calib)
                 out_t.append(entry[sel, 2][k] + lib.t[flat] - t_offset)
+                out_x.append(X)
+                out_y.append(Y)
+                out_h.append(np.full(len(X), pitch / 2.0))
         if not out_ch:
             return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
         ch, e, tt = np.concatenate(out_ch), np.concatenate(out_e), np.concatenate(out_t)
         keep = ch >= 0
-        return ch[keep], e[keep], tt[keep]
+        ch, e, tt = ch[keep], e[keep], tt[keep]
+        if self.settings.light_collection:
+            X, Y, hp = (np.concatenate(v)[keep] for v in (out_x, out_y, out_h))
+            e = e * self._light_weights(ch, X, Y, hp)
+        return ch, e, tt
+
+    def true_energies(self, pdg: np.ndarray, energy: np.ndarray, p: np.ndarray,
+                      entry: np.ndarray) -> ChannelSums:  # fmt: skip
+        """The particles' deposits summed per channel (arrays as in :meth:`deposits`)."""
+        return _sum_per_channel(*self.deposits(pdg, energy, p, entry))
 
     def read(self, pdg: np.ndarray, energy: np.ndarray, p: np.ndarray, entry: np.ndarray,
-             rng: np.random.Generator) -> CellHits:  # fmt: skip
-        """Read out one crossing (arrays as in :meth:`deposits`)."""
-        ch, e, tt = self.deposits(pdg, energy, p, entry)
-        uch, inv = np.unique(ch, return_inverse=True)
-        e_true = np.bincount(inv, weights=e, minlength=len(uch))
-        et = np.bincount(inv, weights=e * tt, minlength=len(uch))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            t_true = np.where(e_true > 0, et / e_true, np.nan)
-        return self._electronics(uch, e_true, t_true, rng)
+             rng: np.random.Generator, previous: ChannelSums | None = None) -> CellHits:  # fmt: skip
+        """Read out one crossing (arrays as in :meth:`deposits`); ``previous``: the deposits of
+        the previous crossing, whose signal spills over into this one."""
+        return self._electronics(self.true_energies(pdg, energy, p, entry), rng, previous)
 
-    def read_crossing(self, events: Events, i: int, rng: np.random.Generator) -> CellHits:
-        """Read out crossing ``i`` of ``events`` (only the particles that reach the ECAL)."""
+    @cached_property
+    def _spill_fraction(self) -> np.ndarray:
+        """(n_channels,) fraction of a crossing's signal read in the next one (0 with
+        ``spillover`` off)."""
+        f = self._per_channel(lambda t: t.spillover_fraction)
+        return f if self.settings.spillover else np.zeros_like(f)
+
+    def pileup_energies(self, events: Events, i: int) -> ChannelSums:
+        """The deposits of the pile-up collisions of crossing ``i`` per channel (the two most
+        recent crossings are kept: a crossing's pile-up is also the next one's spill-over)."""
+        key = (id(events), i)
+        if key not in self._pileup_sums:
+            if len(self._pileup_sums) >= 2:
+                self._pileup_sums.pop(next(iter(self._pileup_sums)))
+            self._pileup_sums[key] = self.true_energies(*crossing_particles(events, i, pileup_only=True))
+        return self._pileup_sums[key]
+
+    def read_crossing(self, events: Events, i: int, rng: np.random.Generator, pileup_only: bool = False) -> CellHits:
+        """Read out crossing ``i`` of ``events`` (the particles that reach the ECAL; with
+        ``pileup_only`` only those of its pile-up collisions). The pile-up of crossing i - 1
+        (of the last crossing for the first one) spills over into it: the bunch crossing before
+        a signal crossing is a minimum-bias one, which the pile-up of the sample's neighbouring
+        crossing stands for."""
         c = events.crossing(i)
-        hit = (c["flags"] & FLAG.REACHES_ECAL) > 0
-        return self.read(c["pdg"][hit], c["energy"][hit], c["p"][hit], c["entry"][hit], rng)
+        own = ((c["flags"] & FLAG.REACHES_ECAL) > 0) & (c["pv"] == 0)
+        parts = [self.pileup_energies(events, i)] if np.any(c["pv"] > 0) else []
+        if not pileup_only:
+            parts.append(self.true_energies(c["pdg"][own], c["energy"][own], c["p"][own], c["entry"][own]))
+        previous = None
+        if np.any(self._spill_fraction > 0) and len(events) > 1:
+            previous = self.pileup_energies(events, (i - 1) % len(events))
+        return self._electronics(_merge(parts), rng, previous)
 
-    def _electronics(self, ch: np.ndarray, e_true: np.ndarray, t_true: np.ndarray,
-                     rng: np.random.Generator) -> CellHits:  # fmt: skip
+    def _electronics(self, sums: ChannelSums, rng: np.random.Generator,
+                     previous: ChannelSums | None = None) -> CellHits:  # fmt: skip
+        """Channels of one crossing from its deposits ``sums`` (and the ``previous`` crossing's,
+        for the spill-over): photo-statistics, gains, noise, zero suppression and times (module
+        docstring)."""
         st = self.settings
-        techs = [get_technology(n) for n in self.cells.technologies]
-        ly = np.array([t.light_yield for t in techs])[self._channel_tech[ch]]  # p.e. per GeV
-        e = e_true.copy()
+        ch, e_true, t_true = sums
+        e_light = e_true
+        if previous is not None and len(previous[0]):
+            spill = _merge([sums, (previous[0], previous[1] * self._spill_fraction[previous[0]],
+                                   np.full(len(previous[0]), np.nan))])  # fmt: skip
+            ch, e_light = spill[0], spill[1]
+            e_true = np.zeros(len(ch))
+            e_true[np.searchsorted(ch, sums[0])] = sums[1]
+            t_true = np.full(len(ch), np.nan)
+            t_true[np.searchsorted(ch, sums[0])] = sums[2]
+        ly = self._light_yield[ch]  # p.e. per GeV
+        e = e_light.copy()
         if st.photostatistics:
-            e = rng.poisson(np.maximum(e_true, 0.0) / 1000.0 * ly) / ly * 1000.0
-        e = e + rng.normal(0.0, st.noise_mev, size=len(e)) if st.noise_mev > 0 else e
-        # noise-only channels above threshold
+            e = rng.poisson(np.maximum(e_light, 0.0) / 1000.0 * ly) / ly * 1000.0
+        e = e * self.gains[ch]
+        coherent = rng.normal(0.0, st.coherent_noise_mev) if st.coherent_noise_mev > 0 else 0.0
+        if st.noise_mev > 0:
+            e = e + rng.normal(0.0, st.noise_mev, size=len(e))
+        e = e + coherent
+        # noise-only channels above threshold: incoherent noise above the threshold less the
+        # crossing's coherent offset
         extra_ch = np.zeros(0, dtype=np.int64)
         extra_e = np.zeros(0)
         n_ch = self.cells.n_channels
         if st.noise_mev > 0:
-            p_over = float(1.0 - ndtr(st.threshold_mev / st.noise_mev))
+            z = (st.threshold_mev - coherent) / st.noise_mev
+            p_over = float(1.0 - ndtr(z))
             n_extra = rng.binomial(n_ch - len(ch), p_over)
             if n_extra:
                 cand = rng.choice(n_ch, size=n_extra + len(ch), replace=False)
                 extra_ch = np.setdiff1d(cand, ch)[:n_extra]
                 u = rng.uniform(1.0 - p_over, 1.0, size=len(extra_ch))
-                extra_e = ndtri(np.minimum(u, 1 - 1e-16)) * st.noise_mev
+                extra_e = ndtri(np.minimum(u, 1 - 1e-16)) * st.noise_mev + coherent
         all_ch = np.concatenate([ch, extra_ch])
         all_e = np.concatenate([e, extra_e])
         all_true = np.concatenate([e_true, np.zeros(len(extra_ch))])
         t = np.concatenate([t_true, np.full(len(extra_ch), np.nan)])
         timing = self.cells.table["timing"][all_ch] & st.timing
         if timing.any():
-            a = np.array([tt.time_resolution[0] for tt in techs])[self._channel_tech[all_ch]]
-            b = np.array([tt.time_resolution[1] for tt in techs])[self._channel_tech[all_ch]]
+            a = self._time_stochastic[all_ch]
+            b = self.cells.table["time_b"][all_ch]
             egev = np.maximum(all_e, 1.0) / 1000.0
             sigma_ns = np.sqrt((a / np.sqrt(egev)) ** 2 + b**2) * 1e-3
             base = np.where(np.isnan(t), rng.uniform(-12.5, 12.5, size=len(t)), t)  # noise: random in the crossing
@@ -218,3 +347,59 @@ class Readout:
             time=t[keep][order].astype(np.float32),
             true_energy=all_true[keep][order].astype(np.float32),
         )
+
+    @cached_property
+    def _light_yield(self) -> np.ndarray:
+        return self._per_channel(lambda t: t.light_yield)
+
+    @cached_property
+    def _time_stochastic(self) -> np.ndarray:
+        return self._per_channel(lambda t: t.time_resolution[0])
+
+
+ChannelSums = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""(channels (K,) sorted and unique, energies (K,) [MeV], energy-weighted times (K,) [ns])."""
+
+
+def _sum_per_channel(ch: np.ndarray, e: np.ndarray, t: np.ndarray) -> ChannelSums:
+    """Deposits (channel, energy, time) summed per channel; the time is energy-weighted (NaN
+    where no deposit has a time or the energy is 0)."""
+    uch, inv = np.unique(ch, return_inverse=True)
+    e_sum = np.bincount(inv, weights=e, minlength=len(uch))
+    timed = np.isfinite(t)
+    et = np.bincount(inv[timed], weights=(e * t)[timed], minlength=len(uch))
+    e_t = np.bincount(inv[timed], weights=e[timed], minlength=len(uch))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_sum = np.where(e_t > 0, et / e_t, np.nan)
+    return uch, e_sum, t_sum
+
+
+def _merge(parts: list[ChannelSums]) -> ChannelSums:
+    """Per-channel sums of several sets of deposits, merged (times energy-weighted)."""
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
+    if len(parts) == 1:
+        return parts[0]
+    return _sum_per_channel(*(np.concatenate(v) for v in zip(*parts, strict=True)))
+
+
+def _light_response(x1: np.ndarray, x2: np.ndarray, y1: np.ndarray, y2: np.ndarray, h: np.ndarray,
+                    par: dict[str, np.ndarray]) -> np.ndarray:  # fmt: skip
+    """Mean over [x1, x2] x [y1, y2] (offsets from the cell centre [mm], within +-h) of the
+    light-collection response of :class:`calopt.detector.technologies.LightCollection`: the
+    terms are products or sums of functions of x and of y, whose means are integrated in closed
+    form."""
+
+    def mean(u1: np.ndarray, u2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        du = np.maximum(u2 - u1, 1e-9)
+        k = 2.0 * np.pi / par["d"]
+        fibres = 1.0 - (np.sin(k * u2) - np.sin(k * u1)) / (k * du)  # 1 - cos(k u)
+        dome = 1.0 - (u2**3 - u1**3) / (3.0 * h**2 * du)  # 1 - (u / h)^2
+        w = par["w"]
+        edges = w / du * (np.exp(-(u1 + h) / w) - np.exp(-(u2 + h) / w) + np.exp(-(h - u2) / w)
+                          - np.exp(-(h - u1) / w))  # fmt: skip
+        return fibres, dome, edges
+
+    fx, gx, rx = mean(x1, x2)
+    fy, gy, ry = mean(y1, y2)
+    return 1.0 + par["A_local"] / 2.0 * fx * fy + par["A_global"] * gx * gy + par["A_refl"] * (rx + ry)

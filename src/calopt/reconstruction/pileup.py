@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from calopt.generation.events import Events, crossing_particles
+from calopt.generation.events import Events
 from calopt.readout.readout import CellHits, Readout
 
 __all__ = ["pileup_density", "subtract_offsets"]
@@ -21,14 +21,14 @@ def pileup_density(readout: Readout, events: Events, seed: int, n: int = 200, pi
     """Mean energy per channel [MeV] over the first ``n`` crossings of ``events``: the expected
     pile-up offset of every channel. In signal crossings the two signal photons are a negligible
     part of it at the pile-up where it matters (``pileup_only`` leaves the primary collision out).
-    Uses its own generator so that the crossings themselves are read out exactly as without the
-    subtraction."""
+    The crossings are read out as evaluate reads them (:meth:`~calopt.readout.readout.Readout.read_crossing`),
+    spill-over from the previous crossing included. Uses its own generator so that the crossings
+    themselves are read out exactly as without the subtraction."""
     total = np.zeros(readout.cells.n_channels)
     sub = np.random.default_rng(np.random.SeedSequence([seed, 0x9E0]))
     k = min(n, len(events))
     for ev in range(k):
-        pdg, energy, p, entry = crossing_particles(events, ev, pileup_only)
-        h = readout.read(pdg, energy, p, entry, sub)
+        h = readout.read_crossing(events, ev, sub, pileup_only=pileup_only)
         np.add.at(total, h.channel, h.energy)
     return total / max(k, 1)
 

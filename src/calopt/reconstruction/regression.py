@@ -51,7 +51,7 @@ __all__ = ["RECONSTRUCTION_VERSION", "ParametricReco", "PhotonSample", "Training
 # Bump it whenever the same inputs would train other regressors or store them otherwise: the
 # clustering (clusters.py), the features (features.py), the pile-up subtraction (pileup.py), the
 # photon sample, the fits here, or the layout of the cached file.
-RECONSTRUCTION_VERSION = 1
+RECONSTRUCTION_VERSION = 2
 
 
 @dataclass
@@ -82,9 +82,10 @@ def photon_sample(readout: Readout, n: int, seed: int, energy_range: tuple[float
     the first photon.
 
     With ``pileup`` (crossings whose pile-up collisions are used), every photon is read out
-    together with the pile-up particles of a randomly chosen crossing around it, and ``rho``
-    (the mean pile-up energy per channel, :func:`calopt.reconstruction.pileup.pileup_density`)
-    is subtracted before clustering, as ``calopt evaluate`` does; the photon's cluster is then
+    together with the pile-up particles of a randomly chosen crossing around it (and the
+    previous crossing's near it spills over), and ``rho`` (the mean pile-up energy per channel,
+    :func:`calopt.reconstruction.pileup.pileup_density`) is subtracted before clustering, as
+    ``calopt evaluate`` does; the photon's cluster is then
     the nearest one within 1.5 cells (as evaluate's truth matching; the most energetic one could
     be a pile-up cluster)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9407]))
@@ -94,7 +95,8 @@ def photon_sample(readout: Readout, n: int, seed: int, energy_range: tuple[float
     # the gun and the readout draw from one stream, photon after photon
     for g in wall_photons(readout.design, n, rng, energy_range, margin_cells=margin_cells, overlay=overlay,
                           pileup=pileup, pileup_radius_cells=pileup_radius_cells):  # fmt: skip
-        hits = subtract_offsets(readout.read(g.pdg, g.energies, g.momenta, g.entry, rng), rho)
+        previous = readout.true_energies(*g.previous) if g.previous is not None else None
+        hits = subtract_offsets(readout.read(g.pdg, g.energies, g.momenta, g.entry, rng, previous), rho)
         cl = cluster_cells(hits, readout.cells, z_front, clustering)
         f = cluster_features(cl, readout.cells, z_front)
         dist = np.hypot(f.x - g.x, f.y - g.y)
