@@ -15,7 +15,8 @@ A :class:`DesignFamily` is read from the ``[space]`` table of a campaign file::
     technology = ["lhcb-shashlik", "spacal-pb"]   # a list: a categorical choice
     cell_size = [20.2, 30.3, 40.4]                # mm
     split = [false, true]     # a boolean choice
-    timing = false            # a scalar: fixed
+    timing = false            # a scalar: fixed; a timing option: false, true or a tier [ps]
+                              # (e.g. [false, 50.0, 20.0, 10.0]: calopt.detector.design)
 
 Every setting is either a fixed value, a list of distinct choices (categorical), or, for the
 borders, a range table ``{min = A, max = B}`` with A < B (integers give an integer parameter,
@@ -151,7 +152,7 @@ class DesignFamily:
                     "technology": value("technology"),
                     "cell_size": float(value("cell_size")),
                     "split": bool(value("split") or False),
-                    "timing": bool(value("timing") or False),
+                    "timing": value("timing") if value("timing") is not None else False,
                     "shape": shape,
                 }
             )

@@ -36,6 +36,7 @@ from pydantic import (
     model_validator,
 )
 
+from calopt.detector.design import timing_option
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError, format_validation_error
 from calopt.metrics.registry import METRICS
@@ -197,6 +198,13 @@ CellSizes = Annotated[
 Flags = Annotated[
     Annotated[StrictBool, Tag("fixed")] | Annotated[list[StrictBool], _Choices, _Distinct, Tag("choices")], _FORMS
 ]
+# a region's timing: false / "none", true / "published" or a tier (constant term [ps] > 0), as
+# in a design file (calopt.detector.design.timing_option), or a list of such choices
+TimingOption = Annotated[StrictBool | Positive | StrictStr, AfterValidator(timing_option)]
+Timings = Annotated[
+    Annotated[TimingOption, Tag("fixed")] | Annotated[list[TimingOption], _Choices, _Distinct, Tag("choices")],
+    _FORMS,
+]
 Border = Annotated[
     Annotated[Positive, Tag("fixed")]
     | Annotated[list[Positive], _Choices, _Distinct, Tag("choices")]
@@ -217,7 +225,7 @@ class RegionTable(_Table):
     technology: Technologies
     cell_size: CellSizes = Field(description="mm")
     split: Flags = False
-    timing: Flags = False
+    timing: Timings = False
     # the borders: which ones a region needs depends on its shape (None: not given)
     half_x: Border | None = Field(None, description="modules")
     half_y: Border | None = Field(None, description="modules")
