@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -200,7 +201,7 @@ Flags = Annotated[
 ]
 # a region's timing: false / "none", true / "published" or a tier (constant term [ps] > 0), as
 # in a design file (calopt.detector.design.timing_option), or a list of such choices
-TimingOption = Annotated[StrictBool | Positive | StrictStr, AfterValidator(timing_option)]
+TimingOption = Annotated[StrictBool | float, BeforeValidator(timing_option)]
 Timings = Annotated[
     Annotated[TimingOption, Tag("fixed")] | Annotated[list[TimingOption], _Choices, _Distinct, Tag("choices")],
     _FORMS,
