@@ -10,12 +10,14 @@ from tests.helpers import run_cli
 
 # the keys of `calopt evaluate --json`, in order: a contract (docs/formats.md), users' scripts read them
 EVALUATE_KEYS = [
-    "design", "pileup", "events", "method", "pi0_mass_width_mev", "pi0_mass_mev", "pi0_efficiency",
-    "pi0_efficiency_window_mev", "pi0_efficiency_selected", "energy_resolution_stochastic",
-    "energy_resolution_constant", "energy_resolution_noise", "position_resolution_mm", "b_mass_width_mev",
-    "significance", "significance_err", "channels", "cost", "fits", "pi0_width_decomposition_mev", "resolution",
-    "histograms", "pileup_aware_regressors", "photons_per_crossing", "photons_rejected_by_timing", "cuts_mev",
-    "events_with_pi0_candidate", "timing_seconds", "settings",
+    "design", "pileup", "events", "method", "pi0_mass_width_mev", "pi0_mass_width_mev_err", "pi0_mass_mev",
+    "pi0_efficiency", "pi0_efficiency_err", "pi0_efficiency_window_mev", "pi0_efficiency_selected",
+    "energy_resolution_stochastic", "energy_resolution_stochastic_err", "energy_resolution_constant",
+    "energy_resolution_constant_err", "energy_resolution_noise", "energy_resolution_noise_err",
+    "position_resolution_mm", "position_resolution_mm_err", "b_mass_width_mev", "b_mass_width_mev_err",
+    "significance", "significance_err", "significance_method", "channels", "cost", "fits",
+    "pi0_width_decomposition_mev", "resolution", "histograms", "pileup_aware_regressors", "photons_per_crossing",
+    "photons_rejected_by_timing", "cuts_mev", "events_with_pi0_candidate", "timing_seconds", "settings", "precision",
 ]  # fmt: skip
 
 
@@ -33,9 +35,16 @@ def test_evaluate_end_to_end(tmp_path, capsys):
     assert r["pi0_mass_width_mev"] == r["fits"]["pi0"]["signal_shape"]["sigma_eff"]
     assert 0.2 < r["pi0_efficiency"] <= 1.0 and r["pi0_efficiency_window_mev"] == 30.0
     assert r["pi0_efficiency_selected"] <= r["pi0_efficiency"]
-    # the free Gaussian fits stay as cross-checks; the significance comes with its error
+    # the free Gaussian fits stay as cross-checks; every metric but the exact ones comes with its error
     assert {"pi0_free", "b_free"} <= set(r["fits"])
-    assert (r["significance"] is None) == (r["significance_err"] is None)
+    for m in METRICS.values():
+        if m.error_key is not None:
+            assert (r[m.name] is None) == (r[m.error_key] is None), m.name
+            assert r[m.error_key] is None or r[m.error_key] >= 0
+    assert r["significance_method"] in ("fit", "truth_count", None)
+    assert (r["significance"] is None) == (r["significance_method"] is None)
+    assert r["pi0_mass_width_mev_err"] == r["fits"]["pi0"]["signal_shape"]["sigma_eff_err"]
+    assert r["precision"] is None
     # the regressors beat the parametric baseline on position
     res = r["resolution"]
     assert res["xgb"]["position_resolution_mm"] < res["parametric"]["position_resolution_mm"]
@@ -84,32 +93,45 @@ def test_evaluate_bad_input(capsys, args, message):
     assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
 
 
-def _result(**metrics):
+def _result(significance_method=None, **metrics):
     values = dict.fromkeys(METRICS, 1.0) | metrics
+    errors = {name: 0.5 for name, m in METRICS.items() if m.error_key is not None}
     return EvaluationResult(
-        design="d", settings=EvaluateSettings(), metrics=values, errors={"significance": 0.5}, pi0_mass_mev=135.0,
+        design="d", settings=EvaluateSettings(), metrics=values, errors=errors, pi0_mass_mev=135.0,
         pi0_efficiency_window_mev=30.0, pi0_efficiency_selected=0.2, fits={"b": {"reason": "too few events"}},
         histograms={}, decomposition={}, resolution={}, timing_seconds={"models": 1.0, "crossings": 2.0},
-        crossings=CrossingSummary(10, 3.0, 1, (200.0, 1000.0), False, 4),
+        crossings=CrossingSummary(10, 3.0, 1, (200.0, 1000.0), False, 4), significance_method=significance_method,
     )  # fmt: skip
 
 
 def test_result_json_keys_and_registry():
     """The typed result writes the contract's keys; every registry metric is among them, each
-    error beside its metric."""
+    error right after its metric."""
     doc = _result(significance=None).to_json()
     assert list(doc) == EVALUATE_KEYS
     assert set(METRICS) <= set(doc)
+    keys = list(doc)
+    for m in METRICS.values():
+        if m.error_key is not None:
+            assert keys.index(m.error_key) == keys.index(m.name) + 1, m.name
     assert doc["significance_err"] == 0.5 and doc["cuts_mev"] == {"photon_et": 200.0, "pi0_pt": 1000.0}
-    assert doc["settings"]["n_events"] == 1000 and doc["events"] == 10
+    assert doc["settings"]["n_events"] == 1000 and doc["settings"]["n_use"] is None and doc["events"] == 10
     assert format_value(get_metric("significance"), doc) == "failed: too few events"
-    assert format_value(get_metric("pi0_mass_width_mev"), doc) == "1"
+    assert format_value(get_metric("pi0_mass_width_mev"), doc) == "1 +- 0.5"
     assert format_value(get_metric("channels"), _result(channels=6064).to_json()) == "6064"
+    truth = _result(significance=2.0, significance_method="truth_count").to_json()
+    assert truth["significance_method"] == "truth_count"
+    assert format_value(get_metric("significance"), truth) == "2 +- 0.5 (truth count)"
+    assert format_value(get_metric("significance"), _result(significance_method="fit").to_json()) == "1 +- 0.5"
 
 
 def test_registry_directions_and_unknown_metric():
     assert get_metric("significance").sign == -1.0 and get_metric("cost").sign == 1.0
     assert get_metric("significance").error_key == "significance_err"
-    assert get_metric("pi0_mass_width_mev").error_key is None
+    # every metric but the exact ones has an error
+    assert {m.name for m in METRICS.values() if m.error_key is None} == {"channels", "cost"}
+    assert get_metric("pi0_mass_width_mev").error_key == "pi0_mass_width_mev_err"
+    assert get_metric("pi0_efficiency").error == "binomial"
+    assert get_metric("position_resolution_mm").error == "robust"
     with pytest.raises(ValueError, match="unknown metric 'nope'"):
         get_metric("nope")

@@ -47,7 +47,7 @@ from calopt.errors import CaloptInputError
 from calopt.generation.events import FLAG, Events
 from calopt.generation.runner import EventSpec, cached_events
 from calopt.metrics.mass import Candidates, mass_metrics
-from calopt.metrics.registry import METRICS
+from calopt.metrics.registry import METRICS, get_metric
 from calopt.readout.readout import CellHits, Readout, ReadoutSettings
 from calopt.reconstruction.candidates import expected_time, pair_masses, photon_momenta
 from calopt.reconstruction.clusters import cluster_cells
@@ -60,9 +60,10 @@ from calopt.reconstruction.regression import (
     get_reconstruction,
     photon_sample,
 )
-from calopt.stats import fit_energy_resolution, robust_sigma
+from calopt.stats import fit_energy_resolution, robust_sigma, robust_sigma_error
 
 __all__ = [
+    "PILOT_CROSSINGS",
     "QUICK_READOUT",
     "QUICK_TRAINING",
     "CrossingCandidates",
@@ -70,8 +71,11 @@ __all__ = [
     "EvaluationResult",
     "Photons",
     "TimeSelection",
+    "check_precision",
     "cluster",
+    "crossings_for_precision",
     "evaluate",
+    "evaluate_to_precision",
     "match_truth",
     "measure_masses",
     "measure_resolution",
@@ -95,7 +99,14 @@ class EvaluateSettings:
     ``pileup`` > 0 the photons of the crossings are reconstructed with regressors trained on
     photons overlaid with pile-up at that mu (and the same offset subtraction, see
     :class:`TrainingSettings`); the single-photon resolutions (and the time calibration) always
-    use the pile-up-free ones, so they stay the figures of the detector alone."""
+    use the pile-up-free ones, so they stay the figures of the detector alone.
+
+    ``n_use``: evaluate only the first ``n_use`` of the ``n_events`` crossings (None: all of
+    them). The crossings are generated and cached per (``n_events``, mu, seed), and a sample of
+    n crossings is not the start of a larger one (the pile-up library and the vertices of a
+    chunk depend on its size), so ``calopt evaluate --precision`` generates the ``--events``
+    sample once and evaluates its first n crossings: one sample, and the same first n crossings
+    whatever n is."""
 
     pileup: float = 0.0
     n_events: int = 1000
@@ -108,6 +119,7 @@ class EvaluateSettings:
     pileup_aware_regressors: bool = True
     readout: ReadoutSettings = field(default_factory=ReadoutSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
+    n_use: int | None = None
 
     def cuts(self) -> tuple[float, float]:
         """(photon E_T, pi0 p_T) thresholds [MeV]. Defaults: 200 + 40 mu (at most 1000) and
@@ -122,6 +134,8 @@ class EvaluateSettings:
     def validate(self) -> None:
         if self.n_events <= 0:
             raise CaloptInputError(f"--events must be positive, got {self.n_events}")
+        if self.n_use is not None and not 0 < self.n_use <= self.n_events:
+            raise CaloptInputError(f"n_use must be in 1..{self.n_events} (the crossings generated), got {self.n_use}")
         if not (self.pileup >= 0 and math.isfinite(self.pileup)):
             raise CaloptInputError(f"--pileup must be >= 0, got {self.pileup}")
         if self.method not in ("xgb", "parametric"):
@@ -171,8 +185,11 @@ class EvaluationResult:
     """Everything ``evaluate`` measured for one design.
 
     ``metrics``: the value of every registry metric (:data:`calopt.metrics.registry.METRICS`;
-    None: not measured, the reason in ``fits``); ``errors``: the errors of the metrics whose
-    registry entry has an error method that gives one; ``fits``, ``histograms``: the mass fits
+    None: not measured, the reason in ``fits``); ``errors``: the statistical error of every
+    metric that is not exact (its registry ``error_key``; None where the metric is None);
+    ``significance_method``: ``"fit"`` or ``"truth_count"`` (None with no significance, see
+    :mod:`calopt.metrics.mass`); ``precision``: what ``evaluate --precision`` aimed at and got
+    (:func:`evaluate_to_precision`; None without it); ``fits``, ``histograms``: the mass fits
     and spectra (:func:`calopt.metrics.mass.mass_metrics`); ``resolution``: the single-photon
     resolutions per method and region and the time calibration (:func:`measure_resolution`);
     ``decomposition``: :func:`width_decomposition`; ``timing_seconds``: the time the
@@ -191,6 +208,8 @@ class EvaluationResult:
     resolution: dict[str, Any]
     crossings: CrossingSummary
     timing_seconds: dict[str, float]
+    significance_method: str | None = None
+    precision: dict[str, Any] | None = None
 
     def metric(self, name: str) -> float | None:
         """The value of the registry metric ``name`` (None: not measured)."""
@@ -198,24 +217,29 @@ class EvaluationResult:
 
     def to_json(self) -> dict[str, Any]:
         """The ``calopt evaluate --json`` document (its keys are a contract: docs/formats.md)."""
-        m = self.metrics
         out: dict[str, Any] = {
             "design": self.design,
             "pileup": self.settings.pileup,
             "events": self.crossings.n_events,
             "method": self.settings.method,
-            "pi0_mass_width_mev": m["pi0_mass_width_mev"],
-            "pi0_mass_mev": self.pi0_mass_mev,
-            "pi0_efficiency": m["pi0_efficiency"],
-            "pi0_efficiency_window_mev": self.pi0_efficiency_window_mev,
-            "pi0_efficiency_selected": self.pi0_efficiency_selected,
         }
-        for name in METRICS:  # the rest of the registry, each error beside its value
-            if name not in out:
-                out[name] = m[name]
+
+        def put(name: str) -> None:  # a registry metric, its error right after it
+            out[name] = self.metrics[name]
             key = METRICS[name].error_key
             if key is not None:
-                out[key] = self.errors[name]
+                out[key] = self.errors.get(name)
+            if name == "significance":
+                out["significance_method"] = self.significance_method
+
+        put("pi0_mass_width_mev")
+        out["pi0_mass_mev"] = self.pi0_mass_mev
+        put("pi0_efficiency")
+        out["pi0_efficiency_window_mev"] = self.pi0_efficiency_window_mev
+        out["pi0_efficiency_selected"] = self.pi0_efficiency_selected
+        for name in METRICS:  # the rest of the registry
+            if name not in out:
+                put(name)
         out |= {
             "fits": self.fits,
             "pi0_width_decomposition_mev": self.decomposition,
@@ -228,6 +252,7 @@ class EvaluationResult:
             "events_with_pi0_candidate": self.crossings.events_with_pi0_candidate,
             "timing_seconds": self.timing_seconds,
             "settings": asdict(self.settings),
+            "precision": self.precision,
         }
         return out
 
@@ -330,7 +355,7 @@ def _energy_resolution(energy: np.ndarray, rel: np.ndarray, mask: np.ndarray,
             centres.append(math.sqrt(lo * hi))
             s = robust_sigma(rel[sel])
             sig.append(s)
-            err.append(s / math.sqrt(2 * (sel.sum() - 1)) * 1.3)  # 1.3: efficiency of the quantile estimate
+            err.append(robust_sigma_error(s, int(sel.sum())))
     return centres, sig, fit_energy_resolution(np.array(centres), np.array(sig), np.array(err))
 
 
@@ -355,6 +380,8 @@ def measure_resolution(readout: Readout, models: Models, st: EvaluateSettings) -
         rel = e / sample.energy - 1.0
         centres, sig, fit = _energy_resolution(sample.energy, rel, np.ones(len(rel), dtype=bool))
         res = np.concatenate([x - sample.x, y - sample.y])
+        res = res[np.isfinite(res)]
+        position = robust_sigma(res)
         per_region = {}
         for k, r in enumerate(design.regions):
             sel = region == k
@@ -369,7 +396,8 @@ def measure_resolution(readout: Readout, models: Models, st: EvaluateSettings) -
             "energy_fit": fit,
             "energy_points": {"energy_gev": centres, "sigma_over_e": sig},
             "energy_bias": float(np.nanmedian(rel)),
-            "position_resolution_mm": robust_sigma(res[np.isfinite(res)]),
+            "position_resolution_mm": position,
+            "position_resolution_mm_err": robust_sigma_error(position, len(res)),
             "raw_barycentre_resolution_mm": robust_sigma(
                 np.concatenate([sample.features.x - sample.x, sample.features.y - sample.y])
             ),
@@ -483,6 +511,8 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
         progress("energy and position resolution")
     resolution = measure_resolution(readout, models, st)
     events = cached_events(EventSpec(process="b0-jpsipi0", n=st.n_events, pileup=st.pileup, seed=st.seed), progress)
+    if st.n_use is not None:
+        events = events.head(st.n_use)
     t1 = time.perf_counter()
     if progress:
         progress(f"reading out and reconstructing {len(events)} crossings")
@@ -535,11 +565,25 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
         "channels": summary["channels"],
         "cost": summary["cost"],
     }
+    # the statistical error of every metric that is not exact (the registry's error methods)
+    measured_errors: dict[str, float | None] = {
+        "pi0_mass_width_mev": mass["pi0_mass_width_mev_err"],
+        "pi0_efficiency": mass["pi0_efficiency_err"],
+        "energy_resolution_stochastic": _num(fit.get("a_err")),
+        "energy_resolution_constant": _num(fit.get("b_err")),
+        "energy_resolution_noise": _num(fit.get("c_err")),
+        "position_resolution_mm": _num(reso["position_resolution_mm_err"]),
+        "b_mass_width_mev": mass["b_mass_width_mev_err"],
+        "significance": mass["significance_err"],
+    }
+    errors = {name: measured_errors[name] if metrics[name] is not None else None
+              for name, m in METRICS.items() if m.error_key is not None}  # fmt: skip
     return EvaluationResult(
         design=design.name,
         settings=st,
         metrics=metrics,
-        errors={"significance": mass["significance_err"]},
+        errors=errors,
+        significance_method=mass["significance_method"],
         pi0_mass_mev=mass["pi0_mass_mev"],
         pi0_efficiency_window_mev=mass["pi0_efficiency_window_mev"],
         pi0_efficiency_selected=mass["pi0_efficiency_selected"],
@@ -562,3 +606,79 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
         ),
         timing_seconds={"models": round(t_models, 2), "crossings": round(t_events, 2)},
     )
+
+
+# ----------------------------------------------------------------------------- --precision
+PILOT_CROSSINGS = 500  # evaluate --precision: the pilot evaluates at most this many crossings first
+
+
+def check_precision(target: float, objective: str = "significance") -> None:
+    """The relative error ``target`` must lie in (0, 1) and ``objective`` be a registry metric
+    with a statistical error: else a one-line :class:`CaloptInputError`."""
+    if not (math.isfinite(target) and 0.0 < target < 1.0):
+        raise CaloptInputError(f"--precision must be a relative error between 0 and 1 (exclusive), got {target}")
+    if get_metric(objective).error_key is None:
+        raise CaloptInputError(f"--objective {objective!r} is exact: it has no statistical error to aim at")
+
+
+def crossings_for_precision(n0: int, rel_err0: float, target: float, n_max: int) -> tuple[int, int]:
+    """(crossings to evaluate, crossings needed) for the relative error ``target`` on a metric
+    whose relative error was ``rel_err0`` with ``n0`` crossings. Relative errors scale as
+    1 / sqrt(n) (for the significance S / sqrt(S + B) grows as sqrt(n) at fixed S/B and its
+    error stays ~1), so n0 (rel_err0 / target)^2 are needed, rounded up (at least 1); at most
+    ``n_max`` are evaluated."""
+    needed = max(1, math.ceil(n0 * (rel_err0 / target) ** 2 - 1e-9))
+    return min(needed, n_max), needed
+
+
+def _relative_error(r: EvaluationResult, name: str) -> float | None:
+    v, e = r.metrics[name], r.errors.get(name)
+    if v is None or e is None or v == 0 or not (math.isfinite(v) and math.isfinite(e)):
+        return None
+    return abs(e / v)
+
+
+def evaluate_to_precision(design: Design, settings: EvaluateSettings, target: float, objective: str = "significance",
+                          progress: Callable[[str], None] | None = None) -> EvaluationResult:  # fmt: skip
+    """``evaluate`` with as many crossings as a relative error ``target`` on the registry metric
+    ``objective`` needs, at most ``settings.n_events``. The ``n_events`` crossings are generated
+    (once, cached) and a pilot evaluates the first min(n_events, PILOT_CROSSINGS) of them; its
+    relative error predicts the crossings needed (:func:`crossings_for_precision`) and, if the
+    pilot had fewer, the first that many crossings are evaluated (the models, libraries and
+    crossings come from the cache; see :attr:`EvaluateSettings.n_use`). Where the pilot did not
+    measure the objective (or its relative error), all ``n_events`` are evaluated. The result's
+    ``precision`` says what was aimed at and got: ``objective``, ``target``, ``achieved`` (the
+    relative error of the result), ``crossings`` (evaluated), ``needed`` (predicted; None
+    without a pilot measurement), ``pilot_crossings``, ``capped`` (needed > n_events) and
+    ``note`` (one line for the user, or None)."""
+    check_precision(target, objective)
+    settings.validate()
+    n_max = settings.n_events
+    n0 = min(n_max, PILOT_CROSSINGS)
+    if progress:
+        progress(f"pilot evaluation of {n0} crossings for --precision {target:g}")
+    result = evaluate(design, replace(settings, n_use=n0), progress)
+    r0 = _relative_error(result, objective)
+    needed: int | None = None
+    note: str | None = None
+    if r0 is None:
+        v = result.metrics[objective]
+        why = "its value is 0" if v == 0 else "it was not measured" if v is None else "it has no error"
+        note = f"--precision: {objective} has no relative error with the {n0}-crossing pilot ({why}); using all {n_max}"
+        if n_max > n0:
+            result = evaluate(design, replace(settings, n_use=n_max), progress)
+    else:
+        n, needed = crossings_for_precision(n0, r0, target, n_max)
+        if n > n0:
+            if progress:
+                progress(f"evaluating {n} crossings for a relative error of {target:g} on {objective}")
+            result = evaluate(design, replace(settings, n_use=n), progress)
+    achieved = _relative_error(result, objective)
+    capped = needed is not None and needed > n_max
+    if capped:
+        got = f"{achieved:.3g}" if achieved is not None else "none"
+        note = (f"--precision {target:g}: {objective} needs about {needed} crossings, --events allows {n_max} "
+                f"(relative error {got})")  # fmt: skip
+    precision = {"objective": objective, "target": target, "achieved": achieved, "crossings": result.crossings.n_events,
+                 "needed": needed, "pilot_crossings": n0, "capped": capped, "note": note}  # fmt: skip
+    return replace(result, precision=precision)

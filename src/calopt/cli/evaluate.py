@@ -18,12 +18,26 @@ def evaluate(
     method: str = typer.Option("xgb", "--method", help="Photon reconstruction: xgb or parametric."),
     n_resolution: int = typer.Option(2000, "--n-resolution", help="Single photons for the resolutions."),
     plots: Path | None = typer.Option(None, "--plots", help="Folder for mass-peak and resolution plots."),
-    fastsim: str | None = typer.Option(None, "--fastsim", help="EM showers of the libraries from gflash, surrogate or "
-                                       "a surrogate checkpoint instead of the cascade MC."),
-    pileup_aware: bool = typer.Option(True, "--pileup-aware-regressors/--no-pileup-aware-regressors",
-                                      help="At --pileup > 0, reconstruct the crossings' photons with regressors "
-                                      "trained with pile-up at that mu."),
+    fastsim: str | None = typer.Option(
+        None,
+        "--fastsim",
+        help="EM showers of the libraries from gflash, surrogate or a surrogate checkpoint instead of the cascade MC.",
+    ),
+    pileup_aware: bool = typer.Option(
+        True,
+        "--pileup-aware-regressors/--no-pileup-aware-regressors",
+        help="At --pileup > 0, reconstruct the crossings' photons with regressors trained with pile-up at that mu.",
+    ),
     quick: bool = typer.Option(False, "--quick", help="Small shower libraries and training samples (smoke test)."),
+    precision: float | None = typer.Option(
+        None,
+        "--precision",
+        help="Evaluate as many of the --events crossings as a relative error P (0 < P < 1) on the objective "
+        "needs (a pilot of at most 500 crossings predicts how many).",
+    ),
+    objective: str | None = typer.Option(
+        None, "--objective", help="The registry metric --precision aims at (default significance)."
+    ),
     seed: int = SEED_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
@@ -31,9 +45,15 @@ def evaluate(
     from rich.console import Console
 
     from calopt.detector.design import load_design
-    from calopt.pipeline import QUICK_READOUT, QUICK_TRAINING, EvaluateSettings
+    from calopt.errors import CaloptInputError
+    from calopt.pipeline import QUICK_READOUT, QUICK_TRAINING, EvaluateSettings, check_precision, evaluate_to_precision
     from calopt.pipeline import evaluate as run_evaluate
 
+    target = objective or "significance"
+    if precision is not None:
+        check_precision(precision, target)
+    elif objective is not None:
+        raise CaloptInputError("--objective names what --precision aims at: give --precision too")
     d = load_design(design)
     st = EvaluateSettings(pileup=pileup, n_events=events, seed=seed, method=method, n_resolution=n_resolution,
                           pileup_aware_regressors=pileup_aware)  # fmt: skip
@@ -46,7 +66,13 @@ def evaluate(
         plots.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
     with console.status("evaluating") as status:
-        doc = run_evaluate(d, st, progress=lambda msg: status.update(msg)).to_json()
+        if precision is not None:
+            result = evaluate_to_precision(d, st, precision, target, progress=lambda msg: status.update(msg))
+        else:
+            result = run_evaluate(d, st, progress=lambda msg: status.update(msg))
+    doc = result.to_json()
+    if result.precision is not None and result.precision["note"]:
+        typer.echo(f"calopt: {result.precision['note']}", err=True)
     if plots is not None:
         from calopt.metrics.plots import plot_evaluation
 

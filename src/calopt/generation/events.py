@@ -32,8 +32,15 @@ import numpy as np
 
 from calopt.files import atomic_path, is_format, open_format, read_attrs
 
-__all__ = ["FLAG", "Events", "concatenate_events", "crossing_particles", "is_events_file", "read_events",
-           "write_events"]
+__all__ = [
+    "FLAG",
+    "Events",
+    "concatenate_events",
+    "crossing_particles",
+    "is_events_file",
+    "read_events",
+    "write_events",
+]
 
 FORMAT = "calopt-events"
 FORMAT_VERSION = 1
@@ -85,6 +92,19 @@ class Events:
         """The particles of crossing ``i``."""
         sl = slice(int(self.offsets[i]), int(self.offsets[i + 1]))
         return {k: v[sl] for k, v in self.particles.items()}
+
+    def head(self, n: int) -> Events:
+        """The first ``n`` crossings (views of these arrays, the same attributes)."""
+        n = min(max(int(n), 0), len(self))
+        end = int(self.offsets[n])
+        return Events(
+            particles={k: v[:end] for k, v in self.particles.items()},
+            offsets=self.offsets[: n + 1],
+            n_pileup=self.n_pileup[:n],
+            pv_position=self.pv_position[:n],
+            attrs=dict(self.attrs),
+            truth={k: v[:n] for k, v in self.truth.items()},
+        )
 
 
 def concatenate_events(parts: list[Events]) -> Events:

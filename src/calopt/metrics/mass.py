@@ -13,12 +13,23 @@ The way an analysis does it with its simulation:
    with 3000 crossings, p = 0.000 and 0.06, degree 4 passes, p = 0.42; degree 2 for the B,
    p > 0.05 at mu = 0 and 50); S and B in centre +- 2 sigma_eff of the shape and their errors give
    S / sqrt(S + B). A fit that fails, or whose signal yield is not 3 standard deviations from
-   zero, is reported as failed (None, with the reason in ``fits``);
-3. the mass widths are the sigma_eff of the signal shapes (half the shortest interval with
-   68.3 % of the signal): comparable between designs and pile-up whatever the tails do;
-4. the pi0 efficiency counts truth-matched signal pi0s within a fixed +-30 MeV of the PDG
-   mass, the same window for every design and pile-up, independent of any fit;
-5. cross-checks in ``fits``: free Gaussian + linear fits (``pi0_free``, ``b_free``)
+   zero, is reported as failed (the reason in ``fits``);
+3. the significance is that of the B spectrum fit (``significance_method`` ``"fit"``). Where
+   the fit (or the B signal shape) failed but there is signal, it falls back to the truth
+   counts s, b of signal and background B candidates in the window (``"truth_count"``):
+   s / sqrt(s + b), its error propagated from independent Poisson counts
+   (:func:`truth_count_significance`). The window is the fit's, else centre +- 2 sigma_eff of
+   the B signal shape, else :data:`B_FALLBACK_WINDOW_MEV` around the PDG B0 mass. The
+   significance is None only without a signal candidate in the window (s = 0): an optimiser
+   then still gets a number wherever the design sees any signal at all;
+4. the mass widths are the sigma_eff of the signal shapes (half the shortest interval with
+   68.3 % of the signal): comparable between designs and pile-up whatever the tails do; their
+   errors from a bootstrap of the truth-matched candidates
+   (:func:`calopt.metrics.fits.sigma_eff_bootstrap`). A failed shape leaves the width None;
+5. the pi0 efficiency counts truth-matched signal pi0s within a fixed +-30 MeV of the PDG
+   mass, the same window for every design and pile-up, independent of any fit; a crossing
+   contributes at most one (its two signal photons), so the error is binomial;
+6. cross-checks in ``fits``: free Gaussian + linear fits (``pi0_free``, ``b_free``)
    and the truth counts of signal and background in the window (``*.truth``). The B truth
    counts check the fitted S and B directly; the pi0 yield does not compare with them, since
    the pi0s of the rest of the b event and of pile-up peak with the signal B's.
@@ -43,10 +54,20 @@ from typing import Any
 import numpy as np
 
 from calopt.errors import CaloptInputError
-from calopt.metrics.fits import ShapeFit, fit_mass_peak, fit_mass_spectrum, fit_signal_shape
+from calopt.metrics.fits import ShapeFit, SpectrumFit, fit_mass_peak, fit_mass_spectrum, fit_signal_shape
 from calopt.reconstruction.candidates import B0_MASS, PI0_MASS, b_masses, smear_muon
+from calopt.stats import binomial_error
 
-__all__ = ["B_PI0_WINDOW", "PI0_EFFICIENCY_WINDOW", "Candidates", "mass_metrics", "pi0_window_for_b"]
+__all__ = [
+    "B_FALLBACK_WINDOW_MEV",
+    "B_PI0_WINDOW",
+    "PI0_EFFICIENCY_WINDOW",
+    "Candidates",
+    "mass_metrics",
+    "pi0_window_for_b",
+    "significance_fallback_window",
+    "truth_count_significance",
+]
 
 # +-30 MeV around the PDG pi0 mass: the resolved-pi0 mass window of LHCb selections is
 # 20-30 MeV wide on either side [assumption, of the order of those in LHCb's B -> h h pi0
@@ -58,6 +79,11 @@ B_RANGE = (4500.0, 6000.0)  # MeV
 PI0_DEGREE, B_DEGREE = 4, 2  # Bernstein background degrees, checked on the mu = 0 and 50 spectra
 B_PI0_WINDOW = "sigma_eff:2"  # the pi0 candidates that make B candidates: see pi0_window_for_b and above
 MIN_EVENTS = 50  # below this, mass fits are reported as failed rather than as numbers
+# Half width of the window of the truth-count significance when there is neither a spectrum
+# fit nor a B signal shape to take it from: 2 x 75 MeV, 2 sigma_eff of a B0 peak of a typical
+# width [assumption: of the order of the B signal shapes of lhcb-run3 evaluations, 60-90 MeV;
+# the window matters only when even the signal shape of the truth-matched B candidates failed].
+B_FALLBACK_WINDOW_MEV = 150.0
 
 
 @dataclass(frozen=True)
@@ -89,12 +115,38 @@ def _num(v: float | None) -> float | None:
     return float(v) if v is not None and math.isfinite(v) else None
 
 
+def truth_count_significance(s: float, b: float) -> tuple[float, float]:
+    """(Z, error) of Z = s / sqrt(s + b) for independent Poisson counts ``s`` and ``b``: var(Z) =
+    (dZ/ds)^2 s + (dZ/db)^2 b with dZ/ds = (s + 2b) / (2 (s + b)^1.5) and dZ/db = -s / (2 (s +
+    b)^1.5). (NaN, NaN) for s + b = 0."""
+    if s + b <= 0:
+        return float("nan"), float("nan")
+    n = s + b
+    dz_ds = (s + 2.0 * b) / (2.0 * n**1.5)
+    dz_db = -s / (2.0 * n**1.5)
+    return s / math.sqrt(n), math.sqrt(dz_ds**2 * s + dz_db**2 * b)
+
+
 def _truth_counts(m: np.ndarray, signal: np.ndarray, lo: float, hi: float) -> dict[str, Any]:
-    """Signal and background candidates in [lo, hi] counted with the truth: a cross-check of
-    the fitted S and B."""
+    """Signal and background candidates in [lo, hi] counted with the truth (a cross-check of
+    the fitted S and B, and the fallback significance) and their S / sqrt(S + B) with its
+    Poisson error."""
     w = (m > lo) & (m < hi)
     s, b = int((w & signal).sum()), int((w & ~signal).sum())
-    return {"s_window": s, "b_window": b, "significance": s / math.sqrt(s + b) if s + b > 0 else None}
+    z, err = truth_count_significance(s, b)
+    return {"window_mev": [float(lo), float(hi)], "s_window": s, "b_window": b, "significance": _num(z),
+            "significance_err": _num(err)}  # fmt: skip
+
+
+def significance_fallback_window(fit: SpectrumFit, shape: ShapeFit) -> tuple[float, float]:
+    """The B mass window [MeV] of the truth-count significance: the spectrum fit's when it has
+    one, else centre +- 2 sigma_eff of the signal shape, else +- :data:`B_FALLBACK_WINDOW_MEV`
+    around the PDG B0 mass."""
+    if math.isfinite(fit.window_lo) and math.isfinite(fit.window_hi):
+        return fit.window_lo, fit.window_hi
+    if shape.valid and math.isfinite(shape.centre) and math.isfinite(shape.sigma_eff):
+        return shape.centre - 2.0 * shape.sigma_eff, shape.centre + 2.0 * shape.sigma_eff
+    return B0_MASS - B_FALLBACK_WINDOW_MEV, B0_MASS + B_FALLBACK_WINDOW_MEV
 
 
 def pi0_window_for_b(shape: ShapeFit, rule: str = B_PI0_WINDOW) -> tuple[float, float]:
@@ -167,18 +219,30 @@ def mass_metrics(c: Candidates, rng: np.random.Generator, pi0_window: str = B_PI
         "b_free": b_free.to_dict(),
         "pi0_window_for_b_mev": [float(lo), float(hi)],
     }
-    for key, fit, m, s in (("pi0", pi0_fit, c.pi0_mass, c.pi0_signal), ("b", b_fit, bm, bs)):
-        if math.isfinite(fit.window_lo):
-            fits[key]["truth"] = _truth_counts(m, s, fit.window_lo, fit.window_hi)
+    if math.isfinite(pi0_fit.window_lo):
+        fits["pi0"]["truth"] = _truth_counts(c.pi0_mass, c.pi0_signal, pi0_fit.window_lo, pi0_fit.window_hi)
+    fits["b"]["truth"] = _truth_counts(bm, bs, *significance_fallback_window(b_fit, b_shape))
+    z: float | None
+    if b_fit.valid and math.isfinite(b_fit.significance):
+        z, z_err, z_method = b_fit.significance, b_fit.significance_err, "fit"
+    elif fits["b"]["truth"]["s_window"] > 0:
+        z, z_err, z_method = fits["b"]["truth"]["significance"], fits["b"]["truth"]["significance_err"], "truth_count"
+    else:
+        z, z_err, z_method = None, None, None
+    n_win = int(win.sum())
     return {
         "pi0_mass_width_mev": _num(pi0_shape.sigma_eff) if pi0_shape.valid else None,
+        "pi0_mass_width_mev_err": _num(pi0_shape.sigma_eff_err) if pi0_shape.valid else None,
         "pi0_mass_mev": _num(pi0_shape.centre) if pi0_shape.valid else None,
-        "pi0_efficiency": float(win.sum() / c.n_events),
+        "pi0_efficiency": float(n_win / c.n_events),
+        "pi0_efficiency_err": _num(binomial_error(n_win, c.n_events)),
         "pi0_efficiency_window_mev": PI0_EFFICIENCY_WINDOW,
         "pi0_efficiency_selected": float(win_sel.sum() / c.n_events),
         "b_mass_width_mev": _num(b_shape.sigma_eff) if b_shape.valid else None,
-        "significance": _num(b_fit.significance) if b_fit.valid else None,
-        "significance_err": _num(b_fit.significance_err) if b_fit.valid else None,
+        "b_mass_width_mev_err": _num(b_shape.sigma_eff_err) if b_shape.valid else None,
+        "significance": _num(z),
+        "significance_err": _num(z_err) if z is not None else None,
+        "significance_method": z_method,
         "fits": fits,
         "histograms": {
             "pi0": _hist(c.pi0_mass, *PI0_RANGE, 80),

@@ -3,12 +3,34 @@ direction in which it is better and how its error is computed. ``evaluate``, cam
 objectives, the report and the command line all read this one table: adding a metric is one
 entry here (and the stage function of :mod:`calopt.pipeline` that measures it).
 
-Error methods (``Metric.error``):
+Every metric but the exact ones carries its statistical error as ``<name>_err``
+(:attr:`Metric.error_key`), right after it in ``evaluate --json``; the error is None where the
+metric is. Error methods (``Metric.error``):
 
 * ``"exact"``: counted from the design, no statistical error (channels, cost);
-* ``"fit"``: the uncertainty of the likelihood fit that measures the metric, reported as
-  ``<name>_err`` beside it;
-* ``"none"``: a Monte-Carlo estimate whose error is not measured yet.
+* ``"fit"``: the uncertainty of the fit that measures the metric:
+
+  - ``energy_resolution_*``: the parameter errors of the least-squares resolution fit
+    (:func:`calopt.stats.fit_energy_resolution`, absolute point errors);
+  - ``significance``: S and B of the spectrum fit, the covariance of the yields and the
+    background propagated to S / sqrt(S + B) (:func:`calopt.metrics.fits.fit_mass_spectrum`).
+    Where that fit or the B signal shape failed but truth-matched signal B candidates lie in
+    the window, the significance is the truth-count s / sqrt(s + b) and its error that of
+    independent Poisson counts s and b (:func:`calopt.metrics.mass.truth_count_significance`);
+    ``significance_method`` says which (``"fit"`` or ``"truth_count"``), and the significance
+    is None only without any signal candidate in the window;
+
+* ``"bootstrap"``: the standard deviation of the metric over refits to the truth-matched
+  candidates resampled with replacement (one per crossing at most: a bootstrap over crossings;
+  30 resamples, seeded: deterministic). ``pi0_mass_width_mev``, ``b_mass_width_mev``: the
+  sigma_eff of the double Crystal Ball (:func:`calopt.metrics.fits.sigma_eff_bootstrap`; why
+  not the parameter covariance propagated is said there; against the spread of toy fits in
+  tests/metrics/test_errors.py);
+* ``"binomial"``: a fraction k / n of n crossings, each contributing at most one success:
+  sqrt(p (1 - p) / n) (``pi0_efficiency``; :func:`calopt.stats.binomial_error`);
+* ``"robust"``: a Gaussian-core width (:func:`calopt.stats.robust_sigma`) of n values:
+  sigma / sqrt(2 (n - 1)) times the quantile estimate's efficiency factor
+  (:func:`calopt.stats.robust_sigma_error`; ``position_resolution_mm``).
 """
 
 from __future__ import annotations
@@ -20,7 +42,7 @@ from calopt.errors import CaloptInputError
 
 __all__ = ["METRICS", "Metric", "format_value", "get_metric", "metric_names", "why_unmeasured"]
 
-ErrorMethod = Literal["exact", "fit", "none"]
+ErrorMethod = Literal["exact", "fit", "bootstrap", "binomial", "robust"]
 
 
 @dataclass(frozen=True)
@@ -41,8 +63,8 @@ class Metric:
 
     @property
     def error_key(self) -> str | None:
-        """The key of the metric's error in ``evaluate --json`` (None without one)."""
-        return f"{self.name}_err" if self.error == "fit" else None
+        """The key of the metric's error in ``evaluate --json`` (None for an exact metric)."""
+        return None if self.error == "exact" else f"{self.name}_err"
 
     @property
     def sign(self) -> float:
@@ -58,22 +80,23 @@ class Metric:
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("pi0_mass_width_mev", "MeV", "min", "none", "physics",
+        Metric("pi0_mass_width_mev", "MeV", "min", "bootstrap", "physics",
                "sigma_eff of the pi0 signal shape (truth-matched candidates)", fit="pi0"),
-        Metric("pi0_efficiency", "", "max", "none", "physics",
+        Metric("pi0_efficiency", "", "max", "binomial", "physics",
                "truth-matched signal pi0s within +-30 MeV of the PDG mass, per crossing"),
-        Metric("energy_resolution_stochastic", "sqrt(GeV)", "min", "none", "physics",
+        Metric("energy_resolution_stochastic", "sqrt(GeV)", "min", "fit", "physics",
                "a of sigma/E = a/sqrt(E) (+) b (+) c/E, single photons"),
-        Metric("energy_resolution_constant", "", "min", "none", "physics",
+        Metric("energy_resolution_constant", "", "min", "fit", "physics",
                "b of sigma/E = a/sqrt(E) (+) b (+) c/E, single photons"),
-        Metric("energy_resolution_noise", "GeV", "min", "none", "physics",
+        Metric("energy_resolution_noise", "GeV", "min", "fit", "physics",
                "c of sigma/E = a/sqrt(E) (+) b (+) c/E, single photons"),
-        Metric("position_resolution_mm", "mm", "min", "none", "physics",
+        Metric("position_resolution_mm", "mm", "min", "robust", "physics",
                "Gaussian-core width of the photon position residuals on the ECAL face"),
-        Metric("b_mass_width_mev", "MeV", "min", "none", "physics",
+        Metric("b_mass_width_mev", "MeV", "min", "bootstrap", "physics",
                "sigma_eff of the B0 signal shape (truth-matched candidates)", fit="b"),
         Metric("significance", "", "max", "fit", "physics",
-               "S / sqrt(S + B) of the B0 -> J/psi pi0 peak within +-2 sigma_eff", fit="b"),
+               "S / sqrt(S + B) of the B0 -> J/psi pi0 peak within +-2 sigma_eff (fit, else truth counts)",
+               fit="b"),
         Metric("channels", "", "min", "exact", "cost", "readout channels of the design"),
         Metric("cost", "kCHF", "min", "exact", "cost", "modules, channels and timing of the design"),
     )
@@ -102,11 +125,14 @@ def why_unmeasured(m: Metric, doc: dict[str, Any]) -> str:
 
 def format_value(m: Metric, doc: dict[str, Any]) -> str:
     """Metric ``m`` of the evaluation document ``doc`` as text: its value with 4 significant
-    digits and its error where it has one, or why it is missing."""
+    digits and its error where it has one, the method where the document names one other than
+    the fit (``<name>_method``: ``significance`` from truth counts), or why it is missing."""
     v = doc.get(m.name)
     if v is None:
         return why_unmeasured(m, doc)
     if m.error == "exact":
         return f"{v:.6g}"
     err = doc.get(m.error_key) if m.error_key else None
-    return f"{v:.4g}" + (f" +- {err:.2g}" if err is not None else "")
+    method = doc.get(f"{m.name}_method")
+    return (f"{v:.4g}" + (f" +- {err:.2g}" if err is not None else "")
+            + (f" ({method.replace('_', ' ')})" if method not in (None, "fit") else ""))  # fmt: skip
