@@ -18,12 +18,13 @@ The detector response follows LHCb's own simulation and digitisation (physics-re
 
 * light-collection non-uniformity (:class:`calopt.detector.technologies.LightCollection`,
   Gauss ``EcalSensDet``): every fine-grid deposit is weighted by the mean of the cell's
-  response over the area of its fine cell -- exact for deposits spread evenly over the fine
-  cell, which the library's grid (5-20 mm) cannot resolve further. The dome and the edge
-  reflection vary over tens of mm and are kept; a fibre-hole pattern of pitch d averages over
-  a fine cell to a constant when the fine pitch is a multiple of d (Shashlik inner and middle
-  cells: 20.2 mm = 2 x 10.1 mm), so only its remainder (outer cells, d = 15.25 mm) survives:
-  finer structure than the grid is not invented;
+  response over the area of its fine cell (a map of the wall's fine cells, made once per
+  pitch) -- exact for deposits spread evenly over the fine cell, which the library's grid
+  (5-20 mm) cannot resolve further. The dome and the edge reflection vary over tens of mm and
+  are kept; a fibre-hole pattern of pitch d averages over a fine cell to a constant when the
+  fine pitch is a multiple of d (Shashlik inner and middle cells: 20.2 mm = 2 x 10.1 mm), so
+  only its remainder (outer cells, d = 15.25 mm) survives: structure finer than the grid is
+  not invented;
 * per channel, as Boole's ``CaloDigitAlg`` does: Poisson photo-statistics with the
   technology's light yield; a per-cell gain (calibration) error, Gaussian of
   ``gain_spread``, fixed per design and ``calibration_seed`` (a calibrated detector's residual
@@ -125,6 +126,7 @@ class Readout:
     settings: ReadoutSettings = field(default_factory=ReadoutSettings)
     libraries: dict[tuple[str, str], ShowerLibrary] = field(default_factory=dict)
     _pileup_sums: dict[tuple[int, int], ChannelSums] = field(default_factory=dict, repr=False)
+    _light_maps: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
 
     @cached_property
     def cells(self) -> CellMap:
@@ -177,7 +179,7 @@ class Readout:
         out["norm"] = _light_response(-h, h, -h, h, h, out)
         return out
 
-    def _light_weights(self, ch: np.ndarray, X: np.ndarray, Y: np.ndarray, half_pitch: np.ndarray) -> np.ndarray:
+    def _light_weights(self, ch: np.ndarray, X: np.ndarray, Y: np.ndarray, half_pitch: float) -> np.ndarray:
         """Response of channel ``ch`` to deposits spread over the fine cells centred at (X, Y)
         of half-size ``half_pitch`` [mm], relative to its mean over the cell."""
         t = self.cells.table
@@ -187,6 +189,31 @@ class Readout:
         x1, x2 = np.clip(u - half_pitch, -h, h), np.clip(u + half_pitch, -h, h)
         y1, y2 = np.clip(v - half_pitch, -h, h), np.clip(v + half_pitch, -h, h)
         return _light_response(x1, x2, y1, y2, h, par) / par["norm"]
+
+    def _light_map(self, pitch: float) -> np.ndarray:
+        """(rows, columns) light-collection response of every fine cell of ``pitch`` [mm] on the
+        wall (1 outside it), computed once per pitch: fine grids are aligned with the wall's
+        edges, so a deposit's fine cell is an index into it."""
+        if pitch not in self._light_maps:
+            wall = self.design.wall
+            nx, ny = round(wall.nx * wall.pitch / pitch), round(wall.ny * wall.pitch / pitch)
+            xc = -wall.nx * wall.pitch / 2.0 + (np.arange(nx) + 0.5) * pitch
+            yc = -wall.ny * wall.pitch / 2.0 + (np.arange(ny) + 0.5) * pitch
+            X, Y = (a.ravel() for a in np.meshgrid(xc, yc))
+            ch = self.cells.channel(X, Y, np.ones(X.size, dtype=bool))
+            w = np.ones(X.size)
+            ok = ch >= 0
+            w[ok] = self._light_weights(ch[ok], X[ok], Y[ok], pitch / 2.0)
+            self._light_maps[pitch] = w.reshape(ny, nx)
+        return self._light_maps[pitch]
+
+    def _light_at(self, X: np.ndarray, Y: np.ndarray, pitch: float) -> np.ndarray:
+        """The light-collection response of the fine cells of ``pitch`` centred at (X, Y)."""
+        m = self._light_map(pitch)
+        wall = self.design.wall
+        gx = np.clip(((X + wall.nx * wall.pitch / 2.0) / pitch).astype(np.int64), 0, m.shape[1] - 1)
+        gy = np.clip(((Y + wall.ny * wall.pitch / 2.0) / pitch).astype(np.int64), 0, m.shape[0] - 1)
+        return m[gy, gx]
 
     def deposits(self, pdg: np.ndarray, energy: np.ndarray, p: np.ndarray, entry: np.ndarray) -> tuple[np.ndarray, ...]:
         """Deposits of particles before the electronics: (channel, EM-scale energy [MeV] seen
@@ -200,7 +227,7 @@ class Readout:
         cls = species_class(pdg)
         mass = np.array([BY_PDG[int(q)].mass if int(q) in BY_PDG else 939.6 for q in pdg])
         kinetic = np.where(cls == 0, energy, np.maximum(energy - mass, 0.0))
-        out_ch, out_e, out_t, out_x, out_y, out_h = [], [], [], [], [], []
+        out_ch, out_e, out_t = [], [], []
         class_names = list(CLASSES)
         for tech in np.unique(tech_of[ok]):
             t = get_technology(str(tech))
@@ -227,25 +254,20 @@ class Readout:
                 Y = cy[k] + (a - g / 2 + 0.5) * pitch
                 front = lib.s[flat] < t.split_index
                 out_ch.append(self.cells.channel(X, Y, front))
-                out_e.append(lib.e[flat] * scale[k] / calib)
+                e_dep = lib.e[flat] * scale[k] / calib
+                out_e.append(e_dep * self._light_at(X, Y, pitch) if self.settings.light_collection else e_dep)
                 out_t.append(entry[sel, 2][k] + lib.t[flat] - t_offset)
-                out_x.append(X)
-                out_y.append(Y)
-                out_h.append(np.full(len(X), pitch / 2.0))
         if not out_ch:
             return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
         ch, e, tt = np.concatenate(out_ch), np.concatenate(out_e), np.concatenate(out_t)
         keep = ch >= 0
-        ch, e, tt = ch[keep], e[keep], tt[keep]
-        if self.settings.light_collection:
-            X, Y, hp = (np.concatenate(v)[keep] for v in (out_x, out_y, out_h))
-            e = e * self._light_weights(ch, X, Y, hp)
-        return ch, e, tt
+        return ch[keep], e[keep], tt[keep]
 
     def true_energies(self, pdg: np.ndarray, energy: np.ndarray, p: np.ndarray,
                       entry: np.ndarray) -> ChannelSums:  # fmt: skip
         """The particles' deposits summed per channel (arrays as in :meth:`deposits`)."""
-        return _sum_per_channel(*self.deposits(pdg, energy, p, entry))
+        ch, e, t = self.deposits(pdg, energy, p, entry)
+        return _sum_per_channel(ch, e, t, self.cells.n_channels)
 
     def read(self, pdg: np.ndarray, energy: np.ndarray, p: np.ndarray, entry: np.ndarray,
              rng: np.random.Generator, previous: ChannelSums | None = None) -> CellHits:  # fmt: skip
@@ -261,12 +283,12 @@ class Readout:
         return f if self.settings.spillover else np.zeros_like(f)
 
     def pileup_energies(self, events: Events, i: int) -> ChannelSums:
-        """The deposits of the pile-up collisions of crossing ``i`` per channel (the two most
-        recent crossings are kept: a crossing's pile-up is also the next one's spill-over)."""
+        """The deposits of the pile-up collisions of crossing ``i`` per channel (those of its
+        neighbours are kept: a crossing's pile-up is also the next one's spill-over)."""
         key = (id(events), i)
         if key not in self._pileup_sums:
-            if len(self._pileup_sums) >= 2:
-                self._pileup_sums.pop(next(iter(self._pileup_sums)))
+            for old in [k for k in self._pileup_sums if k[0] != key[0] or abs(k[1] - i) > 1]:
+                del self._pileup_sums[old]
             self._pileup_sums[key] = self.true_energies(*crossing_particles(events, i, pileup_only=True))
         return self._pileup_sums[key]
 
@@ -284,7 +306,7 @@ class Readout:
         previous = None
         if np.any(self._spill_fraction > 0) and len(events) > 1:
             previous = self.pileup_energies(events, (i - 1) % len(events))
-        return self._electronics(_merge(parts), rng, previous)
+        return self._electronics(_merge(parts, self.cells.n_channels), rng, previous)
 
     def _electronics(self, sums: ChannelSums, rng: np.random.Generator,
                      previous: ChannelSums | None = None) -> CellHits:  # fmt: skip
@@ -296,7 +318,7 @@ class Readout:
         e_light = e_true
         if previous is not None and len(previous[0]):
             spill = _merge([sums, (previous[0], previous[1] * self._spill_fraction[previous[0]],
-                                   np.full(len(previous[0]), np.nan))])  # fmt: skip
+                                   np.full(len(previous[0]), np.nan))], self.cells.n_channels)  # fmt: skip
             ch, e_light = spill[0], spill[1]
             e_true = np.zeros(len(ch))
             e_true[np.searchsorted(ch, sums[0])] = sums[1]
@@ -361,26 +383,32 @@ ChannelSums = tuple[np.ndarray, np.ndarray, np.ndarray]
 """(channels (K,) sorted and unique, energies (K,) [MeV], energy-weighted times (K,) [ns])."""
 
 
-def _sum_per_channel(ch: np.ndarray, e: np.ndarray, t: np.ndarray) -> ChannelSums:
-    """Deposits (channel, energy, time) summed per channel; the time is energy-weighted (NaN
-    where no deposit has a time or the energy is 0)."""
-    uch, inv = np.unique(ch, return_inverse=True)
-    e_sum = np.bincount(inv, weights=e, minlength=len(uch))
+def _sum_per_channel(ch: np.ndarray, e: np.ndarray, t: np.ndarray, n_channels: int) -> ChannelSums:
+    """Deposits (channel, energy, time) summed per channel (of ``n_channels``; dense counts are
+    faster than sorting the deposits); the time is energy-weighted (NaN where no deposit has a
+    time or the energy is 0)."""
+    uch = np.flatnonzero(np.bincount(ch, minlength=n_channels))
+    e_sum = np.bincount(ch, weights=e, minlength=n_channels)[uch]
     timed = np.isfinite(t)
-    et = np.bincount(inv[timed], weights=(e * t)[timed], minlength=len(uch))
-    e_t = np.bincount(inv[timed], weights=e[timed], minlength=len(uch))
+    if timed.all():
+        et = np.bincount(ch, weights=e * t, minlength=n_channels)[uch]
+        e_t = e_sum
+    else:
+        et = np.bincount(ch[timed], weights=(e * t)[timed], minlength=n_channels)[uch]
+        e_t = np.bincount(ch[timed], weights=e[timed], minlength=n_channels)[uch]
     with np.errstate(invalid="ignore", divide="ignore"):
         t_sum = np.where(e_t > 0, et / e_t, np.nan)
     return uch, e_sum, t_sum
 
 
-def _merge(parts: list[ChannelSums]) -> ChannelSums:
+def _merge(parts: list[ChannelSums], n_channels: int) -> ChannelSums:
     """Per-channel sums of several sets of deposits, merged (times energy-weighted)."""
     if not parts:
         return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
     if len(parts) == 1:
         return parts[0]
-    return _sum_per_channel(*(np.concatenate(v) for v in zip(*parts, strict=True)))
+    ch, e, t = (np.concatenate(v) for v in zip(*parts, strict=True))
+    return _sum_per_channel(ch, e, t, n_channels)
 
 
 def _light_response(x1: np.ndarray, x2: np.ndarray, y1: np.ndarray, y2: np.ndarray, h: np.ndarray,
