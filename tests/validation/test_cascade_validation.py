@@ -25,7 +25,8 @@ def test_shower_maximum_of_a_gamma_profile():
 
 
 def test_small_validation_run(tmp_path):
-    st = ValidationSettings(energies=(1.0, 4.0), n_per_energy=40, profile_energies=(5.0,), n_profile=20, n_pions=60)
+    st = ValidationSettings(energies=(1.0, 4.0), n_per_energy=40, profile_energies=(5.0,), n_profile=20, n_pions=60,
+                            readout_library=((1.0, 8.0), (0.0, 0.2), 2))  # fmt: skip
     res = validate_technology("lhcb-shashlik", st)
     json.dumps(res)  # JSON-ready
     g = res["response_gamma"]
@@ -36,6 +37,9 @@ def test_small_validation_run(tmp_path):
     assert abs(p["gamma"]["t_max_x0"] - p["gamma"]["longo_prediction"]) < 1.0
     assert 0.82 < p["electron"]["containment_1RM"] < 0.95
     assert 0.45 < res["pions"]["interacting_fraction"] < 0.8
+    # through the readout, per cell size (a tiny library: few showers, so only the trend is tested)
+    assert set(res["readout"]) == {"40.4", "60.6", "121.2"}
+    assert all(0 < r["rel_sigma"][1] < r["rel_sigma"][0] < 0.15 for r in res["readout"].values())
     assert len(summary_lines(res)) >= 5
     axes = plot_validation(res, tmp_path / "v.png")
     assert len(axes) == 4 and (tmp_path / "v.png").stat().st_size > 10_000

@@ -24,6 +24,11 @@ def summary_lines(res: dict[str, Any]) -> list[str]:
             f"{100 * f['b']:.2f}% intrinsic; with photo-statistics "
             f"{100 * r['stochastic_with_photostatistics']:.2f}%/sqrt(E)"
         )
+    for size, r in res.get("readout", {}).items():
+        f = r["resolution_fit"]
+        terms = "fit failed" if not f.get("valid", True) or f.get("a") is None else (
+            f"sigma/E = {100 * f['a']:.2f}%/sqrt(E) (+) {100 * f['b']:.2f}% (+) {f.get('c') or 0:.3f}/E")  # fmt: skip
+        lines.append(f"  readout: {size} mm cells, full detector response, 5x5 cells: {terms}")
     pub = res.get("published")
     if pub:
         lines.append(f"published: {pub['source']}")
