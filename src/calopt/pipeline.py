@@ -12,13 +12,15 @@ The stages, in the order :func:`evaluate` runs them (each a function of this mod
    a/sqrt(E) (+) b (+) c/E, position residuals on the face, per region; and the time
    calibration of each technology;
 3. for B0 -> J/psi(mu mu) pi0 crossings with Poisson pile-up (generated once per (events, mu,
-   seed) and cached), crossing by crossing: :func:`read_out_crossings`, :func:`subtract_pileup`
-   (the mean pile-up energy of every channel), :func:`cluster`, :func:`reconstruct_photons`,
-   :func:`select_in_time` (where the cells have timing, photons more than 3 sigma_t(E) from the
-   time expected from the signal vertex are rejected), :func:`match_truth` (the two signal
-   photons to reconstructed ones) and :func:`pi0_candidates` (photon pairs with a selection that
-   tightens with pile-up; a candidate is signal when it is the pair of the two truth-matched
-   photons);
+   seed) and cached), crossing by crossing: :func:`read_out_crossings`,
+   :func:`select_cells_in_time` (the 4D reconstruction: where the cells have timing, cells more
+   than 3 sigma_t(E) from the time expected from the signal vertex are kept out of the
+   clusters), :func:`subtract_pileup` (the mean pile-up energy of every channel that survives
+   that selection), :func:`cluster`, :func:`reconstruct_photons`, :func:`select_in_time`
+   (photons more than 3 sigma_t(E) off the signal vertex's time are not associated with it),
+   :func:`match_truth` (the two signal photons to reconstructed ones) and
+   :func:`pi0_candidates` (photon pairs with a selection that tightens with pile-up; a
+   candidate is signal when it is the pair of the two truth-matched photons);
 4. :func:`measure_masses`: B candidates with smeared muons, signal shapes fitted to the
    truth-matched candidates, candidate spectra fitted with the shapes fixed, significance and a
    fixed-window pi0 efficiency (:mod:`calopt.metrics.mass`); and :func:`width_decomposition`, the
@@ -48,6 +50,7 @@ from calopt.generation.events import FLAG, Events
 from calopt.generation.runner import EventSpec, cached_events
 from calopt.metrics.mass import Candidates, mass_metrics
 from calopt.metrics.registry import METRICS, get_metric
+from calopt.readout.cells import CellMap
 from calopt.readout.readout import CellHits, Readout, ReadoutSettings
 from calopt.reconstruction.candidates import expected_time, pair_masses, photon_momenta
 from calopt.reconstruction.clusters import cluster_cells
@@ -60,6 +63,7 @@ from calopt.reconstruction.regression import (
     get_reconstruction,
     photon_sample,
 )
+from calopt.reconstruction.timing import CellTimeWindow
 from calopt.stats import fit_energy_resolution, robust_sigma, robust_sigma_error
 
 __all__ = [
@@ -71,6 +75,7 @@ __all__ = [
     "EvaluationResult",
     "Photons",
     "TimeSelection",
+    "cell_time_window",
     "check_precision",
     "cluster",
     "crossings_for_precision",
@@ -82,6 +87,7 @@ __all__ = [
     "pi0_candidates",
     "read_out_crossings",
     "reconstruct_photons",
+    "select_cells_in_time",
     "select_in_time",
     "subtract_pileup",
     "train_reconstruction",
@@ -100,6 +106,9 @@ class EvaluateSettings:
     photons overlaid with pile-up at that mu (and the same offset subtraction, see
     :class:`TrainingSettings`); the single-photon resolutions (and the time calibration) always
     use the pile-up-free ones, so they stay the figures of the detector alone.
+    ``cell_timing``: the 4D reconstruction -- cells out of time with the signal vertex are kept
+    out of seeds and clusters (:func:`select_cells_in_time`); photons are then still
+    associated with the vertex by their time (:func:`select_in_time`).
 
     ``n_use``: evaluate only the first ``n_use`` of the ``n_events`` crossings (None: all of
     them). The crossings are generated and cached per (``n_events``, mu, seed), and a sample of
@@ -117,6 +126,7 @@ class EvaluateSettings:
     pi0_pt_mev: float | None = None
     pileup_subtraction: bool = True
     pileup_aware_regressors: bool = True
+    cell_timing: bool = True
     readout: ReadoutSettings = field(default_factory=ReadoutSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
     n_use: int | None = None
@@ -274,8 +284,9 @@ class Photons:
 class TimeSelection:
     """Per technology (index into the readout's technologies): the calibrated time offset [ns]
     and the Gaussian-core width of single-photon time residuals [ns] (inf without timing
-    measurements), and the technology's sigma_t = a/sqrt(E) (+) b (``a`` [ns sqrt(GeV)], ``b``
-    [ns])."""
+    measurements), and the technology's published sigma_t = a/sqrt(E) (+) b (``a`` [ns
+    sqrt(GeV)], ``b`` [ns]; a region with a timing tier has its own b, which
+    :func:`select_in_time` takes from the photon's seed cell)."""
 
     offset: np.ndarray
     core_sigma: np.ndarray
@@ -411,6 +422,21 @@ def read_out_crossings(readout: Readout, events: Events, crossings: range, rng: 
     return [readout.read_crossing(events, ev, rng) for ev in crossings]
 
 
+def cell_time_window(readout: Readout, timing: TimeSelection) -> CellTimeWindow | None:
+    """The 4D selection of the readout's cells (:class:`calopt.reconstruction.timing.CellTimeWindow`)
+    with the calibrated time offsets, or None when no cell has timing."""
+    if not readout.cells.table["timing"].any():
+        return None
+    return CellTimeWindow.for_cells(readout.cells, timing.a * 1e3, timing.offset, readout.design.wall.z_front,
+                                    TIME_CUT_SIGMA)  # fmt: skip
+
+
+def select_cells_in_time(hits: CellHits, window: CellTimeWindow | None, z_pv: float, t_pv: float) -> CellHits:
+    """``hits`` without the cells out of time with the signal vertex (z_pv [mm], t_pv [ns]);
+    unchanged without a window."""
+    return hits if window is None else window.select(hits, z_pv, t_pv)
+
+
 def subtract_pileup(hits: CellHits, rho: np.ndarray | None) -> CellHits:
     """``hits`` less the mean pile-up energy ``rho`` of their channels (None: unchanged)."""
     return subtract_offsets(hits, rho)
@@ -422,10 +448,12 @@ def cluster(hits: CellHits, readout: Readout) -> ClusterFeatures:
     return cluster_features(cluster_cells(hits, readout.cells, z_front), readout.cells, z_front)
 
 
-def select_in_time(p: Photons, timing: TimeSelection, z_front: float, z_pv: float, t_pv: float) -> int:
+def select_in_time(p: Photons, timing: TimeSelection, z_front: float, z_pv: float, t_pv: float,
+                   cells: CellMap | None = None) -> int:  # fmt: skip
     """Reject (in ``p.accepted``) the photons whose calibrated time is off the one expected from
     the signal vertex (z_pv [mm], t_pv [ns]) by more than TIME_CUT_SIGMA sigma_t: the
-    technology's a/sqrt(E) (+) b at the photon's energy, never below the core width of the
+    technology's a/sqrt(E) (+) b at the photon's energy (b of the seed cell's region with
+    ``cells``, else the technology's published one), never below the core width of the
     single-photon residuals. Returns how many were rejected."""
     f = p.features
     has_t = p.accepted & np.isfinite(f.time)
@@ -433,7 +461,11 @@ def select_in_time(p: Photons, timing: TimeSelection, z_front: float, z_pv: floa
         return 0
     dt = f.time - expected_time(p.x, p.y, z_front, z_pv, t_pv) - timing.offset[f.tech]
     egev = np.maximum(np.nan_to_num(p.energy), 1.0) / 1000.0
-    sigma = np.maximum(np.hypot(timing.a[f.tech] / np.sqrt(egev), timing.b[f.tech]), timing.core_sigma[f.tech])
+    b = timing.b[f.tech]
+    if cells is not None:
+        seed = cells.channel(f.seed_x, f.seed_y, np.ones(len(f.seed_x), dtype=bool))
+        b = np.where(seed >= 0, cells.table["time_b"][np.maximum(seed, 0)] * 1e-3, b)
+    sigma = np.maximum(np.hypot(timing.a[f.tech] / np.sqrt(egev), b), timing.core_sigma[f.tech])
     rejected = has_t & (np.abs(dt) > TIME_CUT_SIGMA * sigma)
     p.accepted &= ~rejected
     return int(rejected.sum())
@@ -517,23 +549,31 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
     if progress:
         progress(f"reading out and reconstructing {len(events)} crossings")
     timing = TimeSelection.from_calibration(resolution["time_calibration"], readout.cells.technologies)
+    window = cell_time_window(readout, timing) if st.cell_timing else None
     rng = np.random.default_rng(np.random.SeedSequence([st.seed, 0xE7A1]))
     z_front = design.wall.z_front
     cuts = st.cuts()
-    rho = pileup_density(readout, events, st.seed) if st.pileup > 0 and st.pileup_subtraction else None
+
+    def in_time(h: CellHits, ev: int) -> CellHits:
+        return select_cells_in_time(h, window, *(float(v) for v in events.pv_position[ev]))
+
+    rho = None
+    if st.pileup > 0 and st.pileup_subtraction:
+        rho = pileup_density(readout, events, st.seed, cell_filter=in_time if window is not None else None)
     per_crossing: list[CrossingCandidates] = []
     masses: list[tuple[float, float, float]] = []
     n_rejected = 0
     for start in range(0, len(events), BLOCK):
         block = range(start, min(start + BLOCK, len(events)))
-        feats = [cluster(subtract_pileup(h, rho), readout) for h in read_out_crossings(readout, events, block, rng)]
+        hits = read_out_crossings(readout, events, block, rng)
+        feats = [cluster(subtract_pileup(in_time(h, ev), rho), readout) for ev, h in zip(block, hits)]
         # the regressors once for the whole block: their per-call overhead dominates otherwise
         e, x, y = reconstruct_photons(ClusterFeatures.concat(feats), event_models, st.method)
         bounds = np.cumsum([0] + [len(f.energy) for f in feats])
         for ev, f, a, b in zip(block, feats, bounds[:-1], bounds[1:]):
             p = Photons(f, e[a:b], x[a:b], y[a:b], np.isfinite(e[a:b]) & (e[a:b] > 0))
             z_pv, t_pv = (float(v) for v in events.pv_position[ev])
-            n_rejected += select_in_time(p, timing, z_front, z_pv, t_pv)
+            n_rejected += select_in_time(p, timing, z_front, z_pv, t_pv, readout.cells)
             crossing = events.crossing(ev)
             matched = match_truth(p, crossing)
             per_crossing.append(pi0_candidates(p, matched, z_front, z_pv, cuts))
@@ -650,7 +690,7 @@ def evaluate_to_precision(design: Design, settings: EvaluateSettings, target: fl
     ``precision`` says what was aimed at and got: ``objective``, ``target``, ``achieved`` (the
     relative error of the result), ``crossings`` (evaluated), ``needed`` (predicted; None
     without a pilot measurement), ``pilot_crossings``, ``capped`` (needed > n_events) and
-    ``note`` (one line for the user, or None)."""
+    ``note`` (one line for the user where capped or without a pilot measurement, else None)."""
     check_precision(target, objective)
     settings.validate()
     n_max = settings.n_events
@@ -675,7 +715,10 @@ def evaluate_to_precision(design: Design, settings: EvaluateSettings, target: fl
             result = evaluate(design, replace(settings, n_use=n), progress)
     achieved = _relative_error(result, objective)
     capped = needed is not None and needed > n_max
-    if capped:
+    if capped and achieved is not None and achieved <= target:  # the prediction was pessimistic
+        note = (f"--precision {target:g}: {objective} reached {achieved:.3g} with all {n_max} crossings of --events "
+                f"(predicted to need about {needed})")  # fmt: skip
+    elif capped:
         got = f"{achieved:.3g}" if achieved is not None else "none"
         note = (f"--precision {target:g}: {objective} needs about {needed} crossings, --events allows {n_max} "
                 f"(relative error {got})")  # fmt: skip

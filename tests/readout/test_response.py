@@ -98,7 +98,7 @@ def test_spillover_adds_the_previous_crossings_pileup(tmp_path):
     for i in range(len(ev)):
         a = on.read_crossing(ev, i, np.random.default_rng(0))
         b = off.read_crossing(ev, i, np.random.default_rng(0))
-        prev_ch, prev_e, _ = off.pileup_energies(ev, (i - 1) % len(ev))
+        prev_ch, prev_e, _ = off.pileup_energies(ev, i - 1 if i > 0 else 1)
         extra = a.energy.sum() - b.energy.sum()
         assert extra == pytest.approx((prev_e * f[prev_ch]).sum(), rel=1e-4)
         # the spilled energy is not this crossing's true energy

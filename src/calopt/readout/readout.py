@@ -295,9 +295,10 @@ class Readout:
     def read_crossing(self, events: Events, i: int, rng: np.random.Generator, pileup_only: bool = False) -> CellHits:
         """Read out crossing ``i`` of ``events`` (the particles that reach the ECAL; with
         ``pileup_only`` only those of its pile-up collisions). The pile-up of crossing i - 1
-        (of the last crossing for the first one) spills over into it: the bunch crossing before
-        a signal crossing is a minimum-bias one, which the pile-up of the sample's neighbouring
-        crossing stands for."""
+        (of crossing 1 for crossing 0, so that the first n crossings of a sample read out the
+        same whatever its size) spills over into it: the bunch crossing before a signal crossing
+        is a minimum-bias one, which the pile-up of the sample's neighbouring crossing stands
+        for."""
         c = events.crossing(i)
         own = ((c["flags"] & FLAG.REACHES_ECAL) > 0) & (c["pv"] == 0)
         parts = [self.pileup_energies(events, i)] if np.any(c["pv"] > 0) else []
@@ -305,7 +306,7 @@ class Readout:
             parts.append(self.true_energies(c["pdg"][own], c["energy"][own], c["p"][own], c["entry"][own]))
         previous = None
         if np.any(self._spill_fraction > 0) and len(events) > 1:
-            previous = self.pileup_energies(events, (i - 1) % len(events))
+            previous = self.pileup_energies(events, i - 1 if i > 0 else 1)
         return self._electronics(_merge(parts, self.cells.n_channels), rng, previous)
 
     def _electronics(self, sums: ChannelSums, rng: np.random.Generator,
