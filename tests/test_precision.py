@@ -46,15 +46,16 @@ def test_check_precision_objective():
         check_precision(0.1, "nope")
 
 
-def _fake_evaluate(calls, significance=lambda n: 0.5 * math.sqrt(n)):
-    """A stand-in for ``evaluate`` whose significance grows as sqrt(n) with an error of 1."""
+def _fake_evaluate(calls, significance=lambda n: 0.5 * math.sqrt(n), error=lambda n: 0.1):
+    """A stand-in for ``evaluate`` whose significance grows as sqrt(n) with an error of 1; the
+    other metrics are 1 with an error ``error(n)``."""
 
     def fake(design, st, progress=None):
         n = st.n_use if st.n_use is not None else st.n_events
         calls.append(n)
         z = significance(n)
         values = dict.fromkeys(METRICS, 1.0) | {"significance": z}
-        errors = {name: 0.1 for name, m in METRICS.items() if m.error_key} | {"significance": 1.0 if z else None}
+        errors = {name: error(n) for name, m in METRICS.items() if m.error_key} | {"significance": 1.0 if z else None}
         return EvaluationResult(
             design="d", settings=st, metrics=values, errors=errors, pi0_mass_mev=135.0, pi0_efficiency_window_mev=30.0,
             pi0_efficiency_selected=0.2, fits={"b": {"reason": "no peak"}}, histograms={}, decomposition={},
@@ -82,7 +83,15 @@ def test_evaluate_to_precision_runs_a_pilot_then_the_predicted_crossings(monkeyp
     p = r.precision
     assert p["capped"] and p["needed"] == 1600 and p["crossings"] == 1000
     assert p["achieved"] == pytest.approx(2 / math.sqrt(1000))
-    assert "1600" in p["note"] and "\n" not in p["note"]
+    assert "needs about 1600 crossings" in p["note"] and "\n" not in p["note"]
+    # capped by a pessimistic prediction that the crossings allowed still meet: said so
+    calls.clear()
+    r = evaluate_to_precision(None, EvaluateSettings(n_events=1000), 0.05, "pi0_efficiency")
+    assert r.precision["needed"] == 2000 and r.precision["capped"] and calls == [500, 1000]  # 0.1 at 500
+    monkeypatch.setattr(pipeline, "evaluate", _fake_evaluate(calls, error=lambda n: 0.05 if n > 500 else 0.1))
+    r = evaluate_to_precision(None, EvaluateSettings(n_events=1000), 0.05, "pi0_efficiency")
+    assert r.precision["capped"] and r.precision["achieved"] == pytest.approx(0.05)
+    assert r.precision["note"].startswith("--precision 0.05: pi0_efficiency reached 0.05 with all 1000")
     # the pilot is precise enough: no second run
     calls.clear()
     r = evaluate_to_precision(None, EvaluateSettings(n_events=300), 0.5)

@@ -47,7 +47,7 @@ RISING = np.array([0.0, 1.0, 1.5, 1.5])  # a background that turns on from the l
 def test_signal_shape_fit_recovers_the_shape():
     rng = np.random.default_rng(3)
     m = sample_shape(PI0_SHAPE, 4000, rng)
-    f = fit_signal_shape(m, 50.0, 250.0)
+    f = fit_signal_shape(m, 50.0, 250.0, n_bootstrap=0)  # its error: test_errors.py
     assert f.valid and f.shape is not None
     for k in ("mu", "sigma", "alpha_lo", "alpha_hi"):
         assert abs(getattr(f.shape, k) - getattr(PI0_SHAPE, k)) < 4 * f.errors[k], k
@@ -61,7 +61,7 @@ def test_spectrum_fit_recovers_the_signal_yield():
     """Toys of 600 signal (shape from an independent 'simulation' sample) on 4000 background:
     the fitted yield is unbiased and its error is the spread of the toys."""
     rng = np.random.default_rng(4)
-    shape = fit_signal_shape(sample_shape(PI0_SHAPE, 5000, rng), 50.0, 250.0)
+    shape = fit_signal_shape(sample_shape(PI0_SHAPE, 5000, rng), 50.0, 250.0, n_bootstrap=0)
     pulls, z = [], []
     for _ in range(25):
         n_s = rng.poisson(600)
@@ -84,7 +84,7 @@ def test_spectrum_fit_recovers_the_signal_yield():
 
 def test_pure_background_is_a_failed_fit():
     rng = np.random.default_rng(5)
-    shape = fit_signal_shape(sample_shape(PI0_SHAPE, 3000, rng), 50.0, 250.0)
+    shape = fit_signal_shape(sample_shape(PI0_SHAPE, 3000, rng), 50.0, 250.0, n_bootstrap=0)
     f = fit_mass_spectrum(sample_bernstein(RISING, 50.0, 250.0, 5000, rng), shape, degree=3)
     assert not f.valid and "no significant signal" in f.reason
     d = f.to_dict()

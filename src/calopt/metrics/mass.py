@@ -80,9 +80,10 @@ PI0_DEGREE, B_DEGREE = 4, 2  # Bernstein background degrees, checked on the mu =
 B_PI0_WINDOW = "sigma_eff:2"  # the pi0 candidates that make B candidates: see pi0_window_for_b and above
 MIN_EVENTS = 50  # below this, mass fits are reported as failed rather than as numbers
 # Half width of the window of the truth-count significance when there is neither a spectrum
-# fit nor a B signal shape to take it from: 2 x 75 MeV, 2 sigma_eff of a B0 peak of a typical
-# width [assumption: of the order of the B signal shapes of lhcb-run3 evaluations, 60-90 MeV;
-# the window matters only when even the signal shape of the truth-matched B candidates failed].
+# fit nor a B signal shape to take it from: 2 x 75 MeV, 2 sigma_eff of a typical B0 peak
+# (lhcb-run3, mu = 0, --quick: sigma_eff 71 +- 6 MeV with 300 crossings, 70 +- 4 with 700; wider
+# at pile-up, where a fixed window then keeps less of the signal). It matters only where even
+# the signal shape of the truth-matched B candidates failed (too few of them).
 B_FALLBACK_WINDOW_MEV = 150.0
 
 
