@@ -47,7 +47,7 @@ from calopt.detector.design import Design
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
 from calopt.generation.events import FLAG, Events
-from calopt.generation.runner import EventSpec, cached_events
+from calopt.generation.runner import MAX_PILEUP, EventSpec, cached_events
 from calopt.metrics.mass import Candidates, mass_metrics
 from calopt.metrics.registry import METRICS, get_metric
 from calopt.readout.cells import CellMap
@@ -146,8 +146,9 @@ class EvaluateSettings:
             raise CaloptInputError(f"--events must be positive, got {self.n_events}")
         if self.n_use is not None and not 0 < self.n_use <= self.n_events:
             raise CaloptInputError(f"n_use must be in 1..{self.n_events} (the crossings generated), got {self.n_use}")
-        if not (self.pileup >= 0 and math.isfinite(self.pileup)):
-            raise CaloptInputError(f"--pileup must be >= 0, got {self.pileup}")
+        if not (0 <= self.pileup <= MAX_PILEUP):
+            raise CaloptInputError(f"--pileup must be between 0 and {MAX_PILEUP:g} (the largest mean pile-up the event "
+                                   f"generation serves; Upgrade II's reference is 40), got {self.pileup}")  # fmt: skip
         if self.method not in ("xgb", "parametric"):
             raise CaloptInputError(f"unknown reconstruction method {self.method!r}; expected xgb or parametric")
         if self.readout.fastsim is not None:

@@ -138,7 +138,8 @@ def test_events_generate_gun(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["--process", "higgs", "--n", "2"], "unknown process 'higgs'"),
-     (["--process", "minbias", "--pileup", "-1", "--n", "2"], "--pileup must be >= 0"),
+     (["--process", "minbias", "--pileup", "-1", "--n", "2"], "--pileup must be between 0 and 200"),
+     (["--process", "minbias", "--pileup", "1000", "--n", "2"], "--pileup must be between 0 and 200"),
      (["--process", "minbias", "--n", "0"], "--n must be")],
 )  # fmt: skip
 def test_events_bad_input(tmp_path, capsys, args, message):

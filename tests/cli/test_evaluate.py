@@ -14,7 +14,8 @@ from tests.helpers import run_cli
      (["--precision", "1.5"], "got 1.5"), (["--precision", "nan"], "got nan"), (["--precision", "inf"], "got inf"),
      (["--precision", "0.1", "--objective", "cost"], "'cost' is exact"),
      (["--precision", "0.1", "--objective", "nope"], "unknown metric 'nope'"),
-     (["--objective", "significance"], "give --precision too")],
+     (["--objective", "significance"], "give --precision too"),
+     (["--pileup", "500"], "--pileup must be between 0 and 200"), (["--pileup", "-3"], "got -3.0")],
 )  # fmt: skip
 def test_evaluate_bad_precision(capsys, args, message):
     code, out, err = run_cli(["evaluate", "lhcb-run3", *args], capsys)

@@ -13,7 +13,9 @@ from calopt.cli._common import JSON_OPTION, SEED_OPTION, print_json
 
 def evaluate(
     design: str = typer.Argument(..., help="Built-in design name or TOML file."),
-    pileup: float = typer.Option(0.0, "--pileup", help="Mean number of pile-up collisions per crossing."),
+    pileup: float = typer.Option(
+        0.0, "--pileup", help="Mean number of pile-up collisions per crossing (Upgrade II reference: 40; at most 200)."
+    ),
     events: int = typer.Option(1000, "--events", help="Number of B0 -> J/psi pi0 signal crossings."),
     method: str = typer.Option("xgb", "--method", help="Photon reconstruction: xgb or parametric."),
     n_resolution: int = typer.Option(2000, "--n-resolution", help="Single photons for the resolutions."),

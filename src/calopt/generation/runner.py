@@ -33,6 +33,7 @@ from calopt.simulation.particles import species
 
 __all__ = [
     "EVENTS_VERSION",
+    "MAX_PILEUP",
     "PROCESSES",
     "EventSpec",
     "cached_events",
@@ -56,6 +57,12 @@ GUN_REGIONS = {
 }  # (outer half x, outer half y, inner half x, inner half y) of the lhcb-run3 regions [mm]
 
 
+# The largest mean pile-up the event generation serves: 5 x the Upgrade II reference of ~40
+# (LHCb speakers' bureau abstract 12853, physics-reference §2b); a crossing then holds ~10^4
+# particles at the ECAL and the pile-up library of a chunk grows with mu.
+MAX_PILEUP = 200.0
+
+
 @dataclass(frozen=True)
 class EventSpec:
     """Settings of an event-generation run (energies in GeV)."""
@@ -77,8 +84,9 @@ class EventSpec:
             raise CaloptInputError(f"unknown process {self.process!r}; expected one of {', '.join(PROCESSES)}")
         if self.n <= 0:
             raise CaloptInputError(f"--n must be a positive number of events, got {self.n}")
-        if not (self.pileup >= 0 and math.isfinite(self.pileup)):
-            raise CaloptInputError(f"--pileup must be >= 0, got {self.pileup}")
+        if not (0 <= self.pileup <= MAX_PILEUP):
+            raise CaloptInputError(f"--pileup must be between 0 and {MAX_PILEUP:g} (the largest mean pile-up the event "
+                                   f"generation serves; Upgrade II's reference is 40), got {self.pileup}")  # fmt: skip
         if self.sigma_z_mm < 0 or self.sigma_t_ps < 0:
             raise CaloptInputError("the luminous-region widths must be >= 0")
         if self.chunk_size <= 0:
