@@ -1,8 +1,15 @@
 """``calopt report``: a self-contained HTML report of a campaign (figures inlined as PNG).
 
-Sections: a summary per optimiser; best-so-far against evaluations; the Pareto fronts of the
-physics metrics against channels and cost; the best layouts drawn; the trial table; the
-settings and the command that reproduce the campaign.
+Sections: a summary per optimiser; best-so-far against evaluations; for a two-objective campaign
+the front of the two objectives, every finished trial with the statistical error of each physics
+metric as an error bar and the layouts of (up to six) Pareto-optimal designs drawn as thumbnails
+beside the plot, each linked to its point; the Pareto fronts of each physics metric against
+channels and cost, with error bars; the best layouts drawn; the trial table (metrics with their
+errors); the settings and the command that reproduce the campaign.
+
+The errors are those ``evaluate`` stored with each trial (``<metric>_err``, the key named by the
+metric registry's :attr:`~calopt.metrics.registry.Metric.error_key`); a trial without one gets no
+error bar. :func:`pareto_data` and :func:`objective_front_data` return what the plots draw.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from calopt.detector.design import Design
 from calopt.errors import CaloptInputError
 from calopt.files import atomic_path, check_writable
 from calopt.metrics.registry import METRICS, get_metric, metric_names
@@ -24,7 +32,10 @@ from calopt.optimize.campaign import DB_NAME, SETTINGS_NAME, Campaign
 from calopt.optimize.pareto import pareto_front
 from calopt.optimize.store import CampaignStore, Trial
 
-__all__ = ["write_report"]
+__all__ = ["objective_front_data", "pareto_data", "write_report"]
+
+MAX_THUMBNAILS = 6
+"""Most Pareto-optimal layouts drawn on the front of the two objectives."""
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 
@@ -64,29 +75,205 @@ def _best_so_far(campaign: Campaign, trials: list[Trial]) -> str:
     return _png(fig)
 
 
+def _number(v: Any) -> float:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan
+
+
+def _metric_value(t: Trial, name: str) -> float:
+    """Metric ``name`` of a trial (NaN if missing); channels and cost also from the trial row."""
+    v = _number((t.metrics or {}).get(name))
+    if math.isnan(v) and name in ("channels", "cost"):
+        v = _number(t.channels if name == "channels" else t.cost)
+    return v
+
+
+def _metric_error(t: Trial, name: str) -> float:
+    """The stored statistical error of metric ``name`` of a trial: NaN where there is none, 0 for
+    an exact metric (channels, cost)."""
+    key = METRICS[name].error_key
+    return 0.0 if key is None else _number((t.metrics or {}).get(key))
+
+
+def pareto_data(trials: list[Trial], metric: str) -> dict[str, Any] | None:
+    """What the plots of physics ``metric`` against channels and cost draw (None with fewer than
+    two finished trials that measured it): ``ids``, ``value``, ``error`` (NaN where a trial stored
+    none), ``channels``, ``cost`` (arrays over those trials) and the Pareto-optimal trials of the
+    metric against each, ``front_channels`` and ``front_cost`` (boolean masks)."""
+    done = [t for t in trials if t.metrics is not None and not math.isnan(_metric_value(t, metric))]
+    if len(done) < 2:
+        return None
+    value = np.array([_metric_value(t, metric) for t in done])
+    channels = np.array([_metric_value(t, "channels") for t in done])
+    cost = np.array([_metric_value(t, "cost") for t in done])
+    sign = get_metric(metric).sign
+    return {
+        "ids": [t.id for t in done],
+        "value": value,
+        "error": np.array([_metric_error(t, metric) for t in done]),
+        "channels": channels,
+        "cost": cost,
+        "front_channels": pareto_front(np.stack([channels, sign * value], axis=1)),
+        "front_cost": pareto_front(np.stack([cost, sign * value], axis=1)),
+    }
+
+
+def _errorbar(ax: Any, x: np.ndarray, y: np.ndarray, *, xerr: np.ndarray | None = None,
+              yerr: np.ndarray | None = None, **kw: Any) -> None:  # fmt: skip
+    """Points with error bars (a NaN error: no bar)."""
+
+    def bars(e: np.ndarray | None) -> np.ndarray | None:
+        return None if e is None or not np.isfinite(e).any() else np.nan_to_num(e, nan=0.0)
+
+    ax.errorbar(x, y, xerr=bars(xerr), yerr=bars(yerr), **kw)
+
+
 def _pareto_plots(trials: list[Trial]) -> str:
     import matplotlib.pyplot as plt
 
-    done = [t for t in trials if t.metrics is not None]
     out = []
     for metric in metric_names("physics"):
-        pts = [(t.metrics[metric], t.channels, t.cost) for t in done if t.metrics and t.metrics.get(metric) is not None]
-        if len(pts) < 2:
+        data = pareto_data(trials, metric)
+        if data is None:
             continue
-        a = np.array(pts, dtype=float)
+        y, err = data["value"], data["error"]
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        sign = get_metric(metric).sign
-        for ax, col, name in ((axes[0], 1, "readout channels"), (axes[1], 2, "cost [kCHF]")):
-            front = pareto_front(np.stack([a[:, col], sign * a[:, 0]], axis=1))
-            ax.scatter(a[:, col], a[:, 0], s=14, color="0.6", label="trials")
-            order = np.argsort(a[front, col])
-            ax.plot(a[front, col][order], a[front, 0][order], "o-", color="#d62728", label="Pareto front")
+        for ax, col, name in ((axes[0], "channels", "readout channels"), (axes[1], "cost", "cost [kCHF]")):
+            x, front = data[col], data[f"front_{col}"]
+            _errorbar(ax, x, y, yerr=err, fmt="o", ms=4, color="0.6", ecolor="0.75", elinewidth=0.8, capsize=2,
+                      label="trials (± stat. error)")  # fmt: skip
+            order = np.argsort(x[front])
+            _errorbar(ax, x[front][order], y[front][order], yerr=err[front][order], fmt="o-", ms=5, color="#d62728",
+                      capsize=2, label="Pareto front")  # fmt: skip
             ax.set_xlabel(name)
             ax.set_ylabel(get_metric(metric).label())
             ax.grid(alpha=0.3)
             ax.legend()
         out.append(f"<h3>{html.escape(metric)}</h3>" + _png(fig))
     return "\n".join(out) or "<p>Not enough finished trials for a Pareto front.</p>"
+
+
+def objective_front_data(campaign: Campaign, trials: list[Trial]) -> dict[str, Any] | None:
+    """What the plot of a two-objective campaign's front draws (None for one objective or fewer
+    than two trials with both objectives): ``x_metric`` and ``y_metric`` (a cost-kind objective on
+    the x axis), over the trials with both objectives ``ids``, ``x``, ``y`` (the metrics, not the
+    signed objectives), ``xerr``, ``yerr`` (the stored errors; 0 for channels and cost, NaN where a
+    trial stored none), ``front`` (mask of the Pareto-optimal ones), and ``thumbnails``: the ids of
+    the Pareto-optimal designs drawn (one per design, at most :data:`MAX_THUMBNAILS`, evenly spread
+    along the front, by increasing x)."""
+    metrics = list(campaign.objective.metrics)
+    if len(metrics) != 2:
+        return None
+    if METRICS[metrics[0]].kind == "cost" and METRICS[metrics[1]].kind != "cost":
+        metrics.reverse()
+    ym, xm = metrics
+    ok = [t for t in trials if t.objectives is not None]
+    ok = [t for t in ok if not (math.isnan(_metric_value(t, xm)) or math.isnan(_metric_value(t, ym)))]
+    if len(ok) < 2:
+        return None
+    x = np.array([_metric_value(t, xm) for t in ok])
+    y = np.array([_metric_value(t, ym) for t in ok])
+    front = pareto_front(np.array([t.objectives for t in ok], dtype=float))
+    on_front = sorted((i for i in np.flatnonzero(front)), key=lambda i: (x[i], ok[i].id))
+    seen: set[str] = set()
+    unique = [i for i in on_front if not (ok[i].design_key in seen or seen.add(ok[i].design_key))]  # type: ignore[func-returns-value]
+    if len(unique) > MAX_THUMBNAILS:
+        unique = [unique[int(k)] for k in np.round(np.linspace(0, len(unique) - 1, MAX_THUMBNAILS))]
+    return {
+        "x_metric": xm,
+        "y_metric": ym,
+        "ids": [t.id for t in ok],
+        "x": x,
+        "y": y,
+        "xerr": np.array([_metric_error(t, xm) for t in ok]),
+        "yerr": np.array([_metric_error(t, ym) for t in ok]),
+        "front": front,
+        "thumbnails": [ok[i].id for i in unique],
+    }
+
+
+def _thumbnail(ax: Any, design: Design, tid: int, extent: tuple[float, float]) -> None:
+    """A trial's layout drawn small on ``ax``: the wall within ±``extent`` (x, y) [mm], without
+    legend, axes or the module and cell boundaries."""
+    from calopt.detector.plot import plot_design
+
+    plot_design(design, ax=ax)
+    legend = ax.get_legend()
+    if legend is not None:
+        legend.remove()
+    for drawn in ax.collections:  # module and cell boundaries would blacken a small picture
+        drawn.set_linewidth(0.0)
+    ax.set_xlim(-extent[0], extent[0])
+    ax.set_ylim(-extent[1], extent[1])
+    ax.set_title(f"trial {tid}", fontsize=8, color="#d62728", pad=2)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    for spine in ax.spines.values():
+        spine.set_edgecolor("#d62728")
+
+
+def _thumbnail_extent(campaign: Campaign, designs: list[Design]) -> tuple[float, float]:
+    """Half-width and half-height [mm] that the thumbnails show, the same for all: the modules of
+    the regions that have a parameter, in any of ``designs``, and one module around them (the
+    whole wall when the last region, the rest, has one)."""
+    wall = designs[0].wall
+    varied = {p.name.split(".")[0] for p in campaign.family.params}
+    x, y = wall.centres
+    half_x = half_y = 0.0
+    for d in designs:
+        shown = np.isin(d.region_index, [k for k, r in enumerate(d.regions) if r.name in varied])
+        if shown.any():
+            half_x = max(half_x, float(np.abs(x[shown]).max()) + 1.5 * wall.pitch)
+            half_y = max(half_y, float(np.abs(y[shown]).max()) + 1.5 * wall.pitch)
+    if half_x == 0.0:
+        return wall.half_width, wall.half_height
+    return min(half_x, wall.half_width), min(half_y, wall.half_height)
+
+
+def _objective_front(campaign: Campaign, trials: list[Trial]) -> str:
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import ConnectionPatch
+
+    data = objective_front_data(campaign, trials)
+    if data is None:
+        return "<p>Not enough trials with both objectives for a front.</p>"
+    x, y, xerr, yerr, front = data["x"], data["y"], data["xerr"], data["yerr"], data["front"]
+    xm, ym = data["x_metric"], data["y_metric"]
+    fig, ax = plt.subplots(figsize=(11, 7.5))
+    fig.subplots_adjust(left=0.08, right=0.97, bottom=0.08, top=0.7)  # the thumbnails: a row above the plot
+    _errorbar(ax, x, y, xerr=xerr, yerr=yerr, fmt="o", ms=4, color="0.6", ecolor="0.75", elinewidth=0.8, capsize=2,
+              label="trials (± stat. error)")  # fmt: skip
+    order = np.argsort(x[front])
+    _errorbar(ax, x[front][order], y[front][order], xerr=xerr[front][order], yerr=yerr[front][order], fmt="o-",
+              ms=6, color="#d62728", capsize=2, label="Pareto front")  # fmt: skip
+    if xm == "cost" and campaign.family.max_cost is not None and campaign.family.max_cost <= 1.1 * np.nanmax(x):
+        ax.axvline(campaign.family.max_cost, color="0.3", ls="--", lw=1, label="max_cost")
+    ax.set_xlabel(_label(xm))
+    ax.set_ylabel(_label(ym))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    # thumbnails: MAX_THUMBNAILS slots of equal width across the top, all on the same scale
+    by_id = {t.id: t for t in trials}
+    ids = data["thumbnails"]
+    designs = [campaign.family.design(by_id[i].params, f"trial {i}") for i in ids]
+    extent = _thumbnail_extent(campaign, designs)
+    slot = 1.0 / MAX_THUMBNAILS
+    left = 0.5 - slot * len(ids) / 2
+    w_in = 0.9 * slot * ax.get_position().width * fig.get_figwidth()
+    h = w_in * (extent[1] / extent[0]) / (ax.get_position().height * fig.get_figheight())
+    for k, (tid, d) in enumerate(zip(ids, designs)):
+        inset = ax.inset_axes((left + (k + 0.05) * slot, 1.05, 0.9 * slot, h))
+        _thumbnail(inset, d, tid, extent)
+        i = data["ids"].index(tid)
+        fig.add_artist(ConnectionPatch(xyA=(x[i], y[i]), coordsA=ax.transData, xyB=(0.5, 0.0),
+                                       coordsB=inset.transAxes, color="#d62728", lw=0.6, alpha=0.7))  # fmt: skip
+    note = (f"Thumbnails: the layouts of the Pareto-optimal designs (at most {MAX_THUMBNAILS}, spread along the "
+            f"front), each linked to its point, all showing the central ±{extent[0]:.0f} × ±{extent[1]:.0f} mm "
+            "(the regions with parameters); colours as in the best layouts below (one colour family per "
+            "technology, darker for smaller cells). Error bars: the statistical errors stored with each "
+            "evaluation.")  # fmt: skip
+    return _png(fig) + f"<p>{html.escape(note)}</p>"
 
 
 def _layouts(campaign: Campaign, best: list[Trial]) -> str:
@@ -195,6 +382,9 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
     toml_file = folder / SETTINGS_NAME
     toml_text = toml_file.read_text() if toml_file.is_file() else settings
     finished = [t for t in trials if t.finished]
+    front = ""
+    if campaign.objective.n_objectives == 2:
+        front = "<h2>Front of the two objectives</h2>" + _objective_front(campaign, trials)
     parts = [
         f"<html><head><meta charset='utf-8'><title>calopt campaign {html.escape(campaign.name)}</title>"
         f"<style>{CSS}</style></head><body>",
@@ -207,6 +397,7 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
         f"seed {campaign.evaluate.seed}. Created {meta['created']} with calopt {meta['calopt_version']}.</p>",
         "<h2>Optimisers</h2>" + summary,
         "<h2>Best so far</h2>" + (_best_so_far(campaign, trials) if finished else "<p>No finished trial yet.</p>"),
+        front,
         "<h2>Physics against channels and cost</h2>" + _pareto_plots(trials),
         "<h2>Best layouts</h2>" + (_layouts(campaign, best) if best else "<p>No successful trial yet.</p>"),
         "<h2>Trials</h2>" + _table(campaign, trials),
