@@ -115,6 +115,8 @@ def test_timing_tier_sets_the_constant_term_and_its_cost():
     c_pub = published.summary()["cost_breakdown"]["by_technology"]["spacal-w"]["timing_cost"]
     c_tier = tier.summary()["cost_breakdown"]["by_technology"]["spacal-w"]["timing_cost"]
     assert c_tier == pytest.approx(3.0 * c_pub) and none.summary()["cost"] < published.summary()["cost"]
+    slow = design_from_dict({"name": "s", "regions": [{**region, "timing": 50.0}]})
+    assert slow.summary()["cost_breakdown"]["by_technology"]["spacal-w"]["timing_cost"] == pytest.approx(0.3 * c_pub)
     st = ReadoutSettings(**IDEAL)
     x = 400.0
     dvec = np.array([x, 0.0, 12490.0]) / np.linalg.norm([x, 0.0, 12490.0])

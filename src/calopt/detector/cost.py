@@ -1,7 +1,7 @@
 """The cost model: modules per technology, readout channels (twice with a longitudinal split)
-and timing electronics (per timed channel, times b_published / b for a timing tier with a
-smaller constant term b [assumption: halving the jitter of the electronics and clock doubles
-their cost]). Every unit cost is a technology's documented assumption
+and timing electronics (per timed channel, times b_published / b for a timing tier of constant
+term b [assumption: the cost of the electronics and clock distribution scales inversely with
+their jitter; halving it doubles their cost, a 50 ps tier costs 0.3 of the published 15 ps]). Every unit cost is a technology's documented assumption
 (:mod:`calopt.detector.technologies`) unless the design overrides it in its ``[cost]`` table.
 Costs are in kCHF.
 """
@@ -41,7 +41,7 @@ def cost_breakdown(design: Design) -> dict[str, Any]:
         timed_mask = mask & design.timing
         timed = int(design.channels_per_module[timed_mask].sum())
         t = get_technology(tech)
-        scale = np.maximum(t.time_resolution[1] / np.where(timed_mask, design.time_constant_ps, 1.0), 1.0)
+        scale = t.time_resolution[1] / np.where(timed_mask, design.time_constant_ps, 1.0)
         timing_cost = float((design.channels_per_module * scale)[timed_mask].sum()) * units["timing_per_channel"]
         parts = {
             "modules": modules,

@@ -87,9 +87,9 @@ class Technology:
     ``light_collection``: the non-uniformity of :class:`LightCollection`; ``pulse_decay_ns``: the
     effective decay time of the read-out pulse, whose tail exp(-25 ns / tau) spills into the next
     bunch crossing. Cost [kCHF]: per module, per readout channel, and the extra per channel for
-    timing electronics at the published resolution (a timing tier with a smaller constant term
-    costs more, see :mod:`calopt.detector.cost`). Cost figures are assumptions: no public figure exists
-    (physics-reference §2).
+    timing electronics at the published resolution (a timing tier of constant term b costs
+    b_published / b times it, see :mod:`calopt.detector.cost`). Cost figures are assumptions: no
+    public figure exists (physics-reference §2).
     """
 
     name: str
