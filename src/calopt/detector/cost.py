@@ -1,9 +1,9 @@
 """The cost model: modules per technology, readout channels (twice with a longitudinal split)
 and timing electronics (per timed channel, times b_published / b for a timing tier of constant
 term b [assumption: the cost of the electronics and clock distribution scales inversely with
-their jitter; halving it doubles their cost, a 50 ps tier costs 0.3 of the published 15 ps]). Every unit cost is a technology's documented assumption
-(:mod:`calopt.detector.technologies`) unless the design overrides it in its ``[cost]`` table.
-Costs are in kCHF.
+their jitter; halving it doubles their cost, a 50 ps tier costs 0.3 of the published 15 ps]).
+Every unit cost is a technology's documented assumption (:mod:`calopt.detector.technologies`)
+unless the design overrides it in its ``[cost]`` table. Costs are in kCHF.
 """
 
 from __future__ import annotations
