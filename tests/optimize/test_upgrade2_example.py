@@ -18,9 +18,9 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "upgrade2-campaign.toml"
 # the built-in upgrade2-like as a point of the example's space
 REFERENCE = {
     "centre.half_x": 4, "centre.half_y": 3, "centre.technology": "spacal-w", "centre.cell_size": 15.15,
-    "centre.split": True, "centre.timing": True,
+    "centre.split": True, "centre.timing": 15.0,
     "inner.half_x": 8, "inner.half_y": 6, "inner.technology": "spacal-pb", "inner.cell_size": 30.3,
-    "inner.timing": True,
+    "inner.timing": 15.0,
 }  # fmt: skip
 
 
