@@ -56,7 +56,8 @@ def fit_energy_resolution(e_gev: np.ndarray, rel_sigma: np.ndarray, rel_err: np.
                           noise: bool = True) -> dict[str, Any]:  # fmt: skip
     """Fit (sigma/E)^2 = a^2/E + b^2 + c^2/E^2 to points (E [GeV], sigma/E, its error); with
     ``noise=False`` (a noise-free simulation) the c term is fixed to 0. Returns ``valid`` and
-    ``a``, ``b``, ``c`` with their errors, or ``valid = False`` and the ``reason``."""
+    ``a``, ``b``, ``c`` with their errors (None for a term at its bound of 0), or
+    ``valid = False`` and the ``reason``."""
     from scipy.optimize import curve_fit
 
     def model(e: np.ndarray, a: float, b: float, c: float = 0.0) -> np.ndarray:
@@ -71,7 +72,10 @@ def fit_energy_resolution(e_gev: np.ndarray, rel_sigma: np.ndarray, rel_err: np.
     err = np.sqrt(np.diag(pcov))
     out: dict[str, Any] = {"valid": True}
     for k, name in enumerate("abc"[:n_par]):
-        out[name], out[f"{name}_err"] = float(popt[k]), float(err[k])
+        # a term driven to its bound of 0 (the data want none) has no meaningful symmetric
+        # error: the covariance there is singular (errors of 10^5 seen), so it is None
+        at_bound = popt[k] < 1e-6
+        out[name], out[f"{name}_err"] = float(popt[k]), None if at_bound else float(err[k])
     if not noise:
         out["c"], out["c_err"] = 0.0, 0.0
     return out
