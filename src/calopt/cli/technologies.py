@@ -54,3 +54,6 @@ def technologies(json_out: bool = JSON_OPTION) -> None:
     console.print(table)
     for p in props:
         typer.echo(f"{p['name']}: {p['sources']}")
+        tr = TECHNOLOGIES[str(p["name"])]
+        a, b = tr.time_resolution
+        typer.echo(f"  timing: sigma_t = {a:g} ps/sqrt(E/GeV) (+) {b:g} ps; {tr.time_sources}")
