@@ -66,6 +66,10 @@ def test_gains_are_fixed_per_design_and_seed():
     assert not np.array_equal(a, b)
     assert a.std() == pytest.approx(0.01, rel=0.1) and a.mean() == pytest.approx(1.0, abs=0.001)
     assert not np.array_equal(a[:100], Readout(load_design("upgrade2-like"), ReadoutSettings(**TINY)).gains[:100])
+    # the same channels under another name or timing keep their gains
+    doc = d.spec.model_dump(mode="json") | {"name": "renamed"}
+    doc["regions"][0]["timing"] = 20.0
+    np.testing.assert_array_equal(a, Readout(design_from_dict(doc), ReadoutSettings(**TINY)).gains)
 
 
 def test_gain_error_scales_a_cell_and_the_coherent_noise_is_common_to_all_channels():

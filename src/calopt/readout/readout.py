@@ -158,9 +158,15 @@ class Readout:
 
     @cached_property
     def gains(self) -> np.ndarray:
-        """(n_channels,) relative gain of every channel: 1 + N(0, gain_spread), fixed per design
-        (the digest of its definition) and ``calibration_seed``."""
-        digest = int(hashlib.sha256(self.design.spec.model_dump_json().encode()).hexdigest()[:15], 16)
+        """(n_channels,) relative gain of every channel: 1 + N(0, gain_spread), fixed per layout
+        of channels (the digest of their positions, sizes, parts and technologies: not of the
+        design's name or timing, so that the same channels keep their gains) and
+        ``calibration_seed``."""
+        t = self.cells.table
+        h = hashlib.sha256(",".join(self.cells.technologies).encode())
+        for k in ("x", "y", "size", "part", "tech"):
+            h.update(np.ascontiguousarray(t[k], dtype=np.float64).tobytes())
+        digest = int(h.hexdigest()[:15], 16)
         rng = np.random.default_rng(np.random.SeedSequence([self.settings.calibration_seed, digest, 0x6A1]))
         return 1.0 + self.settings.gain_spread * rng.standard_normal(self.cells.n_channels)
 
