@@ -71,7 +71,7 @@ __all__ = ["READOUT_VERSION", "CellHits", "Readout", "ReadoutSettings"]
 # read-out photons (calopt.reconstruction.regression). Bump it whenever the same particles and
 # settings read out into other channel energies or times: the placement of library showers, the
 # calibrations, photo-statistics, noise, zero suppression or timing here, or the cell map.
-READOUT_VERSION = 3
+READOUT_VERSION = 4
 
 
 @dataclass(frozen=True)
