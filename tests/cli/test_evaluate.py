@@ -1,5 +1,5 @@
-"""``calopt evaluate --precision``: bad values are one line and exit code 2 before any work; end
-to end on a small sample (integration)."""
+"""``calopt evaluate``: bad --precision, --pileup and timing options are one line and exit code 2
+before any work; --precision end to end on a small sample (integration)."""
 
 import json
 
@@ -39,3 +39,14 @@ def test_evaluate_precision_end_to_end(capsys):
     r = json.loads(out)
     assert code == 0 and r["precision"]["capped"] and r["events"] == 120 and r["settings"]["n_use"] == 120
     assert f"{r['precision']['needed']} crossings" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("timing", "message"), [('"fast"', "unknown timing option 'fast'"),
+                                                  ("-20.0", "timing -20.0: a timing tier"),
+                                                  ("0", "timing 0: a timing tier")])  # fmt: skip
+def test_evaluate_bad_timing_option(tmp_path, capsys, timing, message):
+    design = tmp_path / "bad.toml"
+    design.write_text(f'name = "bad"\n[[regions]]\nname = "all"\ntechnology = "spacal-w"\ncell_size = 15.15\n'
+                      f'timing = {timing}\nshape = {{ type = "rest" }}\n')  # fmt: skip
+    code, out, err = run_cli(["evaluate", str(design), "--quick"], capsys)
+    assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
