@@ -130,7 +130,7 @@ class Readout:
     design: Design
     settings: ReadoutSettings = field(default_factory=ReadoutSettings)
     libraries: dict[tuple[str, str], ShowerLibrary] = field(default_factory=dict)
-    _pileup_sums: dict[tuple[int, int], ChannelSums] = field(default_factory=dict, repr=False)
+    _pileup_sums: dict[tuple[int, int], tuple[Events, ChannelSums]] = field(default_factory=dict, repr=False)
     _light_maps: dict[float, np.ndarray] = field(default_factory=dict, repr=False)
 
     @cached_property
@@ -295,12 +295,12 @@ class Readout:
     def pileup_energies(self, events: Events, i: int) -> ChannelSums:
         """The deposits of the pile-up collisions of crossing ``i`` per channel (those of its
         neighbours are kept: a crossing's pile-up is also the next one's spill-over)."""
-        key = (id(events), i)
+        key = (id(events), i)  # the entry holds ``events``: its id cannot be reused while cached
         if key not in self._pileup_sums:
             for old in [k for k in self._pileup_sums if k[0] != key[0] or abs(k[1] - i) > 1]:
                 del self._pileup_sums[old]
-            self._pileup_sums[key] = self.true_energies(*crossing_particles(events, i, pileup_only=True))
-        return self._pileup_sums[key]
+            self._pileup_sums[key] = (events, self.true_energies(*crossing_particles(events, i, pileup_only=True)))
+        return self._pileup_sums[key][1]
 
     def read_crossing(self, events: Events, i: int, rng: np.random.Generator, pileup_only: bool = False) -> CellHits:
         """Read out crossing ``i`` of ``events`` (the particles that reach the ECAL; with
