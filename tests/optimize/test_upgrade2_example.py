@@ -42,7 +42,7 @@ def check_point(family, point):
 def test_example_tables_and_sampled_points(doc):
     """Each table as the campaign reads it, without enumerating the space (see the test below)."""
     ev = EvaluateConfig.from_dict(doc["evaluate"])
-    assert ev.pileup == 40 and ev.quick and ev.events <= 500 and ev.n_resolution <= 1000
+    assert ev.pileup == 40 and ev.quick and ev.events <= 2000 and ev.n_resolution <= 1000
     ev.settings().validate()
     objective = Objective.from_dict(doc["objective"])
     assert objective.metrics == ("significance", "cost") and objective.n_objectives == 2
