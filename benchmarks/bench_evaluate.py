@@ -1,7 +1,7 @@
 """Time of one ``evaluate`` of a new design once showers, regressors and events are cached, at
 mu = 0 and at the Upgrade II reference pile-up mu = 40, in the same run.
 
-    python benchmarks/bench_evaluate.py [--events 10000] [--events-40 4000] [--precision 0.1]
+    python benchmarks/bench_evaluate.py [--events 10000] [--events-40 3000] [--precision 0.1]
 
 mu = 0: the first evaluation of lhcb-run3 fills the caches (shower libraries, regressors, signal
 crossings) and is timed as the baseline; then a new design -- lhcb-run3 with its inner and
@@ -51,7 +51,7 @@ def row(label: str, t: float, base: float, r: EvaluationResult) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=10_000, help="crossings at mu = 0")
-    ap.add_argument("--events-40", type=int, default=4_000, help="crossings generated at mu = 40 (the --precision cap)")
+    ap.add_argument("--events-40", type=int, default=3_000, help="crossings generated at mu = 40 (the --precision cap)")
     ap.add_argument("--precision", type=float, default=0.1, help="relative error on S/sqrt(S+B) at mu = 40")
     args = ap.parse_args()
     print(f"{'evaluation':<44}{'seconds':>9}{'ratio':>8}{'crossings':>10}{'ms/crossing':>14}  S/sqrt(S+B)")
