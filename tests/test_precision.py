@@ -2,6 +2,7 @@
 runs (with a stand-in for ``evaluate``: the arithmetic, not the physics)."""
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -87,7 +88,8 @@ def test_evaluate_to_precision_runs_a_pilot_then_the_predicted_crossings(monkeyp
     # capped by a pessimistic prediction that the crossings allowed still meet: said so
     calls.clear()
     r = evaluate_to_precision(None, EvaluateSettings(n_events=1000), 0.05, "pi0_efficiency")
-    assert r.precision["needed"] == 2000 and r.precision["capped"] and calls == [500, 1000]  # 0.1 at 500
+    # 0.1 at 500 -> 2000, capped at 1000; still 0.1 there -> 4000, the latest prediction
+    assert r.precision["needed"] == 4000 and r.precision["capped"] and calls == [500, 1000]
     monkeypatch.setattr(pipeline, "evaluate", _fake_evaluate(calls, error=lambda n: 0.05 if n > 500 else 0.1))
     r = evaluate_to_precision(None, EvaluateSettings(n_events=1000), 0.05, "pi0_efficiency")
     assert r.precision["capped"] and r.precision["achieved"] == pytest.approx(0.05)
@@ -96,6 +98,24 @@ def test_evaluate_to_precision_runs_a_pilot_then_the_predicted_crossings(monkeyp
     calls.clear()
     r = evaluate_to_precision(None, EvaluateSettings(n_events=300), 0.5)
     assert calls == [300] and r.precision["needed"] == 16 and r.precision["crossings"] == 300
+
+
+def test_evaluate_to_precision_predicts_again_when_a_result_misses(monkeypatch):
+    """A pilot whose error is smaller than the larger sample's (a truth-count significance, then
+    a fitted one): the first prediction falls short, the next one from that result reaches it."""
+    calls: list[int] = []
+    fake = _fake_evaluate(calls)
+
+    def worse_after_pilot(design, st, progress=None):
+        r = fake(design, st, progress)
+        n = r.crossings.n_events
+        return replace(r, errors=r.errors | {"significance": 0.5 if n <= 500 else 1.0})
+
+    monkeypatch.setattr(pipeline, "evaluate", worse_after_pilot)
+    r = evaluate_to_precision(None, EvaluateSettings(n_events=5000), 0.04)
+    # pilot 0.5 / (0.5 sqrt(500)) = 0.0447 -> 625; there 1 / 12.5 = 0.08 -> 2500; there 0.04
+    assert calls == [500, 625, 2500]
+    assert r.precision["achieved"] == pytest.approx(0.04) and r.precision["needed"] == 2500
 
 
 def test_evaluate_to_precision_without_a_pilot_measurement(monkeypatch):

@@ -661,6 +661,7 @@ def evaluate(design: Design, settings: EvaluateSettings | None = None,
 
 # ----------------------------------------------------------------------------- --precision
 PILOT_CROSSINGS = 500  # evaluate --precision: the pilot evaluates at most this many crossings first
+PRECISION_ROUNDS = 3  # evaluate --precision: evaluations after the pilot, each predicting from the last
 
 
 def check_precision(target: float, objective: str = "significance") -> None:
@@ -696,7 +697,9 @@ def evaluate_to_precision(design: Design, settings: EvaluateSettings, target: fl
     (once, cached) and a pilot evaluates the first min(n_events, PILOT_CROSSINGS) of them; its
     relative error predicts the crossings needed (:func:`crossings_for_precision`) and, if the
     pilot had fewer, the first that many crossings are evaluated (the models, libraries and
-    crossings come from the cache; see :attr:`EvaluateSettings.n_use`). Where the pilot did not
+    crossings come from the cache; see :attr:`EvaluateSettings.n_use`); a result that misses the
+    target predicts again, at most :data:`PRECISION_ROUNDS` evaluations after the pilot, each
+    with more crossings than the last. Where the pilot did not
     measure the objective (or its relative error), all ``n_events`` are evaluated. The result's
     ``precision`` says what was aimed at and got: ``objective``, ``target``, ``achieved`` (the
     relative error of the result), ``crossings`` (evaluated), ``needed`` (predicted; None
@@ -719,11 +722,21 @@ def evaluate_to_precision(design: Design, settings: EvaluateSettings, target: fl
         if n_max > n0:
             result = evaluate(design, replace(settings, n_use=n_max), progress)
     else:
-        n, needed = crossings_for_precision(n0, r0, target, n_max)
-        if n > n0:
+        # the prediction is redone from each result that misses the target: the relative error
+        # scales as 1/sqrt(n) only roughly (a pilot may measure the significance by truth counts,
+        # whose error is smaller than the fit's that a larger sample gets)
+        n_cur, r = n0, r0
+        for _ in range(PRECISION_ROUNDS):
+            n, needed = crossings_for_precision(n_cur, r, target, n_max)
+            if n <= n_cur:
+                break
             if progress:
                 progress(f"evaluating {n} crossings for a relative error of {target:g} on {objective}")
             result = evaluate(design, replace(settings, n_use=n), progress)
+            n_cur, r_new = n, _relative_error(result, objective)
+            if r_new is None or r_new <= target:
+                break
+            r = r_new
     achieved = _relative_error(result, objective)
     capped = needed is not None and needed > n_max
     if capped and achieved is not None and achieved <= target:  # the prediction was pessimistic
