@@ -8,7 +8,6 @@ Usage: python studies/response_study.py [design] [n_photons] > table.md
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 
 from calopt.detector.design import load_design
 from calopt.pipeline import EvaluateSettings, measure_resolution, train_reconstruction
@@ -31,14 +30,14 @@ def main() -> None:
         ro = Readout(design, st.readout)
         models, _ = train_reconstruction(ro, st)
         res = measure_resolution(ro, models, st)
-        for region, r in [("all", res["xgb"])] + list(res["xgb"]["per_region"].items()):
+        for region, r in [("all", res["xgb"]), *res["xgb"]["per_region"].items()]:
             fit = r["energy_fit"]
             a, b, c = (fit.get(k) for k in ("a", "b", "c"))
             fmt = lambda v, s=100: "-" if v is None else f"{v * s:.2f}"  # noqa: E731
             print(f"| {label}, {region} | {fmt(a)} | {fmt(b)} | {fmt(c, 1)} | {r['position_resolution_mm']:.2f} |")
     pub = PUBLISHED["lhcb-shashlik"]
-    print(f"\npublished lhcb-shashlik: a = {pub['a'][0] * 100:.1f}-{pub['a'][1] * 100:.1f} %, b = {pub['b'] * 100:.1f} % "
-          f"({pub['source']})")
+    a_lo, a_hi = (100 * v for v in pub["a"])
+    print(f"\npublished lhcb-shashlik: a = {a_lo:.1f}-{a_hi:.1f} %, b = {pub['b'] * 100:.1f} % ({pub['source']})")
 
 
 if __name__ == "__main__":
