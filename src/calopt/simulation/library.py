@@ -194,7 +194,6 @@ class ShowerLibrary:
     grid: int
     pitch: float
     calibration: float
-    time_offset: float
     by_point: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 0), dtype=np.int64), repr=False)
 
     @classmethod
@@ -211,18 +210,12 @@ class ShowerLibrary:
         times = sh.times if sh.times is not None else np.zeros_like(sh.showers)
         visible = sh.showers.reshape(n, -1).sum(axis=1) / (sh.incident_energies[:, 0] - _mass(spec))
         calib = float(np.mean(visible)) if spec.particle_class == "em" else float("nan")
-        # time calibration: the energy-weighted delay, after the particle crossed the front face,
-        # of the deposits in the four fine cells around the shower axis (where a cluster's seed
-        # takes its energy), so that a seed cell reads the arrival time of the shower
-        core = slice(h // 2 - 1, h // 2 + 1)
-        e_core = sh.showers[:, :, core, core]
-        t_offset = float((e_core * times[:, :, core, core]).sum() / max(e_core.sum(), 1e-12))
         lib = cls(
             spec=spec, energies=np.asarray(spec.energies), angles=np.asarray(spec.angles),
             grid_e=sh.diagnostics["grid_energy_index"], grid_a=sh.diagnostics["grid_angle_index"],
             points=sh.points.astype(np.float64), o=o, s=nz[1].astype(np.int16), a=nz[2].astype(np.int16),
             b=nz[3].astype(np.int16), e=sh.showers[nz].astype(np.float64), t=times[nz].astype(np.float64),
-            grid=h, pitch=float(sh.attrs["fine_pitch_mm"]), calibration=calib, time_offset=t_offset,
+            grid=h, pitch=float(sh.attrs["fine_pitch_mm"]), calibration=calib,
         )  # fmt: skip
         # (energy, angle x, angle y, k) -> shower index: the showers of each grid point
         shape = (len(spec.energies), len(spec.angles), len(spec.angles))
