@@ -51,7 +51,7 @@ from calopt.generation.runner import MAX_PILEUP, EventSpec, cached_events
 from calopt.metrics.mass import Candidates, mass_metrics
 from calopt.metrics.registry import METRICS, get_metric
 from calopt.readout.cells import CellMap
-from calopt.readout.readout import CellHits, Readout, ReadoutSettings
+from calopt.readout.readout import CellHits, Readout, ReadoutSettings, time_resolution
 from calopt.reconstruction.candidates import expected_time, pair_masses, photon_momenta
 from calopt.reconstruction.clusters import cluster_cells
 from calopt.reconstruction.features import ClusterFeatures, cluster_features
@@ -286,14 +286,13 @@ class Photons:
 class TimeSelection:
     """Per technology (index into the readout's technologies): the calibrated time offset [ns]
     and the Gaussian-core width of single-photon time residuals [ns] (inf without timing
-    measurements), and the technology's published sigma_t = a/sqrt(E) (+) b (``a`` [ns
-    sqrt(GeV)], ``b`` [ns]; a region with a timing tier has its own b, which
-    :func:`select_in_time` takes from the photon's seed cell)."""
+    measurements), and the stochastic term ``a`` [ns sqrt(GeV)] of the technology's
+    sigma_t = a/sqrt(E) (+) b (the constant term b is the region's: :func:`select_in_time` takes
+    it from the photon's seed cell)."""
 
     offset: np.ndarray
     core_sigma: np.ndarray
     a: np.ndarray
-    b: np.ndarray
 
     @classmethod
     def from_calibration(cls, calibration: dict[str, dict[str, float]], technologies: list[str]) -> TimeSelection:
@@ -303,7 +302,6 @@ class TimeSelection:
             offset=np.array([calibration.get(t, {}).get("offset_ns", 0.0) for t in technologies]),
             core_sigma=np.array([calibration.get(t, {}).get("sigma_ns", np.inf) for t in technologies]),
             a=np.array([get_technology(t).time_resolution[0] for t in technologies]) * 1e-3,
-            b=np.array([get_technology(t).time_resolution[1] for t in technologies]) * 1e-3,
         )
 
 
@@ -451,23 +449,20 @@ def cluster(hits: CellHits, readout: Readout) -> ClusterFeatures:
 
 
 def select_in_time(p: Photons, timing: TimeSelection, z_front: float, z_pv: float, t_pv: float,
-                   cells: CellMap | None = None) -> int:  # fmt: skip
+                   cells: CellMap) -> int:  # fmt: skip
     """Reject (in ``p.accepted``) the photons whose calibrated time is off the one expected from
     the signal vertex (z_pv [mm], t_pv [ns]) by more than TIME_CUT_SIGMA sigma_t: the
-    technology's a/sqrt(E) (+) b at the photon's energy (b of the seed cell's region with
-    ``cells``, else the technology's published one), never below the core width of the
-    single-photon residuals. Returns how many were rejected."""
+    technology's a/sqrt(E) (+) b at the photon's energy (b of the region of its seed cell in
+    ``cells``), never below the core width of the single-photon residuals. Returns how many
+    were rejected."""
     f = p.features
     has_t = p.accepted & np.isfinite(f.time)
     if not has_t.any():
         return 0
     dt = f.time - expected_time(p.x, p.y, z_front, z_pv, t_pv) - timing.offset[f.tech]
-    egev = np.maximum(np.nan_to_num(p.energy), 1.0) / 1000.0
-    b = timing.b[f.tech]
-    if cells is not None:
-        seed = cells.channel(f.seed_x, f.seed_y, np.ones(len(f.seed_x), dtype=bool))
-        b = np.where(seed >= 0, cells.table["time_b"][np.maximum(seed, 0)] * 1e-3, b)
-    sigma = np.maximum(np.hypot(timing.a[f.tech] / np.sqrt(egev), b), timing.core_sigma[f.tech])
+    seed = cells.channel(f.seed_x, f.seed_y, np.ones(len(f.seed_x), dtype=bool))  # seeds are cell centres
+    b = cells.table["time_b"][seed] * 1e-3
+    sigma = np.maximum(time_resolution(timing.a[f.tech], b, np.nan_to_num(p.energy)), timing.core_sigma[f.tech])
     rejected = has_t & (np.abs(dt) > TIME_CUT_SIGMA * sigma)
     p.accepted &= ~rejected
     return int(rejected.sum())

@@ -65,7 +65,7 @@ from calopt.readout.cells import CellMap
 from calopt.simulation.library import CLASSES, LibrarySpec, ShowerLibrary, get_library, species_class
 from calopt.simulation.particles import BY_PDG
 
-__all__ = ["READOUT_VERSION", "CellHits", "Readout", "ReadoutSettings"]
+__all__ = ["READOUT_VERSION", "CellHits", "Readout", "ReadoutSettings", "time_resolution"]
 
 # Version of the readout: it enters the cache key of the regressors, which are trained on
 # read-out photons (calopt.reconstruction.regression). Bump it whenever the same particles and
@@ -366,8 +366,7 @@ class Readout:
         if timing.any():
             a = self._time_stochastic[all_ch]
             b = self.cells.table["time_b"][all_ch]
-            egev = np.maximum(all_e, 1.0) / 1000.0
-            sigma_ns = np.sqrt((a / np.sqrt(egev)) ** 2 + b**2) * 1e-3
+            sigma_ns = time_resolution(a, b, all_e) * 1e-3
             base = np.where(np.isnan(t), rng.uniform(-12.5, 12.5, size=len(t)), t)  # noise: random in the crossing
             t = np.where(timing, base + rng.normal(size=len(t)) * sigma_ns, np.nan)
         else:
@@ -388,6 +387,14 @@ class Readout:
     @cached_property
     def _time_stochastic(self) -> np.ndarray:
         return self._per_channel(lambda t: t.time_resolution[0])
+
+
+def time_resolution(a: np.ndarray, b: np.ndarray, energy_mev: np.ndarray) -> np.ndarray:
+    """sigma_t = a/sqrt(E) (+) b of cells or photons of ``energy_mev`` [MeV] (at least 1 MeV), in
+    the unit of the stochastic term ``a`` [per sqrt(GeV)] and the constant term ``b``: the model
+    of the readout's cell times, which the reconstruction's time selections use too."""
+    egev = np.maximum(energy_mev, 1.0) / 1000.0
+    return np.sqrt((a / np.sqrt(egev)) ** 2 + b**2)
 
 
 ChannelSums = tuple[np.ndarray, np.ndarray, np.ndarray]

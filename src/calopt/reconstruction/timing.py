@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from calopt.readout.cells import CellMap
-from calopt.readout.readout import CellHits
+from calopt.readout.readout import CellHits, time_resolution
 from calopt.reconstruction.candidates import expected_time
 
 __all__ = ["CellTimeWindow"]
@@ -61,8 +61,7 @@ class CellTimeWindow:
         if not timed.any():
             return np.ones(len(ch), dtype=bool)
         dt = t - expected_time(self.x[ch], self.y[ch], self.z_front, z_pv, t_pv) - self.offset[ch]
-        egev = np.maximum(hits.energy.astype(float), 1.0) / 1000.0
-        sigma = np.hypot(self.a[ch] / np.sqrt(egev), self.b[ch])
+        sigma = time_resolution(self.a[ch], self.b[ch], hits.energy.astype(float))
         return ~timed | (np.abs(dt) <= self.n_sigma * sigma)
 
     def select(self, hits: CellHits, z_pv: float, t_pv: float) -> CellHits:
