@@ -117,6 +117,17 @@ def pareto_data(trials: list[Trial], metric: str) -> dict[str, Any] | None:
     }
 
 
+def _one_per_design(trials: list[Trial]) -> list[Trial]:
+    """``trials`` in order, each design (``design_key``) only at its first trial."""
+    seen: set[str] = set()
+    out = []
+    for t in trials:
+        if t.design_key not in seen:
+            seen.add(t.design_key)
+            out.append(t)
+    return out
+
+
 def _errorbar(ax: Any, x: np.ndarray, y: np.ndarray, *, xerr: np.ndarray | None = None,
               yerr: np.ndarray | None = None, **kw: Any) -> None:  # fmt: skip
     """Points with error bars (a NaN error: no bar)."""
@@ -174,8 +185,7 @@ def objective_front_data(campaign: Campaign, trials: list[Trial]) -> dict[str, A
     y = np.array([_metric_value(t, ym) for t in ok])
     front = pareto_front(np.array([t.objectives for t in ok], dtype=float))
     on_front = sorted((i for i in np.flatnonzero(front)), key=lambda i: (x[i], ok[i].id))
-    seen: set[str] = set()
-    unique = [i for i in on_front if not (ok[i].design_key in seen or seen.add(ok[i].design_key))]  # type: ignore[func-returns-value]
+    unique = _one_per_design([ok[i] for i in on_front])
     if len(unique) > MAX_THUMBNAILS:
         unique = [unique[int(k)] for k in np.round(np.linspace(0, len(unique) - 1, MAX_THUMBNAILS))]
     return {
@@ -187,7 +197,7 @@ def objective_front_data(campaign: Campaign, trials: list[Trial]) -> dict[str, A
         "xerr": np.array([_metric_error(t, xm) for t in ok]),
         "yerr": np.array([_metric_error(t, ym) for t in ok]),
         "front": front,
-        "thumbnails": [ok[i].id for i in unique],
+        "thumbnails": [t.id for t in unique],
     }
 
 
@@ -348,9 +358,7 @@ def _summary(campaign: Campaign, trials: list[Trial]) -> tuple[str, list[Trial]]
         vals = np.array([t.objectives for t in ok])
         front = [t for t, f in zip(ok, pareto_front(vals)) if f]
         best_trials = sorted(front, key=lambda t: t.objectives[0])[:6]  # type: ignore[index]
-    seen: set[str] = set()
-    unique = [t for t in best_trials if not (t.design_key in seen or seen.add(t.design_key))]  # type: ignore[func-returns-value]
-    return table, unique
+    return table, _one_per_design(best_trials)
 
 
 CSS = """body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;font-size:12px}
