@@ -33,7 +33,7 @@ from calopt.simulation.cascade.kernel import DIAG
 from calopt.simulation.cascade.simulator import CascadeSimulator
 from calopt.simulation.particles import Particles, species
 from calopt.simulation.showers import Showers
-from calopt.stats import fit_energy_resolution, robust_sigma
+from calopt.stats import fit_energy_resolution, robust_sigma, robust_sigma_error
 
 __all__ = ["PUBLISHED", "ValidationSettings", "shower_maximum", "validate_technology"]
 
@@ -135,7 +135,7 @@ def _response(
                 "response": m,
                 "response_err": s / math.sqrt(n),
                 "rel_sigma": core / m,
-                "rel_sigma_err": core / m / math.sqrt(2 * (n - 1)) * 1.3,  # 1.3: efficiency of the quantile estimate
+                "rel_sigma_err": robust_sigma_error(core / m, n),
                 "rel_rms": s / m,
                 "rear_leakage": float(sh.diagnostics["energy_balance"][:, DIAG.REAR].mean() / (e * 1000.0)),
             }
@@ -263,7 +263,7 @@ def _readout_resolution(tech: Technology, st: ValidationSettings, rng: np.random
             core = robust_sigma(v)
             centres.append(e)
             sig.append(core / v.mean())
-            err.append(core / v.mean() / math.sqrt(2 * (len(v) - 1)) * 1.3)
+            err.append(robust_sigma_error(core / v.mean(), len(v)))
         fit = fit_energy_resolution(np.array(centres), np.array(sig), np.array(err))
         out[f"{size:g}"] = {"resolution_fit": fit, "energy_gev": centres, "rel_sigma": sig}
     return out
