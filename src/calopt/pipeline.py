@@ -427,7 +427,7 @@ def cell_time_window(readout: Readout, timing: TimeSelection) -> CellTimeWindow 
     with the calibrated time offsets, or None when no cell has timing."""
     if not readout.cells.table["timing"].any():
         return None
-    return CellTimeWindow.for_cells(readout.cells, timing.a * 1e3, timing.offset, readout.design.wall.z_front,
+    return CellTimeWindow.for_cells(readout.cells, timing.a, timing.offset, readout.design.wall.z_front,
                                     TIME_CUT_SIGMA)  # fmt: skip
 
 

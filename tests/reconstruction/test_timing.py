@@ -13,8 +13,8 @@ from calopt.reconstruction.timing import CellTimeWindow
 def _window(design: str = "upgrade2-like") -> tuple[CellMap, CellTimeWindow]:
     cells = CellMap(load_design(design))
     n_tech = len(cells.technologies)
-    # every technology a = 72 ps sqrt(GeV); offsets 0.1 ns (a calibrated delay)
-    return cells, CellTimeWindow.for_cells(cells, np.full(n_tech, 72.0), np.full(n_tech, 0.1), 12620.0)
+    # every technology a = 72 ps sqrt(GeV) = 0.072 ns sqrt(GeV); offsets 0.1 ns (a calibrated delay)
+    return cells, CellTimeWindow.for_cells(cells, np.full(n_tech, 0.072), np.full(n_tech, 0.1), 12620.0)
 
 
 def test_cells_out_of_time_are_removed_and_cells_without_time_kept():

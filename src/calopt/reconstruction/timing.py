@@ -43,13 +43,13 @@ class CellTimeWindow:
     n_sigma: float = 3.0
 
     @classmethod
-    def for_cells(cls, cells: CellMap, a_ps_by_tech: np.ndarray, offset_ns_by_tech: np.ndarray, z_front: float,
+    def for_cells(cls, cells: CellMap, a_ns_by_tech: np.ndarray, offset_ns_by_tech: np.ndarray, z_front: float,
                   n_sigma: float = 3.0) -> CellTimeWindow:  # fmt: skip
-        """From the cell map, the technologies' a [ps sqrt(GeV)] and calibrated offsets [ns]
+        """From the cell map, the technologies' a [ns sqrt(GeV)] and calibrated offsets [ns]
         (indexed like ``cells.technologies``)."""
         t = cells.table
         return cls(offset=np.asarray(offset_ns_by_tech, dtype=float)[t["tech"]],
-                   a=np.asarray(a_ps_by_tech, dtype=float)[t["tech"]] * 1e-3, b=t["time_b"] * 1e-3,
+                   a=np.asarray(a_ns_by_tech, dtype=float)[t["tech"]], b=t["time_b"] * 1e-3,
                    x=t["x"], y=t["y"], z_front=z_front, n_sigma=n_sigma)  # fmt: skip
 
     def in_time(self, hits: CellHits, z_pv: float, t_pv: float) -> np.ndarray:
