@@ -18,13 +18,45 @@ from __future__ import annotations
 import math
 import shutil
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from calopt.errors import CaloptInputError
-from calopt.files import check_writable
+from calopt.files import check_output_file, check_unlocked, output_lock
 
-__all__ = ["ChunkedJob"]
+__all__ = ["MAX_SEED", "ChunkedJob", "check_fits_in_memory", "format_bytes", "physical_memory"]
+
+MAX_SEED = 2**63 - 1  # seeds are stored as 64-bit signed integers (HDF5 attributes, SQLite rows)
+
+
+def physical_memory() -> int:
+    """This machine's physical memory [bytes]."""
+    import os
+
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes in the largest unit that keeps it >= 1 (B, kB, MB, GB, TB, PB)."""
+    for unit, scale in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def check_fits_in_memory(what: str, n: int, bytes_each: float, unit: str) -> None:
+    """Refuse, with the estimate, a job whose ``n`` items of about ``bytes_each`` bytes each
+    (held together in memory: a merged output, a sample of crossings) would need more than this
+    machine's physical memory -- a job that cannot finish is not started. The estimates are
+    orders of magnitude (they name what they count); a job near the limit is left to run."""
+    need = float(n) * bytes_each
+    have = physical_memory()
+    if need > have:
+        raise CaloptInputError(
+            f"{what} {n} would hold about {format_bytes(need)} in memory ({format_bytes(bytes_each)} per {unit}), "
+            f"more than this machine's {format_bytes(have)}; split the job or use fewer"
+        )
 
 
 @dataclass
@@ -58,15 +90,13 @@ class ChunkedJob:
         return p.is_file() and self.is_ours(p)
 
     def check(self, overwrite: bool) -> None:
-        """Refuse, without touching anything, an output that cannot or must not be written."""
-        check_writable(self.out)
-        if self.out.exists():
-            if not self.is_ours(self.out):
-                raise CaloptInputError(
-                    f"output {str(self.out)!r} exists and is not a {self.kind} file; refusing to overwrite it"
-                )
-            if not overwrite:
-                raise CaloptInputError(f"output {str(self.out)!r} already exists; use --overwrite to replace it")
+        """Refuse, without touching anything, an output that cannot or must not be written (a
+        file of another kind is refused even with ``overwrite``), or that another run holds."""
+        check_unlocked(self.out)
+        self._check(overwrite)
+
+    def _check(self, overwrite: bool) -> None:
+        check_output_file(self.out, f"{self.kind} file", self.is_ours, overwrite)
         manifest = self.parts / "job.json"
         if self.parts.exists() and (not manifest.is_file() or manifest.read_text() != self.settings_json):
             raise CaloptInputError(
@@ -83,10 +113,11 @@ class ChunkedJob:
         overwrite: bool = False,
         progress: Callable[[int, int], None] | None = None,
     ) -> list[Path]:
-        """Run the missing chunks; returns the paths of all parts, in order."""
+        """Run the missing chunks; returns the paths of all parts, in order. The caller holds
+        :meth:`lock` from before this call until the output is merged and :meth:`finish` ed."""
         if workers < 1:
             raise CaloptInputError(f"--workers must be at least 1, got {workers}")
-        self.check(overwrite)
+        self._check(overwrite)  # under our own lock
         if not self.parts.exists():
             self.parts.mkdir()
             tmp = self.parts / "job.json.tmp"
@@ -137,6 +168,11 @@ class ChunkedJob:
             client.close()
             if cluster is not None:
                 cluster.close()
+
+    def lock(self) -> AbstractContextManager[None]:
+        """The exclusive lock of a run on ``out`` (:func:`calopt.files.output_lock`): a second
+        run on the same output, which would race on its parts, is refused naming the holder."""
+        return output_lock(self.out)
 
     def finish(self) -> None:
         """Remove the parts once the output has been written."""

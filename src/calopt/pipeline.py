@@ -47,7 +47,8 @@ from calopt.detector.design import Design
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
 from calopt.generation.events import FLAG, Events
-from calopt.generation.runner import MAX_PILEUP, EventSpec, cached_events
+from calopt.generation.runner import MAX_PILEUP, EventSpec, cached_events, crossing_bytes
+from calopt.jobs import MAX_SEED, check_fits_in_memory
 from calopt.metrics.mass import Candidates, mass_metrics
 from calopt.metrics.registry import METRICS, get_metric
 from calopt.readout.cells import CellMap
@@ -93,6 +94,12 @@ __all__ = [
     "train_reconstruction",
     "width_decomposition",
 ]
+
+
+# single photons for the resolutions: fewer leave too few per energy bin for the fit of
+# a/sqrt(E) (+) b (+) c/E; 10^6 measure the terms to ~0.1 % and more only cost time
+MIN_RESOLUTION_PHOTONS = 100
+MAX_RESOLUTION_PHOTONS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -142,13 +149,22 @@ class EvaluateSettings:
         return et, pt
 
     def validate(self) -> None:
+        """Refuse settings out of their documented ranges (docs/cli.md) in one line, before
+        anything runs."""
         if self.n_events <= 0:
             raise CaloptInputError(f"--events must be positive, got {self.n_events}")
+        if not MIN_RESOLUTION_PHOTONS <= self.n_resolution <= MAX_RESOLUTION_PHOTONS:
+            raise CaloptInputError(f"--n-resolution must be in [{MIN_RESOLUTION_PHOTONS}, {MAX_RESOLUTION_PHOTONS}] "
+                                   f"photons, got {self.n_resolution}")  # fmt: skip
+        if not 0 <= self.seed <= MAX_SEED:
+            raise CaloptInputError(f"seed must be in [0, 2^63 - 1], got {self.seed}")
         if self.n_use is not None and not 0 < self.n_use <= self.n_events:
             raise CaloptInputError(f"n_use must be in 1..{self.n_events} (the crossings generated), got {self.n_use}")
         if not (0 <= self.pileup <= MAX_PILEUP):
             raise CaloptInputError(f"--pileup must be between 0 and {MAX_PILEUP:g} (the largest mean pile-up the event "
                                    f"generation serves; Upgrade II's reference is 40), got {self.pileup}")  # fmt: skip
+        # the crossings are held in memory (twice while their generation merges its parts)
+        check_fits_in_memory("--events", self.n_events, 2 * crossing_bytes(self.pileup), "crossing")
         if self.method not in ("xgb", "parametric"):
             raise CaloptInputError(f"unknown reconstruction method {self.method!r}; expected xgb or parametric")
         if self.readout.fastsim is not None:
@@ -163,6 +179,7 @@ class EvaluateSettings:
 
 
 Models = dict[tuple[int, float], tuple[XGBReco, ParametricReco]]
+
 
 # small libraries and training samples: a smoke test in a few minutes, not a measurement
 QUICK_READOUT = ReadoutSettings(library_energies=(0.2, 1.0, 5.0, 20.0, 100.0), library_angles=(0.0, 0.15, 0.3),

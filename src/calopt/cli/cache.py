@@ -20,6 +20,7 @@ from typing import Any
 import typer
 
 from calopt.cli._common import JSON_OPTION, print_json
+from calopt.jobs import format_bytes
 
 cache_app = typer.Typer(help="The on-disk cache of shower libraries, regressors and events.", no_args_is_help=True,
                         rich_markup_mode=None)
@@ -152,17 +153,10 @@ def _totals(entries: list[_Entry], stages: tuple[str, ...]) -> tuple[dict[str, A
     return per, {"entries": len(entries), "size_bytes": sum(e.size for e in entries)}
 
 
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
-
-
 def _summary(per: dict[str, Any], total: dict[str, Any]) -> str:
-    parts = "; ".join(f"{s} {d['entries']}, {_size(d['size_bytes'])}" for s, d in per.items())
+    parts = "; ".join(f"{s} {d['entries']}, {format_bytes(d['size_bytes'])}" for s, d in per.items())
     n = total["entries"]
-    return f"{n} entr{'y' if n == 1 else 'ies'}, {_size(total['size_bytes'])} ({parts})"
+    return f"{n} entr{'y' if n == 1 else 'ies'}, {format_bytes(total['size_bytes'])} ({parts})"
 
 
 @cache_app.command("list")
@@ -181,7 +175,7 @@ def list_(stage: str | None = STAGE_OPTION, json_out: bool = JSON_OPTION) -> Non
     if entries:
         width = max(len(e.path.name) for e in entries)
         for e in entries:
-            typer.echo(f"  {e.stage:<10} {e.path.name:<{width}}  {e.key}  {_size(e.size):>8}  {e.description}")
+            typer.echo(f"  {e.stage:<10} {e.path.name:<{width}}  {e.key}  {format_bytes(e.size):>8}  {e.description}")
     typer.echo(f"  total: {_summary(per, total)}")
 
 

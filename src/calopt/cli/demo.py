@@ -13,7 +13,6 @@ Started again on the same folder, it reuses what is finished (the campaign resum
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import tomllib
@@ -23,19 +22,17 @@ from typing import Any
 
 import typer
 
-from calopt.cli._common import SEED_OPTION
+from calopt.cli._common import SEED_OPTION, dumps_json
 
 
 def demo(
     out: Path = typer.Option(Path("calopt-demo"), "--out", help="Folder for everything the demo writes."),
-    workers: int = typer.Option(2, "--workers", help="Dask worker processes for the campaign (1: in this process)."),
+    workers: int = typer.Option(
+        2, "--workers", min=1, help="Dask worker processes for the campaign (1: in this process)."
+    ),
     seed: int = SEED_OPTION,
 ) -> None:
     """Simulate, evaluate the LHCb ECAL, optimise a layout and write the report (a few minutes)."""
-    from calopt.errors import CaloptInputError
-
-    if workers < 1:
-        raise CaloptInputError(f"--workers must be at least 1, got {workers}")
     from calopt.files import make_output_folder
 
     make_output_folder(out)
@@ -81,7 +78,7 @@ def demo(
                  training=QUICK_TRAINING)  # fmt: skip
     result = evaluate(load_design("lhcb-run3"), st, progress=lambda m: print(f"      {m}", file=sys.stderr, flush=True))
     doc = result.to_json()
-    (eval_dir / "evaluate.json").write_text(json.dumps(doc, indent=1, default=float))
+    (eval_dir / "evaluate.json").write_text(dumps_json(doc, indent=1))
     plot_evaluation(doc, eval_dir)
     for m in METRICS.values():
         print(f"      {m.label():>38}: {format_value(m, doc)}", file=sys.stderr)

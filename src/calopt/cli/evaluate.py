@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
 import typer
 
-from calopt.cli._common import JSON_OPTION, SEED_OPTION, print_json
+from calopt.cli._common import JSON_OPTION, SEED_OPTION, dumps_json, print_json
 
 
 def evaluate(
@@ -16,9 +15,9 @@ def evaluate(
     pileup: float = typer.Option(
         0.0, "--pileup", help="Mean number of pile-up collisions per crossing (Upgrade II reference: 40; at most 200)."
     ),
-    events: int = typer.Option(1000, "--events", help="Number of B0 -> J/psi pi0 signal crossings."),
+    events: int = typer.Option(1000, "--events", min=1, help="Number of B0 -> J/psi pi0 signal crossings."),
     method: str = typer.Option("xgb", "--method", help="Photon reconstruction: xgb or parametric."),
-    n_resolution: int = typer.Option(2000, "--n-resolution", help="Single photons for the resolutions."),
+    n_resolution: int = typer.Option(2000, "--n-resolution", help="Single photons for the resolutions (100 to 10^6)."),
     plots: Path | None = typer.Option(None, "--plots", help="Folder for mass-peak and resolution plots."),
     fastsim: str | None = typer.Option(
         None,
@@ -48,6 +47,7 @@ def evaluate(
 
     from calopt.detector.design import load_design
     from calopt.errors import CaloptInputError
+    from calopt.files import make_output_folder
     from calopt.pipeline import QUICK_READOUT, QUICK_TRAINING, EvaluateSettings, check_precision, evaluate_to_precision
     from calopt.pipeline import evaluate as run_evaluate
 
@@ -65,7 +65,7 @@ def evaluate(
         st = replace(st, readout=replace(st.readout, fastsim=fastsim))
     st.validate()
     if plots is not None:
-        plots.mkdir(parents=True, exist_ok=True)
+        make_output_folder(plots, "--plots")
     console = Console(stderr=True)
     with console.status("evaluating") as status:
         if precision is not None:
@@ -78,7 +78,7 @@ def evaluate(
     if plots is not None:
         from calopt.metrics.plots import plot_evaluation
 
-        (plots / "evaluate.json").write_text(json.dumps(doc, indent=1, default=float))
+        (plots / "evaluate.json").write_text(dumps_json(doc, indent=1))
         plot_evaluation(doc, plots)
     if json_out:
         print_json(doc)

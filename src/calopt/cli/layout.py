@@ -20,13 +20,14 @@ def show(
     """Print modules per technology and cell size, channels and cost; optionally draw the wall."""
     from calopt.detector.design import load_design
     from calopt.errors import CaloptInputError
-    from calopt.files import check_writable
+    from calopt.files import check_output_file, describe_file
 
     d = load_design(design)
     if png is not None:
         if png.suffix.lower() != ".png":
             raise CaloptInputError(f"--png {str(png)!r}: expected a file name ending in .png")
-        check_writable(png)
+        # an existing picture is replaced; any other file under a .png name is refused
+        check_output_file(png, "PNG picture", lambda p: describe_file(p) == "a PNG picture", None, "--png")
         import matplotlib
 
         matplotlib.use("Agg")

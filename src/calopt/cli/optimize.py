@@ -13,7 +13,7 @@ from calopt.cli._common import JSON_OPTION, print_json
 def optimize(
     campaign_file: Path = typer.Argument(..., help="Campaign TOML file (see examples/quick-campaign.toml)."),
     out: Path | None = typer.Option(None, "--out", help="Campaign folder (default: ./NAME from the campaign file)."),
-    workers: int = typer.Option(1, "--workers", help="Dask worker processes (1: evaluate in this process)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Dask worker processes (1: evaluate in this process)."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler."),
     resume: bool = typer.Option(False, "--resume", help="Continue the campaign in its folder."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
@@ -21,17 +21,16 @@ def optimize(
 ) -> None:
     """Run a design optimisation campaign; every trial is stored in CAMPAIGN/campaign.sqlite."""
     from calopt.errors import CaloptInputError
+    from calopt.files import make_output_folder
     from calopt.optimize.campaign import load_campaign, run_campaign
     from calopt.optimize.store import CampaignStore
 
-    if workers < 1:
-        raise CaloptInputError(f"--workers must be at least 1, got {workers}")
     if scheduler is not None and not scheduler.strip():
         raise CaloptInputError("--scheduler needs an address (host:port), got an empty string")
     if scheduler is not None and workers != 1:
         raise CaloptInputError("give --workers or --scheduler, not both")
     campaign = load_campaign(campaign_file)
-    folder = out if out is not None else Path(campaign.name)
+    folder = make_output_folder(out if out is not None else Path(campaign.name))
 
     def say(msg: str) -> None:
         print(f"[{campaign.name}] {msg}", file=sys.stderr, flush=True)

@@ -8,22 +8,21 @@ from pathlib import Path
 import typer
 
 from calopt.cli._common import JSON_OPTION, SEED_OPTION, print_json, progress_bar
-from calopt.errors import CaloptInputError
 
 
 def simulate(
     technology: str = typer.Option(..., "--technology", help="Technology name (see `calopt technologies`)."),
     particle: str = typer.Option(..., "--particle", help="gamma, e-, e+, pi+, pi-, p, n, mu-, mu+"),
-    n: int = typer.Option(..., "--n", help="Number of showers."),
+    n: int = typer.Option(..., "--n", min=1, help="Number of showers."),
     out: Path = typer.Option(..., "--out", help="Output calopt-showers HDF5 file."),
     energy: float | None = typer.Option(None, "--energy", help="Fixed total energy [GeV]."),
     energy_range: tuple[float, float] | None = typer.Option(None, "--energy-range", help="LO HI [GeV]."),
     log_uniform: bool = typer.Option(False, "--log-uniform", help="Energies uniform in log E within the range."),
     theta_max: float = typer.Option(0.0, "--theta-max", help="Maximum angle to the module axis [rad]."),
     backend: str = typer.Option("cascade", "--backend", help="cascade|gflash|library|surrogate|PATH"),
-    workers: int = typer.Option(1, "--workers", help="Dask worker processes (1: run in this process)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Dask worker processes (1: run in this process)."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler."),
-    chunk_size: int = typer.Option(100, "--chunk-size", help="Showers per chunk written to OUT.parts/."),
+    chunk_size: int = typer.Option(100, "--chunk-size", min=1, help="Showers per chunk written to OUT.parts/."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing calopt-showers OUT."),
     seed: int = SEED_OPTION,
     json_out: bool = JSON_OPTION,
@@ -43,8 +42,6 @@ def simulate(
         backend=backend,
         chunk_size=chunk_size,
     )
-    if workers < 1:
-        raise CaloptInputError(f"--workers must be at least 1, got {workers}")
     check_output(spec, out, overwrite)
     t0 = time.perf_counter()
     with progress_bar(f"simulate {particle} in {technology}", n, enabled=True) as update:

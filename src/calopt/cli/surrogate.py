@@ -15,7 +15,8 @@ from calopt.cli.surrogate_train import calibrate, sample, train
 from calopt.errors import CaloptInputError
 
 surrogate_app = typer.Typer(
-    help="Generative fast simulation: train, calibrate, sample, evaluate against the cascade MC.", no_args_is_help=True,
+    help="Generative fast simulation: train, calibrate, sample, evaluate against the cascade MC.",
+    no_args_is_help=True,
     rich_markup_mode=None,
 )
 surrogate_app.command("train")(train)
@@ -96,20 +97,19 @@ def evaluate_cmd(
     floor: list[Path] | None = typer.Option(
         None, "--floor", help="A second, independent reference sample: the floor (repeat to join several)."
     ),
-    n: int | None = typer.Option(None, "--n", help="Use the first N showers of each sample (default: all)."),
+    n: int | None = typer.Option(None, "--n", min=1, help="Use the first N showers of each sample (default: all)."),
     plots: Path | None = typer.Option(None, "--plots", help="Folder for the feature and average-shower plots."),
     seed: int = SEED_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Compare a fast simulation with the cascade reference: features, separation powers,
     classifier AUCs, FPD/KPD, response and resolution per energy bin."""
+    from calopt.files import make_output_folder
     from calopt.simulation.showers import is_shower_file
     from calopt.simulation.surrogates.quality import assess, plot_average_showers, plot_features
 
-    if n is not None and n <= 0:
-        raise CaloptInputError(f"--n must be a positive number of showers, got {n}")
-    if plots is not None and plots.exists() and not plots.is_dir():
-        raise CaloptInputError(f"--plots {str(plots)!r} exists and is not a folder")
+    if plots is not None:
+        make_output_folder(plots, "--plots")
     ref = _read(reference, "reference", n)
     floor_sh = None
     if floor:
@@ -128,7 +128,6 @@ def evaluate_cmd(
     res = assess(model_sh, ref, floor_sh, seed)
     eval_s = time.perf_counter() - t0
     if plots is not None:
-        plots.mkdir(parents=True, exist_ok=True)
         label = Path(model).stem if source == "file" else model
         plot_features(model_sh, ref, plots / "features.png", floor_sh, label=label)
         plot_average_showers(model_sh, ref, plots / "average_showers.png", label=label)
@@ -149,20 +148,9 @@ def evaluate_cmd(
         "plots": None if plots is None else [str(plots / "features.png"), str(plots / "average_showers.png")],
     }
     if json_out:
-        print_json(_finite(out))
+        print_json(out)
     else:
         _print_summary(out)
-
-
-def _finite(o: Any) -> Any:
-    """NaN and infinities become null, so that the JSON output is strict JSON."""
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_finite(v) for v in o]
-    if isinstance(o, float | np.floating) and not np.isfinite(o):
-        return None
-    return o
 
 
 def _fmt(v: Any, spec: str = ".3f") -> str:

@@ -13,23 +13,34 @@ import typer
 from calopt.cli._common import JSON_OPTION, SEED_OPTION, print_json, progress_bar
 from calopt.errors import CaloptInputError
 
+# the most training steps a command takes: ~10^2 times the defaults, days on a CPU
+MAX_STEPS = 1_000_000
+
 
 def train(
     model: str = typer.Option(..., "--model", help="wgan | flow | adagan"),
     data: list[Path] = typer.Option(..., "--data", help="Training calopt-showers file(s): --data A.h5 [B.h5 ...]."),
     more_data: list[Path] | None = typer.Argument(None, help="More training files (after --data).", show_default=False),
     out: Path = typer.Option(..., "--out", help="Output checkpoint (.pt)."),
-    steps: int = typer.Option(2000, "--steps", help="Generator steps (flow: gradient steps)."),
-    components: int = typer.Option(3, "--components", help="adagan: number of GANs in the ensemble."),
-    transforms: int = typer.Option(4, "--transforms", help="flow: number of coupling (spline) transforms."),
+    steps: int = typer.Option(2000, "--steps", min=1, max=MAX_STEPS, help="Generator steps (flow: gradient steps)."),
+    components: int = typer.Option(3, "--components", min=1, max=20, help="adagan: number of GANs in the ensemble."),
+    transforms: int = typer.Option(
+        4, "--transforms", min=1, max=32, help="flow: number of coupling (spline) transforms."
+    ),
     regressor_steps: int = typer.Option(
-        1500, "--regressor-steps", help="wgan/adagan: training steps of the auxiliary condition regressor."
+        1500,
+        "--regressor-steps",
+        min=0,
+        max=MAX_STEPS,
+        help="wgan/adagan: training steps of the auxiliary condition regressor.",
     ),
     energy_range: tuple[float, float] | None = typer.Option(
         None, "--energy-range", help="Declared training range LO HI [GeV] (default: the range of the data)."
     ),
     theta_max: float | None = typer.Option(None, "--theta-max", help="Declared maximum angle [rad]."),
-    crop: int = typer.Option(20, "--crop", help="Central crop of the fine grid that is modelled (cells per side)."),
+    crop: int = typer.Option(
+        20, "--crop", min=1, max=1000, help="Central crop of the fine grid that is modelled (cells per side)."
+    ),
     align: bool = typer.Option(
         True, "--align/--no-align", help="Model every section in whole cells around the particle's line."
     ),
@@ -42,25 +53,24 @@ def train(
     """Train a surrogate on cascade showers and save a calopt-surrogate checkpoint. The training
     state is kept in OUT.partial: a killed run resumes when started again with the same
     settings, and gives the same checkpoint as an uninterrupted one."""
-    from calopt.files import check_writable
+    import math
+
+    from calopt.simulation.particles import MAX_ENERGY_GEV
     from calopt.simulation.surrogates.registry import get_type
-    from calopt.simulation.surrogates.training import train_surrogate
+    from calopt.simulation.surrogates.training import check_checkpoint_output, train_surrogate
 
     get_type(model)
-    if steps <= 0:
-        raise CaloptInputError(f"--steps must be positive, got {steps}")
+    if energy_range is not None and not 0 < energy_range[0] < energy_range[1] <= MAX_ENERGY_GEV:
+        raise CaloptInputError(f"--energy-range needs 0 < LO < HI <= {MAX_ENERGY_GEV:g} (GeV), got "
+                               f"{energy_range[0]} {energy_range[1]}")  # fmt: skip
+    if theta_max is not None and not 0 <= theta_max < math.pi / 2:
+        raise CaloptInputError(f"--theta-max must be in [0, pi/2) rad, got {theta_max}")
     files = [*data, *(more_data or [])]
     for f in files:
         if not f.is_file():
             raise CaloptInputError(f"training file {str(f)!r} does not exist")
-    check_writable(out)
-    if out.exists() and not overwrite:
-        raise CaloptInputError(f"output {str(out)!r} already exists; use --overwrite to replace it")
+    check_checkpoint_output(out, overwrite)
     t0 = time.perf_counter()
-    if regressor_steps < 0:
-        raise CaloptInputError(f"--regressor-steps must be >= 0, got {regressor_steps}")
-    if transforms < 1:
-        raise CaloptInputError(f"--transforms must be >= 1, got {transforms}")
     settings: dict[str, int] = {"reg_steps": regressor_steps}
     if model == "adagan":
         settings["components"] = components
@@ -139,7 +149,7 @@ def calibrate(
 def sample(
     model: str = typer.Argument(..., help="Checkpoint file, or 'surrogate' for the shipped default."),
     particle: str = typer.Option(..., "--particle", help="gamma, e-, ... (species the model was trained on)"),
-    n: int = typer.Option(..., "--n", help="Number of showers."),
+    n: int = typer.Option(..., "--n", min=1, help="Number of showers."),
     out: Path = typer.Option(..., "--out", help="Output calopt-showers HDF5 file."),
     energy: float | None = typer.Option(None, "--energy", help="Fixed total energy [GeV]."),
     energy_range: tuple[float, float] | None = typer.Option(None, "--energy-range", help="LO HI [GeV]."),

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from calopt.cli._common import JSON_OPTION, SEED_OPTION, print_json
+from calopt.cli._common import JSON_OPTION, SEED_OPTION, dumps_json, print_json
 
 
 def validate(
@@ -23,13 +22,14 @@ def validate(
     from dataclasses import replace
 
     from calopt.detector.technologies import get_technology
+    from calopt.files import make_output_folder
     from calopt.validation.cascade import ValidationSettings, validate_technology
     from calopt.validation.report import plot_validation, summary_lines
 
     for name in technology:
         get_technology(name)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        make_output_folder(out)
     settings = replace(ValidationSettings.quick() if quick else ValidationSettings(), seed=seed)
     from rich.console import Console
 
@@ -40,7 +40,7 @@ def validate(
             results[name] = validate_technology(name, settings, progress=lambda msg: status.update(msg))
     doc = {"settings": settings.__dict__, "results": results}
     if out is not None:
-        (out / "validation.json").write_text(json.dumps(doc, indent=1))
+        (out / "validation.json").write_text(dumps_json(doc, indent=1))
         for name, res in results.items():
             plot_validation(res, out / f"{name}.png")
     if json_out:

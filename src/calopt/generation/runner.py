@@ -28,8 +28,8 @@ from calopt.generation.events import FLAG, Events, concatenate_events, is_events
 from calopt.generation.events import FORMAT_VERSION as EVENTS_FORMAT_VERSION
 from calopt.generation.propagation import propagate_to_ecal
 from calopt.generation.pythia import Collision, minbias_collisions, pythia_seed, signal_collisions
-from calopt.jobs import ChunkedJob
-from calopt.simulation.particles import species
+from calopt.jobs import MAX_SEED, ChunkedJob, check_fits_in_memory
+from calopt.simulation.particles import MAX_ENERGY_GEV, species
 
 __all__ = [
     "EVENTS_VERSION",
@@ -62,6 +62,22 @@ GUN_REGIONS = {
 # particles at the ECAL and the pile-up library of a chunk grows with mu.
 MAX_PILEUP = 200.0
 
+# Orders of magnitude for refusing sample sizes that cannot fit in memory (measured on the
+# cached b0-jpsipi0 samples: 77 particles per signal crossing at mu = 0, 37 more per pile-up
+# collision, 52 bytes per particle in memory)
+PARTICLES_PER_SIGNAL = 80
+PARTICLES_PER_COLLISION = 40
+BYTES_PER_PARTICLE = 52
+# the luminous region's widths: the LHC's are ~50 mm and ~180 ps; a metre or a nanosecond is
+# no collider's
+MAX_SIGMA_Z_MM = 1000.0
+MAX_SIGMA_T_PS = 1000.0
+
+
+def crossing_bytes(pileup: float) -> float:
+    """Estimated memory [bytes] of one crossing at mean pile-up ``pileup``."""
+    return BYTES_PER_PARTICLE * (PARTICLES_PER_SIGNAL + PARTICLES_PER_COLLISION * pileup)
+
 
 @dataclass(frozen=True)
 class EventSpec:
@@ -87,15 +103,22 @@ class EventSpec:
         if not (0 <= self.pileup <= MAX_PILEUP):
             raise CaloptInputError(f"--pileup must be between 0 and {MAX_PILEUP:g} (the largest mean pile-up the event "
                                    f"generation serves; Upgrade II's reference is 40), got {self.pileup}")  # fmt: skip
-        if self.sigma_z_mm < 0 or self.sigma_t_ps < 0:
-            raise CaloptInputError("the luminous-region widths must be >= 0")
+        if not 0 <= self.sigma_z_mm <= MAX_SIGMA_Z_MM:
+            raise CaloptInputError(f"--sigma-z must be in [0, {MAX_SIGMA_Z_MM:g}] mm, got {self.sigma_z_mm}")
+        if not 0 <= self.sigma_t_ps <= MAX_SIGMA_T_PS:
+            raise CaloptInputError(f"--sigma-t must be in [0, {MAX_SIGMA_T_PS:g}] ps, got {self.sigma_t_ps}")
         if self.chunk_size <= 0:
             raise CaloptInputError(f"chunk size must be positive, got {self.chunk_size}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise CaloptInputError(f"seed must be in [0, 2^63 - 1], got {self.seed}")
+        # parts and the merged sample are in memory together when they are merged
+        check_fits_in_memory("--n", self.n, 2 * crossing_bytes(self.pileup), "crossing")
         if self.process == "gun":
             sp = species(self.gun_particle)
             lo, hi = self.gun_energy_range
-            if not (0 < lo <= hi and math.isfinite(hi)):
-                raise CaloptInputError(f"--gun-energy-range needs 0 < LO <= HI (GeV), got {lo} {hi}")
+            if not (0 < lo <= hi <= MAX_ENERGY_GEV):
+                raise CaloptInputError(f"--gun-energy-range needs 0 < LO <= HI <= {MAX_ENERGY_GEV:g} (GeV), "
+                                       f"got {lo} {hi}")  # fmt: skip
             if lo * 1000.0 <= sp.mass:
                 raise CaloptInputError(f"gun energy {lo} GeV is below the {self.gun_particle} mass")
             if self.gun_region not in GUN_REGIONS:
@@ -269,12 +292,13 @@ def generate_events(
     """Run ``spec`` and write ``out`` (resumable, parallel on Dask like simulation runs)."""
     spec.validate()
     job = _job(spec, Path(out))
-    parts = [read_events(p) for p in job.run(generate_chunk, workers=workers, scheduler=scheduler,
-                                              overwrite=overwrite, progress=progress)]  # fmt: skip
-    merged = concatenate_events(parts)
-    merged.attrs["signal_candidates_tried"] = int(sum(int(p.attrs["signal_candidates_tried"]) for p in parts))
-    write_events(job.out, merged)
-    job.finish()
+    with job.lock():
+        parts = [read_events(p) for p in job.run(generate_chunk, workers=workers, scheduler=scheduler,
+                                                  overwrite=overwrite, progress=progress)]  # fmt: skip
+        merged = concatenate_events(parts)
+        merged.attrs["signal_candidates_tried"] = int(sum(int(p.attrs["signal_candidates_tried"]) for p in parts))
+        write_events(job.out, merged)
+        job.finish()
     return job.out
 
 

@@ -9,7 +9,12 @@ import numpy as np
 from calopt.constants import ELECTRON_MASS, KAON_MASS, MUON_MASS, NEUTRON_MASS, PION_MASS, PROTON_MASS
 from calopt.errors import CaloptInputError
 
-__all__ = ["BY_PDG", "SPECIES", "Particles", "Species", "species"]
+__all__ = ["BY_PDG", "MAX_ENERGY_GEV", "SPECIES", "Particles", "Species", "species"]
+
+# The largest particle energy calopt takes [GeV]: above the LHC's 6.8 TeV beams, so every
+# particle an LHC experiment sees; beyond it a cascade shower runs for minutes and the
+# cross-section tables are extrapolated.
+MAX_ENERGY_GEV = 10_000.0
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ import numpy as np
 
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
-from calopt.jobs import ChunkedJob
+from calopt.jobs import MAX_SEED, ChunkedJob, check_fits_in_memory
 from calopt.simulation.base import ShowerSimulator, get_simulator, shower_seeds
-from calopt.simulation.particles import Particles, species
+from calopt.simulation.particles import MAX_ENERGY_GEV, Particles, species
 from calopt.simulation.showers import concatenate, is_shower_file, read_showers, write_showers
 
 __all__ = ["RunSpec", "check_output", "run_simulation", "sample_particles", "simulate_chunk"]
@@ -56,12 +56,14 @@ class RunSpec:
             raise CaloptInputError(f"chunk size must be positive, got {self.chunk_size}")
         if (self.energy is None) == (self.energy_range is None):
             raise CaloptInputError("give exactly one of --energy GEV or --energy-range LO HI")
-        if self.energy is not None and not (self.energy > 0 and math.isfinite(self.energy)):
-            raise CaloptInputError(f"--energy must be a positive number of GeV, got {self.energy}")
+        if self.energy is not None and not (0 < self.energy <= MAX_ENERGY_GEV):
+            raise CaloptInputError(f"--energy must be in (0, {MAX_ENERGY_GEV:g}] GeV, got {self.energy}")
         if self.energy_range is not None:
             lo, hi = self.energy_range
-            if not (0 < lo < hi and math.isfinite(hi)):
-                raise CaloptInputError(f"--energy-range needs 0 < LO < HI (GeV), got {lo} {hi}")
+            if not (0 < lo < hi <= MAX_ENERGY_GEV):
+                raise CaloptInputError(f"--energy-range needs 0 < LO < HI <= {MAX_ENERGY_GEV:g} (GeV), got {lo} {hi}")
+        if not (0 <= self.seed <= MAX_SEED):
+            raise CaloptInputError(f"seed must be in [0, 2^63 - 1], got {self.seed}")
         if not (0.0 <= self.theta_max < math.pi / 2):
             raise CaloptInputError(f"--theta-max must be in [0, pi/2) rad, got {self.theta_max}")
         mass_gev = species(self.particle).mass / 1000.0
@@ -73,6 +75,10 @@ class RunSpec:
                 "energies are total energies"
             )
         sim.check_run(self.technology, self.particle, e_min, e_max, self.theta_max)
+        tech = get_technology(self.technology)
+        cells = (len(tech.section_edges) - 1) * tech.grid**2
+        # the merge holds all showers (and their times) as float32
+        check_fits_in_memory("--n", self.n, 2 * 4 * cells, "shower")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -156,7 +162,8 @@ def run_simulation(
     instead. ``progress(done, total)`` is called with numbers of showers."""
     spec.validate()
     job = _job(spec, Path(out))
-    parts = job.run(simulate_chunk, workers=workers, scheduler=scheduler, overwrite=overwrite, progress=progress)
-    write_showers(job.out, concatenate([read_showers(p) for p in parts]))
-    job.finish()
+    with job.lock():
+        parts = job.run(simulate_chunk, workers=workers, scheduler=scheduler, overwrite=overwrite, progress=progress)
+        write_showers(job.out, concatenate([read_showers(p) for p in parts]))
+        job.finish()
     return job.out

@@ -185,6 +185,29 @@ def _calibrations(ck: dict[str, Any], ds: TrainingSet, s: dict[str, Any]) -> dic
     return out
 
 
+def _is_checkpoint(path: Path) -> bool:
+    """True if ``path`` is a calopt-surrogate checkpoint (of any format version)."""
+    import torch
+
+    from calopt.simulation.surrogates.checkpoint import FORMAT
+
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # anything torch cannot read back safely is not a checkpoint of ours
+        return False
+    return isinstance(ck, dict) and ck.get("format") == FORMAT
+
+
+def check_checkpoint_output(out: Path, overwrite: bool) -> None:
+    """Refuse, without touching it, a checkpoint output that cannot be written, an existing
+    file that is not a calopt-surrogate checkpoint (even with ``overwrite``: a campaign
+    database or a shower file is never replaced), or an existing checkpoint without
+    ``overwrite``."""
+    from calopt.files import check_output_file
+
+    check_output_file(out, "calopt-surrogate checkpoint", _is_checkpoint, overwrite)
+
+
 def train_surrogate(
     model_type: str,
     train_files: Sequence[str | os.PathLike[str]],
@@ -210,10 +233,10 @@ def train_surrogate(
     ``save_every`` of its steps, and removed once the checkpoint is written. A training
     started with the settings and data of ``out.partial`` resumes from it (``log`` is told
     where); one with other settings is refused, unless ``overwrite``, which discards it."""
-    from calopt.files import check_writable
+    from calopt.files import output_lock
 
     out = Path(out)
-    check_writable(out)
+    check_checkpoint_output(out, overwrite)
     get_type(model_type)
     job = {
         "model_type": model_type,
@@ -227,17 +250,18 @@ def train_surrogate(
         "files": data_identity(train_files),
         "calopt_version": __version__,
     }
-    state = TrainingState.open(partial_path(out), job_key(job), overwrite=overwrite, every=save_every)
-    if state.resumes_at is not None and log is not None:
-        log(f"resuming the training saved in {str(state.path)!r} at {state.resumes_at}")
-    ds = load_training_set(
-        train_files, crop=crop, energy_range_gev=energy_range_gev, theta_max=theta_max, align=align
-    )
-    ck = train_on_set(
-        model_type, ds, steps=steps, seed=seed, progress=progress, settings=settings, training_state=state
-    )
-    save_checkpoint(out, ck)
-    state.remove()
+    with output_lock(out):
+        state = TrainingState.open(partial_path(out), job_key(job), overwrite=overwrite, every=save_every)
+        if state.resumes_at is not None and log is not None:
+            log(f"resuming the training saved in {str(state.path)!r} at {state.resumes_at}")
+        ds = load_training_set(
+            train_files, crop=crop, energy_range_gev=energy_range_gev, theta_max=theta_max, align=align
+        )
+        ck = train_on_set(
+            model_type, ds, steps=steps, seed=seed, progress=progress, settings=settings, training_state=state
+        )
+        save_checkpoint(out, ck)
+        state.remove()
     return ck
 
 
@@ -254,15 +278,12 @@ def calibrate_surrogate(
     technology, grid and training range, and hold every species of the model with at least
     MIN_CALIBRATION_SHOWERS per ln E bin (``res_bins`` bins), so that no species is calibrated
     on another's showers. Returns the checkpoint."""
-    from calopt.files import check_writable
     from calopt.simulation.surrogates.calibration import ln_e_bins
     from calopt.simulation.surrogates.checkpoint import load_checkpoint
     from calopt.simulation.surrogates.conditions import ConditionSpace, species_name
 
     out = Path(out)
-    check_writable(out)
-    if out.exists() and not overwrite:
-        raise CaloptInputError(f"output {str(out)!r} already exists; use --overwrite to replace it")
+    check_checkpoint_output(out, overwrite)
     ck = load_checkpoint(model)
     rep = ck["representation"]
     space = ConditionSpace.from_dict(ck["conditions"])
