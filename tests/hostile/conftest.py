@@ -111,8 +111,9 @@ def _build_template(root: Path, env: dict[str, str]) -> None:
     design = (root / "design.toml").read_text()
     (root / "pitch_nan.toml").write_text(design.replace('name = "lhcb-run3"', 'name = "x"\n[wall]\npitch = nan\n', 1))
     (root / "wall_huge.toml").write_text(
-        design.replace('name = "lhcb-run3"', 'name = "x"\n[wall]\nnx = 1000000000\nny = 1000000000\n', 1))
-    (root / "cost_inf.toml").write_text(design + '\n[cost.lhcb-shashlik]\nmodule = inf\n')
+        design.replace('name = "lhcb-run3"', 'name = "x"\n[wall]\nnx = 1000000000\nny = 1000000000\n', 1)
+    )
+    (root / "cost_inf.toml").write_text(design + "\n[cost.lhcb-shashlik]\nmodule = inf\n")
     (root / "half_inf.toml").write_text(design.replace("half_x = 969.6", "half_x = inf", 1))
     (root / "cell_nan.toml").write_text(design.replace("cell_size = 40.4", "cell_size = nan", 1))
     (root / "timing_nan.toml").write_text(design.replace("cell_size = 40.4", "cell_size = 40.4\ntiming = nan", 1))

@@ -76,7 +76,7 @@ def _second_run_refused(first: list[str], second: list[str], cwd: Path, env: dic
     try:
         time.sleep(3.0)
         assert p.poll() is None, p.communicate()[1][-2000:]
-        rc, out, err = run_calopt(second, cwd, env, timeout=60)
+        rc, _, err = run_calopt(second, cwd, env, timeout=60)
         assert "Traceback" not in err, err[-3000:]
         assert rc == 2, f"exit code {rc}; stderr {err[-2000:]}"
         lines = [line for line in err.splitlines() if line.strip()]
@@ -85,7 +85,11 @@ def _second_run_refused(first: list[str], second: list[str], cwd: Path, env: dic
         assert p.poll() is None, "the first run was disturbed"
     finally:
         p.send_signal(signal.SIGINT)
-        p.communicate(timeout=60)
+        try:
+            p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
 
 
 def test_two_simulate_runs(case_dir, hostile_env):

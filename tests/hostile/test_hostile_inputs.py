@@ -38,6 +38,7 @@ def c(id: str, klass: int, argv: list[str], message: str | None = None, forbid: 
     return Case(id, klass, tuple(argv), message, forbid)
 
 
+# fmt: off
 CASES = [
     # 1. output places that cannot be written
     c("simulate-out-proc", 1, [*SIM, "--out", "/proc/s.h5"], r"/proc"),
@@ -87,9 +88,9 @@ CASES = [
     c("events-sigma-z-nan", 2, [*EVENTS, "--out", "{d}/e.h5", "--sigma-z", "nan"], r"sigma-z"),
     c("events-gun-energy-1e308", 2, [*EVENTS, "--out", "{d}/e.h5", "--gun-energy-range", "1", "1e308"], r"energy"),
     c("events-pileup-4e4", 2, ["events", "generate", "--process", "minbias", "--pileup", "40000", "--n", "5",
-                               "--out", "{d}/e.h5"], r"pileup"),  # fmt: skip
+                               "--out", "{d}/e.h5"], r"pileup"),
     c("events-pileup-1e9", 2, ["events", "generate", "--process", "minbias", "--pileup", "1e9", "--n", "5",
-                               "--out", "{d}/e.h5"], r"pileup"),  # fmt: skip
+                               "--out", "{d}/e.h5"], r"pileup"),
     c("events-pileup-nan", 2, [*EVENTS, "--out", "{d}/e.h5", "--pileup", "nan"], r"pileup"),
     c("events-n-0", 2, ["events", "generate", "--process", "gun", "--n", "0", "--out", "{d}/e.h5"], r"n"),
     c("events-n-1e13", 2, ["events", "generate", "--process", "gun", "--n", "10000000000000", "--out", "{d}/e.h5"],
@@ -101,7 +102,7 @@ CASES = [
     c("simulate-energy-inf", 2, [*SIM[:-4], "--energy", "inf", "--n", "5", "--out", "{d}/s.h5"], r"energy"),
     c("simulate-energy-negative", 2, [*SIM[:-4], "--energy", "-5", "--n", "5", "--out", "{d}/s.h5"], r"energy"),
     c("simulate-energy-range-1e308", 2, [*SIM[:-4], "--energy-range", "1", "1e308", "--n", "5", "--out",
-                                         "{d}/s.h5"], r"energy"),  # fmt: skip
+                                         "{d}/s.h5"], r"energy"),
     c("simulate-theta-nan", 2, [*SIM, "--theta-max", "nan", "--out", "{d}/s.h5"], r"theta"),
     c("simulate-chunk-size-0", 2, [*SIM, "--chunk-size", "0", "--out", "{d}/s.h5"], r"chunk-size"),
     c("simulate-workers-0", 2, [*SIM, "--workers", "0", "--out", "{d}/s.h5"], r"workers"),
@@ -113,7 +114,7 @@ CASES = [
     c("train-energy-range-nan", 2, [*TRAIN, "--energy-range", "nan", "10", "--out", "{d}/m.pt"], r"energy"),
     c("train-theta-inf", 2, [*TRAIN, "--theta-max", "inf", "--out", "{d}/m.pt"], r"theta"),
     c("train-components-0", 2, [*TRAIN[:4], "--model", "adagan", "--components", "0", "--out", "{d}/m.pt",
-                                "--data", "{d}/showers.h5"], r"components"),  # fmt: skip
+                                "--data", "{d}/showers.h5"], r"components"),
     c("sample-n-0", 2, [*SAMPLE[:-2], "--n", "0", "--out", "{d}/s.h5"], r"n"),
     c("sample-n-1e12", 2, [*SAMPLE[:-2], "--n", "1000000000000", "--out", "{d}/s.h5"], r"n"),
     c("sample-energy-nan", 2, [*SAMPLE[:-4], "--energy", "nan", "--n", "5", "--out", "{d}/s.h5"], r"energy"),
@@ -184,6 +185,7 @@ CASES = [
     c("optimize-design-as-campaign", 7, ["optimize", "{d}/design.toml", "--out", "{d}/c"], r"design"),
     c("evaluate-showers-as-design", 7, ["evaluate", "{d}/showers.h5"], r"calopt-showers"),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize("case", CASES, ids=[x.id for x in CASES])
