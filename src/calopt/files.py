@@ -89,12 +89,12 @@ def make_output_folder(path: Path, what: str = "--out") -> Path:
     return path
 
 
-_TEMPORARY: set[str] = set()
+_TEMPORARY: set[str] = set()  # temporary files of writes under way, and lock files held
 
 
 def remove_temporary_files() -> None:
-    """Remove the temporary files of writes still under way (called on an interrupt, before
-    the process ends without unwinding)."""
+    """Remove the temporary files of writes still under way and the lock files this process
+    holds (called on an interrupt, before the process ends without unwinding)."""
     for tmp in list(_TEMPORARY):
         try:
             os.remove(tmp)
@@ -279,8 +279,10 @@ def output_lock(path: Path, what: str = "output") -> Iterator[None]:
         os.ftruncate(fd, 0)
         since = time.strftime("%Y-%m-%d %H:%M:%S")
         os.write(fd, f"calopt process {os.getpid()} on {socket.gethostname()} (since {since})\n".encode())
+        _TEMPORARY.add(str(lock))
         yield
     finally:
+        _TEMPORARY.discard(str(lock))
         try:
             os.unlink(lock)
         except OSError:

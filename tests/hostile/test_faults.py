@@ -50,7 +50,7 @@ def test_ctrl_c_simulate(after, case_dir, hostile_env):
     _assert_interrupted(rc, err)
     assert not out.exists()
     parts = out.with_name("s.h5.parts")
-    leftovers = [p.name for p in case_dir.rglob("*.tmp")]
+    leftovers = [p.name for p in case_dir.rglob("*") if p.name.endswith((".tmp", ".lock"))]
     assert leftovers == [], f"temporary files left behind: {leftovers}"
     if parts.exists():  # what was finished is kept for a resume, which accepts the folder
         assert (parts / "job.json").is_file()

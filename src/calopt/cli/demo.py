@@ -23,12 +23,13 @@ from typing import Any
 import typer
 
 from calopt.cli._common import SEED_OPTION, dumps_json
+from calopt.jobs import MAX_WORKERS
 
 
 def demo(
     out: Path = typer.Option(Path("calopt-demo"), "--out", help="Folder for everything the demo writes."),
     workers: int = typer.Option(
-        2, "--workers", min=1, help="Dask worker processes for the campaign (1: in this process)."
+        2, "--workers", min=1, max=MAX_WORKERS, help="Dask worker processes for the campaign (1: in this process)."
     ),
     seed: int = SEED_OPTION,
 ) -> None:

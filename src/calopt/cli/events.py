@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from calopt.cli._common import JSON_OPTION, SEED_OPTION, print_json, progress_bar
+from calopt.jobs import MAX_WORKERS
 
 events_app = typer.Typer(help="Events: particles at the ECAL front face.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -24,7 +25,9 @@ def generate(
     gun_energy_range: tuple[float, float] = typer.Option((1.0, 100.0), "--gun-energy-range", help="LO HI [GeV]."),
     gun_log_uniform: bool = typer.Option(True, "--gun-log-uniform/--gun-uniform", help="Gun energy spectrum."),
     gun_region: str = typer.Option("all", "--gun-region", help="all, inner, middle or outer (lhcb-run3 regions)."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Dask worker processes (1: run in this process)."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=MAX_WORKERS, help="Dask worker processes (1: run in this process)."
+    ),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler."),
     chunk_size: int = typer.Option(500, "--chunk-size", min=1, help="Crossings per chunk written to OUT.parts/."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing calopt-events OUT."),

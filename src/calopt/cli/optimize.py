@@ -8,12 +8,15 @@ from pathlib import Path
 import typer
 
 from calopt.cli._common import JSON_OPTION, print_json
+from calopt.jobs import MAX_WORKERS
 
 
 def optimize(
     campaign_file: Path = typer.Argument(..., help="Campaign TOML file (see examples/quick-campaign.toml)."),
     out: Path | None = typer.Option(None, "--out", help="Campaign folder (default: ./NAME from the campaign file)."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Dask worker processes (1: evaluate in this process)."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=MAX_WORKERS, help="Dask worker processes (1: evaluate in this process)."
+    ),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler."),
     resume: bool = typer.Option(False, "--resume", help="Continue the campaign in its folder."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),

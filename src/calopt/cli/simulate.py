@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from calopt.cli._common import JSON_OPTION, SEED_OPTION, print_json, progress_bar
+from calopt.jobs import MAX_WORKERS
 
 
 def simulate(
@@ -20,7 +21,9 @@ def simulate(
     log_uniform: bool = typer.Option(False, "--log-uniform", help="Energies uniform in log E within the range."),
     theta_max: float = typer.Option(0.0, "--theta-max", help="Maximum angle to the module axis [rad]."),
     backend: str = typer.Option("cascade", "--backend", help="cascade|gflash|library|surrogate|PATH"),
-    workers: int = typer.Option(1, "--workers", min=1, help="Dask worker processes (1: run in this process)."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=MAX_WORKERS, help="Dask worker processes (1: run in this process)."
+    ),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler."),
     chunk_size: int = typer.Option(100, "--chunk-size", min=1, help="Showers per chunk written to OUT.parts/."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing calopt-showers OUT."),
