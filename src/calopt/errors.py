@@ -33,8 +33,10 @@ def format_validation_error(exc: ValidationError, source: str, model: type[BaseM
 
     ``model`` (the validated model) lets an unknown key of its own table list the keys it has."""
     errors = exc.errors()
-    # an unknown key first: a misspelt key also makes the intended one missing
-    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    # the first error in the file's order that is not a missing key: a misspelt key also makes the
+    # intended one missing, so its unknown key (pydantic lists those last) is told, not the
+    # missing one; a bad value before an unknown key is told first, as written
+    err = next((e for e in errors if e["type"] != "missing"), errors[0])
     loc = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         known = f" (expected {', '.join(model.model_fields)})" if model is not None and len(err["loc"]) == 1 else ""

@@ -168,3 +168,71 @@ def test_unknown_design_and_bad_toml(tmp_path):
     bad.write_text("name = ")
     with pytest.raises(CaloptInputError, match="not valid TOML"):
         load_design(bad)
+
+
+def _with(path: str, value):
+    """The lhcb-run3 design document with ``value`` at the dotted ``path`` (list items by index)."""
+    doc = load_design("lhcb-run3").spec.model_dump()
+    *head, last = path.split(".")
+    node = doc
+    for key in head:
+        node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
+    node[last] = value
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [("wall.pitch", float("nan"), r"wall\.pitch: .*finite number"),
+     ("wall.pitch", 1e9, r"wall\.pitch: .*less than or equal to 1000"),
+     ("wall.nx", 10**9, r"wall\.nx: .*less than or equal to 1000, got 1000000000"),
+     ("wall.ny", 0, r"wall\.ny: .*greater than or equal to 1"),
+     ("wall.hole_y", 10**9, r"wall\.hole_y: .*less than or equal to 1000"),
+     ("cost.lhcb-shashlik.module", float("inf"), r"cost\.lhcb-shashlik\.module: .*finite number, got inf"),
+     ("cost.lhcb-shashlik.channel", 1e12, r"cost\.lhcb-shashlik\.channel: .*less than or equal to"),
+     ("regions.0.shape.half_x", float("inf"), r"regions\.0\.shape\.rectangle\.half_x: .*finite number"),
+     ("regions.0.shape.half_y", 1e300, r"regions\.0\.shape\.rectangle\.half_y: .*less than or equal to"),
+     ("regions.0.shape", {"type": "gamma", "height": 800.0, "k": 1e6, "scale": 1500.0},
+      r"regions\.0\.shape\.gamma\.k: .*less than or equal to 1000"),
+     ("regions.0.cell_size", float("nan"), r"regions\.0\.cell_size: .*finite number, got nan"),
+     ("regions.0.cell_size", 242.4, r"regions\.0\.cell_size: 242\.4 mm is larger than the module pitch 121\.2 mm"),
+     ("regions.0.timing", float("nan"), r"regions\.0\.timing: timing nan"),
+     ("regions.0.timing", 1e-300, r"regions\.0\.timing: .*tier is a constant term in \[1, 10000\] ps"),
+     ("regions.0.timing", 1e9, r"regions\.0\.timing: .*tier is a constant term in \[1, 10000\] ps")],
+)  # fmt: skip
+def test_design_numbers_out_of_range(path, value, message):
+    """Every number of a design has a finite range, checked when it is read: one line naming the key."""
+    with pytest.raises(CaloptInputError, match=message) as exc:
+        design_from_dict(_with(path, value), "d.toml")
+    assert "\n" not in str(exc.value) and str(exc.value).startswith("d.toml: ")
+
+
+def test_wall_limits_are_usable():
+    """The largest wall allowed is built (10^6 slots) and a design on it is valid."""
+    doc = _with("wall", {"nx": 1000, "ny": 1000, "hole_x": 4, "hole_y": 4})
+    d = design_from_dict(doc)
+    assert d.region_index.shape == (1000, 1000) and int((d.region_index >= 0).sum()) == 10**6 - 16
+
+
+def test_load_design_refuses_files_that_are_not_designs(tmp_path):
+    """A broken TOML file (with the error's position), binary data, an HDF5 file and a campaign
+    file are each refused in one line naming the file and what it is."""
+    import h5py
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text('name = "x"\n[[regions]\nname = \n')
+    with pytest.raises(CaloptInputError, match=r"broken\.toml: not valid TOML \(.*line 2, column 10\)"):
+        load_design(broken)
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(np.random.default_rng(1).bytes(512))
+    with pytest.raises(CaloptInputError, match=r"'.*binary\.toml' is a binary file .*expected a design TOML file"):
+        load_design(binary)
+    h5 = tmp_path / "showers.h5"
+    with h5py.File(h5, "w") as f:
+        f["x"] = np.zeros(3)
+    with pytest.raises(CaloptInputError, match=r"'.*showers\.h5' is an HDF5 file, expected a design TOML file"):
+        load_design(h5)
+    camp = tmp_path / "quick.toml"
+    camp.write_text('name = "c"\n[[optimizers]]\nname = "random"\nevaluations = 2\n[space]\nregions = []\n')
+    with pytest.raises(CaloptInputError, match=r"'.*quick\.toml' looks like a campaign file"):
+        load_design(camp)

@@ -291,3 +291,112 @@ def test_campaign_end_to_end(tmp_path, capsys):
     c = Campaign.from_dict(tomllib.loads(text))
     again = evaluate_design(c.family.design_dict(trials[0].params, "again"), asdict(c.evaluate))
     assert again["pi0_mass_width_mev"] == trials[0].metrics["pi0_mass_width_mev"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [(("events = 60", "events = 10000000000000"), r"\[evaluate\]: events: .*less than or equal to 100000, got 1000"),
+     (("seed = 3", "seed = 18446744073709551616"), r"\[evaluate\]: seed: .*less than or equal to 9223372036854775807"),
+     (("[evaluate]", "[evaluate]\npileup = 40000"), r"\[evaluate\]: pileup: .*less than or equal to 200, got 40000"),
+     (("n_resolution = 200", "n_resolution = 10"), r"\[evaluate\]: n_resolution: .*greater than or equal to 100"),
+     (("n_resolution = 200", "n_resolution = 10000000"),
+      r"\[evaluate\]: n_resolution: .*less than or equal to 1000000"),
+     (("evaluations = 6", "evaluations = 1000000000"), r"\[\[optimizers\]\] 1: evaluations: .*less than or equal"),
+     (("batch = 3", "batch = 100000"), r"\[\[optimizers\]\] 1: batch: .*less than or equal to 1024"),
+     (("seed = 1", "seed = 9223372036854775808"),
+      r"\[\[optimizers\]\] 1: seed: .*less than or equal to 9223372036854775807"),
+     (('metrics = ["pi0_mass_width_mev"]', 'metrics = ["pi0_mass_width_mev"]\nbudget = inf\npenalty = 1'),
+      r"\[objective\]: budget: .*finite number, got inf"),
+     (('metrics = ["pi0_mass_width_mev"]', 'metrics = ["pi0_mass_width_mev"]\nbudget = 1000\npenalty = 1e300'),
+      r"\[objective\]: penalty: .*less than or equal to"),
+     (("[space]", "[space]\nmax_cost = 1e300"), r"\[space\]: max_cost: .*less than or equal to"),
+     (("half_x = { min = 3, max = 10 }", "half_x = { min = 3, max = 1000000000 }"),
+      r"region 'inner': half_x: 1e\+09 is above the largest border, 1000$"),
+     (("half_x = 16", "half_x = [16, 20000]"), r"region 'middle': half_x: 20000 is above the largest border, 1000$"),
+     (('cell_size = [40.4, 60.6]', 'cell_size = [40.4, 60.6]\ntiming = [false, 1e9]'),
+      r"region 'inner': timing\.choices\.1: timing 1000000000\.0: a timing tier is a constant term in \[1, 10000\]")],
+)  # fmt: skip
+def test_campaign_numbers_out_of_range(change, message):
+    """Every number of a campaign file has a finite range: one line naming the table and the key."""
+    assert change[0] in CAMPAIGN
+    with pytest.raises(CaloptInputError, match=message) as exc:
+        Campaign.from_dict(tomllib.loads(CAMPAIGN.replace(*change)), "campaign.toml")
+    assert "\n" not in str(exc.value)
+
+
+BIG_SPACE = """
+name = "big"
+[[optimizers]]
+name = "random"
+evaluations = 4
+[space]
+[[space.regions]]
+name = "inner"
+shape = "rectangle"
+half_x = { min = 3, max = 15 }
+half_y = { min = 3, max = 9 }
+technology = "lhcb-shashlik"
+cell_size = [40.4, 60.6]
+split = [false, true]
+timing = [false, 10.0, 20.0, 50.0]
+[[space.regions]]
+name = "middle"
+shape = "rectangle"
+half_x = { min = 17, max = 31 }
+half_y = { min = 11, max = 25 }
+technology = "lhcb-shashlik"
+cell_size = [40.4, 60.6, 121.2]
+split = [false, true]
+timing = [false, 10.0, 20.0, 50.0]
+[[space.regions]]
+name = "outer"
+shape = "rest"
+technology = "lhcb-shashlik"
+cell_size = [60.6, 121.2]
+split = [false, true]
+timing = [false, 10.0, 20.0, 50.0]
+"""
+
+
+def test_large_space_loads_at_once_and_is_never_listed(tmp_path):
+    """A campaign of 1.3 x 10^8 designs loads in well under a second (its size counted, one valid
+    design sampled), its optimiser proposes valid designs, and exhaustive search is refused with
+    the size."""
+    import time
+
+    from calopt.optimize.campaign import load_campaign
+    from calopt.optimize.optimizers import get_optimizer
+
+    path = tmp_path / "big.toml"
+    path.write_text(BIG_SPACE)
+    t0 = time.perf_counter()
+    c = load_campaign(path)
+    assert time.perf_counter() - t0 < 0.5
+    space = c.family.space
+    assert space.n_combinations == 13 * 7 * 2 * 2 * 4 * 15 * 15 * 3 * 2 * 4 * 2 * 2 * 4 == 125_798_400
+    pts = get_optimizer("random", space, seed=0).ask(3)
+    assert len(pts) == 3 and all(c.family.is_valid(p) for p in pts)
+    path.write_text(BIG_SPACE.replace('name = "random"', 'name = "exhaustive"'))
+    refused = r"big\.toml: \[\[optimizers\]\] 1: optimiser 'exhaustive' lists every point, and the space has 125798400 "
+    with pytest.raises(CaloptInputError, match=refused + "combinations, more than"):
+        load_campaign(path)
+
+
+def test_load_campaign_refuses_files_that_are_not_campaigns(tmp_path):
+    """Broken TOML (with the error's position), binary data and a design file: one line naming the file."""
+    from calopt.optimize.campaign import load_campaign
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text('name = "x"\n[[regions]\nname = \n')
+    with pytest.raises(CaloptInputError, match=r"broken\.toml: not valid TOML \(.*line 2, column 10\)"):
+        load_campaign(broken)
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(bytes(range(128, 256)) * 4)
+    with pytest.raises(CaloptInputError, match=r"binary\.toml' is a binary file .*expected a campaign TOML file"):
+        load_campaign(binary)
+    design = tmp_path / "design.toml"
+    design.write_text('name = "d"\n[[regions]]\nname = "all"\ntechnology = "lhcb-shashlik"\ncell_size = 121.2\n'
+                      'shape = { type = "rest" }\n')  # fmt: skip
+    with pytest.raises(CaloptInputError, match=r"design\.toml' looks like a design file \(\[\[regions\]\]\), "
+                                               "expected a campaign file"):  # fmt: skip
+        load_campaign(design)

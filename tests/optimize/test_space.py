@@ -200,3 +200,46 @@ def test_to_dict_from_dict_round_trip() -> None:
         Space.from_dict({"params": [{"type": "real", "name": "z"}]})
     with pytest.raises(CaloptInputError, match="expected a dict with a list 'params'"):
         Space.from_dict({"p": []})
+
+
+def test_huge_integer_ranges_are_counted_and_sampled_without_listing() -> None:
+    """A space of 10^18 combinations is built, counted and sampled at once; only listing it is
+    refused, with its size."""
+    import time
+
+    t0 = time.perf_counter()
+    s = Space([Integer("a", 1, 10**9), Integer("b", 0, 10**9 - 1), Boolean("t")])
+    assert s.n_combinations == s.size == 10**9 * 10**9 * 2
+    pts = s.sample(np.random.default_rng(0), 500)
+    assert time.perf_counter() - t0 < 0.5
+    assert all(s.is_valid(p) and 1 <= p["a"] <= 10**9 and 0 <= p["b"] < 10**9 for p in pts)
+    assert max(p["a"] for p in pts) > 10**8  # the whole range is drawn from
+    assert s.decode(s.encode(pts)) == pts
+    with pytest.raises(CaloptInputError, match=r"has 2000000000000000000 combinations, more than the 1000000"):
+        s.enumerate()
+
+
+def test_huge_constrained_space_samples_by_rejection() -> None:
+    """With a constraint, a space too large to list is sampled (each point satisfies it); its
+    number of valid points, which needs the list, is refused with the size."""
+    s = Space([Integer("a", 0, 10**9), Integer("b", 0, 10**9)], constraint=lambda p: p["a"] < p["b"])
+    pts = s.sample(np.random.default_rng(1), 200)
+    assert len(pts) == 200 and all(p["a"] < p["b"] for p in pts)
+    assert s.n_combinations == (10**9 + 1) ** 2
+    with pytest.raises(CaloptInputError, match=r"more than the 1000000 that can be enumerated"):
+        _ = s.size
+
+
+def test_optimisers_on_a_space_too_large_to_list() -> None:
+    """Optimisers that sample work on a 10^18-point space; exhaustive search, which must list it,
+    is refused in one line giving the size."""
+    from calopt.optimize.optimizers import get_optimizer
+
+    s = Space([Integer("a", 1, 10**9), Integer("b", 1, 10**9)])
+    for name in ("random", "cmaes"):
+        opt = get_optimizer(name, s, seed=0)
+        pts = opt.ask(4)
+        assert len(pts) == 4 and all(s.is_valid(p) for p in pts)
+    with pytest.raises(CaloptInputError, match=r"^optimiser 'exhaustive' lists every point, and the space has "
+                                               r"1000000000000000000 combinations"):  # fmt: skip
+        get_optimizer("exhaustive", s)

@@ -17,7 +17,9 @@ Designs are read from and written to TOML (validated by pydantic; unknown keys a
 Invalid designs are refused with a one-line message: an unknown technology, a cell size the
 technology does not allow (cells must tile a 121.2 mm module), regions that are not nested
 (a shape that does not contain the previous one overlaps it), an empty region, or modules
-left in no region.
+left in no region. Every number has a range (docs/formats.md), checked when the file is read:
+NaN and infinities are never numbers, and the wall is at most :data:`MAX_MODULES_PER_SIDE`
+modules a side, so that no design allocates more than a few MB per module array.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from calopt.detector.technologies import TECHNOLOGIES, get_technology
 from calopt.detector.wall import LHCB_WALL, EcalWall
@@ -40,6 +42,10 @@ from calopt.errors import CaloptInputError, format_validation_error
 
 __all__ = [
     "BUILTIN_DESIGNS",
+    "MAX_COST_KCHF",
+    "MAX_LENGTH_MM",
+    "MAX_MODULES_PER_SIDE",
+    "MAX_TIMING_PS",
     "CostOverride",
     "Design",
     "DesignSpec",
@@ -49,17 +55,40 @@ __all__ = [
     "RestShape",
     "homogeneous_design",
     "load_design",
+    "read_toml",
 ]
 
 
+# The ranges of a design's numbers. Generous for any calorimeter, tight enough that nothing
+# derived from them overflows or exhausts memory:
+MAX_MODULES_PER_SIDE = 1000
+"""Module columns or rows of a wall: 10^6 slots (121 m a side with LHCb modules, the LHCb wall has
+64 x 52) keep the per-module arrays of a design at a few MB; 10^9 a side would allocate until
+the system kills the process."""
+MAX_PITCH_MM = 1000.0
+"""Module size [mm] (LHCb: 121.2)."""
+MAX_LENGTH_MM = 1.0e6
+"""A region border (rectangle half sizes, gamma height and scale) [mm]: 1 km, beyond any wall."""
+MAX_GAMMA_K = 1000.0
+"""Shape parameter k of a gamma border: above ~100 the border is already a rectangle."""
+MIN_TIMING_PS, MAX_TIMING_PS = 1.0, 10_000.0
+"""A timing tier's constant term [ps]: a tier costs b_published / b times the timing unit cost, so
+b -> 0 has no finite cost; above 10 ns (less than a 25 ns bunch spacing) a cell time selects nothing."""
+MAX_COST_KCHF = 1.0e6
+"""A unit cost override [kCHF] (a module, a channel): 1 GCHF."""
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """A design table: unknown keys are errors, and NaN or an infinity is never a number (every
+    number has a finite range)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RectangleShape(_Strict):
     type: Literal["rectangle"]
-    half_x: float = Field(gt=0, description="half width [mm]")
-    half_y: float = Field(gt=0, description="half height [mm]")
+    half_x: float = Field(gt=0, le=MAX_LENGTH_MM, description="half width [mm]")
+    half_y: float = Field(gt=0, le=MAX_LENGTH_MM, description="half height [mm]")
 
     def contains(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return (np.abs(x) < self.half_x) & (np.abs(y) < self.half_y)
@@ -67,9 +96,9 @@ class RectangleShape(_Strict):
 
 class GammaShape(_Strict):
     type: Literal["gamma"]
-    height: float = Field(gt=0, description="border height on the y axis [mm]")
-    k: float = Field(gt=0, description="shape parameter of the incomplete gamma function")
-    scale: float = Field(gt=0, description="x scale [mm]")
+    height: float = Field(gt=0, le=MAX_LENGTH_MM, description="border height on the y axis [mm]")
+    k: float = Field(gt=0, le=MAX_GAMMA_K, description="shape parameter of the incomplete gamma function")
+    scale: float = Field(gt=0, le=MAX_LENGTH_MM, description="x scale [mm]")
 
     def contains(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         from scipy.special import gammaincc
@@ -93,9 +122,9 @@ TIMING_OPTIONS = ("none", "published")
 def timing_option(value: object) -> bool | float:
     """A region's timing option, normalised: False (``false`` or ``"none"``: no timing), True
     (``true`` or ``"published"``: the technology's published sigma_t = a/sqrt(E) (+) b), or a
-    number > 0: a timing tier, the constant term b [ps] of the cell's electronics (the
-    technology's a is kept: it is the module's photo-statistics). Anything else is an error
-    naming the value."""
+    number in [MIN_TIMING_PS, MAX_TIMING_PS]: a timing tier, the constant term b [ps] of the
+    cell's electronics (the technology's a is kept: it is the module's photo-statistics).
+    Anything else (NaN, an infinity, a number out of range) is an error naming the value."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -104,6 +133,9 @@ def timing_option(value: object) -> bool | float:
         options = ", ".join(map(repr, TIMING_OPTIONS))
         raise ValueError(f"unknown timing option {value!r}; expected true, false, {options} or a tier in ps > 0")
     if isinstance(value, int | float) and math.isfinite(value) and value > 0:
+        if not MIN_TIMING_PS <= value <= MAX_TIMING_PS:
+            raise ValueError(f"timing {value!r}: a timing tier is a constant term in [{MIN_TIMING_PS:g}, "
+                             f"{MAX_TIMING_PS:g}] ps")  # fmt: skip
         return float(value)
     raise ValueError(f"timing {value!r}: a timing tier is a constant term in ps > 0 (or true, false, 'none', "
                      "'published')")  # fmt: skip
@@ -112,10 +144,10 @@ def timing_option(value: object) -> bool | float:
 class RegionSpec(_Strict):
     name: str
     technology: str
-    cell_size: float = Field(gt=0, description="cell size [mm]")
+    cell_size: float = Field(gt=0, le=MAX_PITCH_MM, description="cell size [mm], at most the module pitch")
     split: bool = False
     timing: Annotated[bool | float | str, BeforeValidator(timing_option)] = Field(
-        default=False, description="false / 'none', true / 'published', or a constant term [ps]")
+        default=False, description="false / 'none', true / 'published', or a constant term [ps]")  # fmt: skip
     shape: Shape
 
     @property
@@ -132,17 +164,20 @@ class RegionSpec(_Strict):
 class CostOverride(_Strict):
     """Unit costs [kCHF] replacing a technology's defaults."""
 
-    module: float | None = Field(default=None, ge=0)
-    channel: float | None = Field(default=None, ge=0)
-    timing_per_channel: float | None = Field(default=None, ge=0)
+    module: float | None = Field(default=None, ge=0, le=MAX_COST_KCHF)
+    channel: float | None = Field(default=None, ge=0, le=MAX_COST_KCHF)
+    timing_per_channel: float | None = Field(default=None, ge=0, le=MAX_COST_KCHF)
 
 
 class WallSpec(_Strict):
-    nx: int = 64
-    ny: int = 52
-    pitch: float = 121.2
-    hole_x: int = 4
-    hole_y: int = 4
+    """The wall (:class:`~calopt.detector.wall.EcalWall`): ``nx`` x ``ny`` slots of ``pitch`` mm
+    around a ``hole_x`` x ``hole_y`` beam hole, each side at most :data:`MAX_MODULES_PER_SIDE`."""
+
+    nx: int = Field(default=64, ge=1, le=MAX_MODULES_PER_SIDE, description="module columns")
+    ny: int = Field(default=52, ge=1, le=MAX_MODULES_PER_SIDE, description="module rows")
+    pitch: float = Field(default=121.2, gt=0, le=MAX_PITCH_MM, description="module size [mm]")
+    hole_x: int = Field(default=4, ge=0, le=MAX_MODULES_PER_SIDE, description="beam hole width [modules]")
+    hole_y: int = Field(default=4, ge=0, le=MAX_MODULES_PER_SIDE, description="beam hole height [modules]")
 
 
 class DesignSpec(_Strict):
@@ -151,6 +186,16 @@ class DesignSpec(_Strict):
     wall: WallSpec = WallSpec()
     regions: list[RegionSpec] = Field(min_length=1)
     cost: dict[str, CostOverride] = {}
+
+    @model_validator(mode="after")
+    def _cells_fit_modules(self) -> DesignSpec:
+        """A cell is a part of a module: its size is at most the pitch (a larger one would be
+        read as zero cells a module, a module without channels)."""
+        for k, r in enumerate(self.regions):
+            if r.cell_size > self.wall.pitch:
+                raise ValueError(f"regions.{k}.cell_size: {r.cell_size:g} mm is larger than the module pitch "
+                                 f"{self.wall.pitch:g} mm")  # fmt: skip
+        return self
 
 
 @dataclass(frozen=True)
@@ -333,21 +378,37 @@ def homogeneous_design(technology: str, cell_size: float) -> Design:
     )
 
 
-def load_design(name_or_path: str | Path) -> Design:
-    """A built-in design by name, or a TOML design file."""
-    text: str
-    source = str(name_or_path)
-    if str(name_or_path) in BUILTIN_DESIGNS:
-        text = resources.files("calopt.detector").joinpath(f"designs/{name_or_path}.toml").read_text()
-    else:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise CaloptInputError(
-                f"unknown design {source!r}: not a built-in design ({', '.join(BUILTIN_DESIGNS)}) nor a TOML file"
-            )
-        text = path.read_text()
+def read_toml(path: Path, expected: str) -> dict[str, Any]:
+    """The table of the TOML file ``path``, read as an ``expected`` file (e.g. "design TOML"), or a
+    one-line :class:`CaloptInputError` naming the file: what it is when it is not text (an HDF5
+    file, a database: :func:`calopt.files.describe_file`), or the TOML error and its position."""
     try:
-        doc = tomllib.loads(text)
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        from calopt.files import describe_file
+
+        raise CaloptInputError(f"{str(path)!r} is {describe_file(path)}, expected a {expected} file") from None
+    except OSError as exc:
+        raise CaloptInputError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise CaloptInputError(f"{source}: not valid TOML ({exc})") from None
+        raise CaloptInputError(f"{path}: not valid TOML ({exc})") from None
+
+
+def load_design(name_or_path: str | Path) -> Design:
+    """A built-in design by name, or a TOML design file (a campaign file is refused as one)."""
+    source = str(name_or_path)
+    if source in BUILTIN_DESIGNS:
+        text = resources.files("calopt.detector").joinpath(f"designs/{name_or_path}.toml").read_text()
+        return design_from_dict(tomllib.loads(text), source)
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise CaloptInputError(
+            f"unknown design {source!r}: not a built-in design ({', '.join(BUILTIN_DESIGNS)}) nor a TOML file"
+        )
+    doc = read_toml(path, "design TOML")
+    if "regions" not in doc and ("space" in doc or "optimizers" in doc):
+        raise CaloptInputError(f"{source!r} looks like a campaign file ([space], [[optimizers]]), expected a design "
+                               "file ([[regions]]); run a campaign with calopt optimize")  # fmt: skip
     return design_from_dict(doc, source)

@@ -49,7 +49,6 @@ import hashlib
 import json
 import math
 import time
-import tomllib
 import traceback
 import warnings
 from collections.abc import Callable
@@ -59,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from calopt.detector.design import read_toml
 from calopt.errors import CaloptInputError
 from calopt.files import atomic_path, make_output_folder
 from calopt.metrics.registry import get_metric, why_unmeasured
@@ -175,14 +175,11 @@ class Campaign:
         except CaloptInputError as exc:
             raise CaloptInputError(f"{source}: [evaluate]: {exc}") from None
         space = family.space
-        try:
-            if space.is_finite:
-                space.size  # noqa: B018
-            else:
-                space.sample(np.random.default_rng(0), 1)
+        try:  # one valid design, sampled: a space is never listed here, whatever its size
+            space.sample(np.random.default_rng(0), 1)
         except CaloptInputError:
             raise CaloptInputError(f"{source}: the design space has no valid design (check the ranges, cell sizes "
-                                   "and limits)") from None
+                                   "and limits)") from None  # fmt: skip
         for k, o in enumerate(optimizers):  # constructing them checks names, options and objectives
             try:
                 get_optimizer(o.name, space, seed=o.seed, n_objectives=objective.n_objectives, **o.options)
@@ -209,15 +206,16 @@ class Campaign:
 
 
 def load_campaign(path: str | Path) -> Campaign:
+    """The campaign of a campaign TOML file; a one-line :class:`CaloptInputError` naming the file
+    if it is missing, not TOML (what it is instead, or the error's position), a design file, or
+    not a valid campaign."""
     p = Path(path)
     if not p.is_file():
         raise CaloptInputError(f"campaign file {str(path)!r} not found")
-    try:
-        doc = tomllib.loads(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise CaloptInputError(f"{path}: not a text (UTF-8) TOML file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CaloptInputError(f"{path}: not valid TOML ({exc})") from None
+    doc = read_toml(p, "campaign TOML")
+    if "regions" in doc and "space" not in doc and "optimizers" not in doc:
+        raise CaloptInputError(f"{str(path)!r} looks like a design file ([[regions]]), expected a campaign file "
+                               "([space], [[optimizers]]); evaluate a design with calopt evaluate")  # fmt: skip
     return Campaign.from_dict(doc, str(path))
 
 

@@ -13,6 +13,10 @@ A region setting (:mod:`calopt.optimize.family`) is a fixed value, a non-empty l
 choices, or, for the border settings, a range table ``{min, max, log}``. The TOML type picks the
 form (a table is a range, an array a list of choices, anything else a fixed value), so an error
 is about that form only, e.g. ``half_x.range.max: Field required``.
+
+Every number has a finite range (docs/formats.md), checked here, so that no campaign starts that
+cannot run: the limits of the evaluation (pile-up, crossings, photons, seeds) are those of the
+code that uses them, and those of the borders are the design's (:mod:`calopt.detector.design`).
 """
 
 from __future__ import annotations
@@ -37,11 +41,14 @@ from pydantic import (
     model_validator,
 )
 
-from calopt.detector.design import timing_option
+from calopt.detector.design import MAX_GAMMA_K, MAX_MODULES_PER_SIDE, timing_option
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError, format_validation_error
+from calopt.generation.runner import MAX_PILEUP
+from calopt.jobs import MAX_SEED
 from calopt.metrics.registry import METRICS
 from calopt.optimize.optimizers import OPTIMIZERS
+from calopt.pipeline import MAX_RESOLUTION_PHOTONS, MIN_RESOLUTION_PHOTONS
 
 __all__ = ["BORDERS", "CampaignTable", "EvaluateTable", "FamilyTable", "ObjectiveTable", "OptimizerTable",
            "RegionTable", "parse"]  # fmt: skip
@@ -49,6 +56,25 @@ __all__ = ["BORDERS", "CampaignTable", "EvaluateTable", "FamilyTable", "Objectiv
 BORDERS = {"rectangle": ("half_x", "half_y"), "gamma": ("height", "k", "scale"), "rest": ()}
 """The border settings of each region shape."""
 _ALL_BORDERS = tuple(dict.fromkeys(s for settings in BORDERS.values() for s in settings))
+BORDER_MAX = {"half_x": MAX_MODULES_PER_SIDE, "half_y": MAX_MODULES_PER_SIDE, "height": MAX_MODULES_PER_SIDE,
+              "scale": MAX_MODULES_PER_SIDE, "k": MAX_GAMMA_K}  # fmt: skip
+"""The largest value of each border setting (in modules, k dimensionless), as in a design file."""
+
+# the limits of the other numbers
+MAX_EVENTS = 100_000
+"""Signal crossings per evaluation: they are held in memory, 2 x 4 kB each at mu = 0 and 2 x 420 kB
+at mu = 200 (``EvaluateSettings.validate`` refuses what this machine cannot hold), and every design
+of the campaign is evaluated on them; 10^5 measure the pi0 width to well below a percent."""
+MAX_EVALUATIONS = 100_000
+"""Evaluations of one optimiser: each takes minutes, 10^5 are years of CPU."""
+MAX_BATCH = 1024
+"""Points asked together, evaluated in parallel (one per Dask worker)."""
+MAX_KCHF = 1.0e9
+"""A cost [kCHF] (budget, max_cost): 10^12 CHF."""
+MAX_CHANNELS = 1.0e9
+"""max_channels: far beyond the ~10^8 channels of a maximal wall."""
+MAX_PENALTY = 1.0e6
+"""The soft budget's penalty per (10 % overrun)^2, in the metric's units."""
 
 
 class _Table(BaseModel):
@@ -87,11 +113,11 @@ class CampaignTable(_Table):
 
 
 class EvaluateTable(_Table):
-    pileup: float = Field(0.0, ge=0)
-    events: StrictInt = Field(300, gt=0)
-    n_resolution: StrictInt = Field(600, gt=0)
+    pileup: float = Field(0.0, ge=0, le=MAX_PILEUP, description="mean pile-up, at most the generation's")
+    events: StrictInt = Field(300, gt=0, le=MAX_EVENTS, description="signal crossings per evaluation")
+    n_resolution: StrictInt = Field(600, ge=MIN_RESOLUTION_PHOTONS, le=MAX_RESOLUTION_PHOTONS)
     quick: StrictBool = True
-    seed: StrictInt = Field(1, ge=0)
+    seed: StrictInt = Field(1, ge=0, le=MAX_SEED, description="stored as a 64-bit signed integer")
     method: Literal["xgb", "parametric"] = "xgb"
     fastsim: StrictStr | None = Field(None, description="a fast-simulation backend name or checkpoint path")
 
@@ -105,8 +131,8 @@ def _known_metric(name: str) -> str:
 class ObjectiveTable(_Table):
     metrics: list[Annotated[StrictStr, AfterValidator(_known_metric)]] = Field(["pi0_mass_width_mev"], min_length=1,
                                                                                max_length=2)  # fmt: skip
-    budget: Number | None = Field(None, gt=0, description="soft budget [kCHF]")
-    penalty: float = Field(0.0, ge=0)
+    budget: Number | None = Field(None, gt=0, le=MAX_KCHF, description="soft budget [kCHF]")
+    penalty: float = Field(0.0, ge=0, le=MAX_PENALTY)
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -139,17 +165,17 @@ def _known_optimizer(name: str) -> str:
 
 class OptimizerTable(_Table):
     name: Annotated[StrictStr, AfterValidator(_known_optimizer)]
-    evaluations: StrictInt = Field(ge=1)
-    batch: StrictInt = Field(1, ge=1, description="points asked together and evaluated in parallel")
-    seed: StrictInt = Field(0, ge=0)
+    evaluations: StrictInt = Field(ge=1, le=MAX_EVALUATIONS)
+    batch: StrictInt = Field(1, ge=1, le=MAX_BATCH, description="points asked together and evaluated in parallel")
+    seed: StrictInt = Field(0, ge=0, le=MAX_SEED, description="stored as a 64-bit signed integer")
     options: dict[str, Any] = {}  # checked by the optimiser itself
 
 
 # -- [space] ------------------------------------------------------------------------------------------
 class FamilyTable(_Table):
     regions: list[dict[str, Any]] = Field(min_length=1)
-    max_cost: Number | None = Field(None, gt=0, description="designs above this cost [kCHF] are invalid")
-    max_channels: Number | None = Field(None, gt=0, description="likewise for readout channels")
+    max_cost: Number | None = Field(None, gt=0, le=MAX_KCHF, description="designs above this cost [kCHF] are invalid")
+    max_channels: Number | None = Field(None, gt=0, le=MAX_CHANNELS, description="likewise for readout channels")
 
 
 def _form(v: Any) -> str:
@@ -245,6 +271,11 @@ class RegionTable(_Table):
         missing = [s for s in own if s not in given]
         if missing:
             raise ValueError(f"a {self.shape} region needs {', '.join(missing)}")
+        for s in own:  # the largest value of each form: a fixed one, a choice, a range's max
+            v = getattr(self, s)
+            top = v.max if isinstance(v, Range) else max(_listed(v))
+            if top > BORDER_MAX[s]:
+                raise ValueError(f"{s}: {top:g} is above the largest border, {BORDER_MAX[s]:g}")
         return self
 
     @model_validator(mode="after")

@@ -33,7 +33,10 @@ from calopt.errors import CaloptInputError
 __all__ = ["MAX_ENUMERATION", "Boolean", "Categorical", "Integer", "Param", "Real", "Space"]
 
 MAX_ENUMERATION = 1_000_000
-"""Largest number of combinations (before the constraint) that :meth:`Space.enumerate` walks."""
+"""Largest number of combinations (before the constraint) that :meth:`Space.enumerate` walks.
+Larger spaces are never listed: their size is counted (:attr:`Space.n_combinations`, a product of
+the parameters' numbers of values) and their points are sampled; an integer range of 10^9 values
+is then as cheap as one of 10."""
 
 _SAMPLE_BATCH = 256
 _SAMPLE_MAX_DRAWS = 100_000
@@ -196,6 +199,10 @@ class Categorical:
     def width(self) -> int:
         return len(self.choices)
 
+    @property
+    def n_values(self) -> int:
+        return len(self.choices)
+
     def values(self) -> list[Any]:
         return list(self.choices)
 
@@ -300,18 +307,20 @@ class Space:
 
     @property
     def n_combinations(self) -> int:
-        """Number of combinations before the constraint (finite spaces only)."""
+        """Number of combinations before the constraint (finite spaces only), counted without
+        listing any parameter's values."""
         if not self.is_finite:
             raise CaloptInputError("the parameter space is not finite (it has real parameters)")
         n = 1
         for p in self.params:
-            n *= len(p.values())  # type: ignore[union-attr]
+            n *= p.n_values  # type: ignore[union-attr]
         return n
 
     @property
     def size(self) -> int:
-        """Number of valid points of a finite space."""
-        return len(self._enumerated())
+        """Number of valid points of a finite space: :attr:`n_combinations` without a constraint;
+        with one, the points must be enumerated (a space too large for that is refused)."""
+        return self.n_combinations if self.constraint is None else len(self._enumerated())
 
     def __repr__(self) -> str:
         extra = ", constrained" if self.constraint is not None else ""
@@ -380,8 +389,8 @@ class Space:
     def _enumerated(self) -> list[dict[str, Any]]:
         if self._points is None:
             if self.n_combinations > MAX_ENUMERATION:
-                raise CaloptInputError(f"the parameter space has {self.n_combinations} combinations, "
-                                       f"more than the {MAX_ENUMERATION} that can be enumerated")  # fmt: skip
+                raise CaloptInputError(f"the parameter space has {self.n_combinations} combinations, more than the "
+                                       f"{MAX_ENUMERATION} that can be enumerated one by one")  # fmt: skip
             self._points = [pt for pt in self._product() if self._satisfies(pt)]
             if not self._points:
                 raise CaloptInputError("the parameter space has no point that satisfies the constraint")
@@ -423,7 +432,9 @@ class Space:
         max_draws = _SAMPLE_MAX_DRAWS + 100 * n
         while len(out) < n and draws < max_draws:
             batch = max(_SAMPLE_BATCH, 2 * (n - len(out)))
-            out.extend(pt for pt in self._raw_sample(rng, batch) if self._satisfies(pt))
+            # the constraint (which may build a design) is checked only until n points are found
+            valid = (pt for pt in self._raw_sample(rng, batch) if self._satisfies(pt))
+            out.extend(itertools.islice(valid, n - len(out)))
             draws += batch
         if len(out) >= n:
             return out[:n]

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from calopt.errors import CaloptInputError
 from calopt.optimize.optimizers.base import Optimizer
-from calopt.optimize.space import Space
+from calopt.optimize.space import MAX_ENUMERATION, Space
 
 __all__ = ["Exhaustive"]
 
@@ -28,6 +28,10 @@ class Exhaustive(Optimizer):
         if not isinstance(self.options["shuffle"], bool):
             raise CaloptInputError(f"optimiser 'exhaustive': option 'shuffle' must be true or false, "
                                    f"got {self.options['shuffle']!r}")  # fmt: skip
+        if space.n_combinations > MAX_ENUMERATION:  # counted, not listed
+            raise CaloptInputError(f"optimiser 'exhaustive' lists every point, and the space has "
+                                   f"{space.n_combinations} combinations, more than the {MAX_ENUMERATION} it can list; "
+                                   "search it with random, bo or cmaes")  # fmt: skip
         self._order = space.enumerate()
         if self.options["shuffle"]:
             self._order = [self._order[int(i)] for i in self.rng.permutation(len(self._order))]
