@@ -30,7 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from calopt.errors import FileFormatError
 from calopt.files import atomic_path, is_format, open_format, read_attrs
+from calopt.hdf5 import Array, check_attrs, check_datasets, reading
 
 __all__ = [
     "FLAG",
@@ -64,6 +66,17 @@ PARTICLE_FIELDS = {
     "flags": np.uint8,
 }
 TRUTH_FIELDS = ("b", "jpsi", "pi0", "gamma1", "gamma2", "mu_plus", "mu_minus", "b_decay_vertex")
+_PARTICLE_DIMS: dict[str, tuple[int | str, ...]] = {"p": ("M", 3), "vertex": ("M", 4), "entry": ("M", 3)}
+LAYOUT = {
+    **{f"particles/{k}": Array("float" if np.dtype(t).kind == "f" else "integer", (_PARTICLE_DIMS.get(k, ("M",)),))
+       for k, t in PARTICLE_FIELDS.items()},
+    "offsets": Array("integer", (("N+1",),)),
+    "n_pileup": Array("integer", (("N",),)),
+    "pv_position": Array("float", (("N", 2),)),
+}  # fmt: skip
+"""The datasets of a calopt-events file (module documentation): M particles in N crossings."""
+REQUIRED_ATTRS = {"process": "text", "pileup_mu": "number", "seed": "number", "sigma_z_mm": "number",
+                  "sigma_t_ns": "number", "z_front_mm": "number"}  # fmt: skip
 
 
 @dataclass
@@ -152,10 +165,35 @@ def is_events_file(path: str | os.PathLike[str]) -> bool:
     return is_format(path, FORMAT, FORMAT_VERSION)
 
 
+def _check_layout(path: Path, f: Any) -> None:
+    """Refuse a calopt-events file with broken insides: :data:`LAYOUT`, :data:`REQUIRED_ATTRS`
+    and each ``truth`` array of one row of four per crossing."""
+    import h5py
+
+    dims = check_datasets(path, f, LAYOUT, FORMAT)
+    check_attrs(path, f, REQUIRED_ATTRS, FORMAT)
+    if "truth" in f:
+        t = f["truth"]
+        names = list(t) if isinstance(t, h5py.Group) else []
+        check_datasets(path, f, {f"truth/{k}": Array("float", ((dims["N"], 4),)) for k in names}, FORMAT)
+
+
+def _check_offsets(path: Path, offsets: np.ndarray, n_particles: int) -> None:
+    """Refuse offsets that do not cut the ``n_particles`` particles into crossings in order."""
+    if offsets[0] != 0 or offsets[-1] != n_particles or np.any(np.diff(offsets) < 0):
+        raise FileFormatError(f"{str(path)!r} is a broken {FORMAT} file: 'offsets' must rise from 0 to the number "
+                              f"of particles ({n_particles}), got {offsets[0]} .. {offsets[-1]}"
+                              + (" and a decrease" if np.any(np.diff(offsets) < 0) else ""))  # fmt: skip
+
+
 def read_events(path: str | os.PathLike[str]) -> Events:
-    """Read a calopt-events file (refusing other formats and versions)."""
-    with open_format(Path(path), FORMAT, FORMAT_VERSION) as f:
-        return Events(
+    """Read a calopt-events file, refusing other formats and versions, and broken insides
+    (:func:`_check_layout`, offsets, data that cannot be read) with a one-line
+    :class:`~calopt.errors.FileFormatError` naming the file and what is wrong."""
+    path = Path(path)
+    with open_format(path, FORMAT, FORMAT_VERSION) as f, reading(path, FORMAT):
+        _check_layout(path, f)
+        ev = Events(
             particles={k: f["particles"][k][()] for k in PARTICLE_FIELDS},
             offsets=f["offsets"][()],
             n_pileup=f["n_pileup"][()],
@@ -163,6 +201,8 @@ def read_events(path: str | os.PathLike[str]) -> Events:
             attrs=read_attrs(f),
             truth={k: f["truth"][k][()] for k in f["truth"]} if "truth" in f else {},
         )
+    _check_offsets(path, ev.offsets, len(ev.particles["pdg"]))
+    return ev
 
 
 def crossing_particles(events: Events, i: int,

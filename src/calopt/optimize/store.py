@@ -108,10 +108,17 @@ class Trial:
 
 class CampaignStore:
     """A campaign database (module docstring). Opening a file that is not a calopt campaign
-    database is refused without touching it."""
+    database is refused without touching it (:func:`_check_database`). ``read_only`` opens an
+    existing database for reading only (:func:`_connect_read_only`): nothing is created or
+    changed, not even a journal file beside it (``calopt report``)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        if read_only:
+            _check_database(self.path)
+            self._db = _connect_read_only(self.path)
+            self._db.row_factory = sqlite3.Row
+            return
         if self.path.exists() and self.path.stat().st_size > 0:  # an empty file: a creation that was killed
             _check_database(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,24 +219,56 @@ class CampaignStore:
         return None if row is None else Trial.from_dict(dict(row))
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that reads ``path`` and writes nothing, beside it either. SQLite opens a
+    database in WAL mode (as calopt writes them) read-only only by creating its ``-wal`` and
+    ``-shm`` files, and leaves them; so when there is no ``-wal`` file (no writer is running,
+    everything is in the database file) it is opened ``immutable``, which reads the file alone;
+    with one (a campaign is running, or a rollback journal is left) it is read as usual."""
+    busy = any(path.with_name(path.name + end).exists() for end in ("-wal", "-journal"))
+    flags = "mode=ro" if busy else "mode=ro&immutable=1"
+    return sqlite3.connect(f"{path.absolute().as_uri()}?{flags}", uri=True, timeout=30.0)
+
+
 def _check_database(path: Path) -> None:
-    """Refuse (without modifying it) a file that is not a calopt campaign database."""
+    """Refuse, with one line and without modifying it or creating anything beside it, a file
+    that is not a calopt campaign database of this schema: another kind of file, another
+    SQLite database, a damaged one (truncated: SQLite's quick check)."""
+    from calopt.files import describe_file
+
+    what = f"campaign database {str(path)!r}"
+    if not path.exists():
+        raise CaloptInputError(f"{what} does not exist")
     try:
         with path.open("rb") as f:
             head = f.read(16)
     except OSError as exc:
-        raise CaloptInputError(f"{path}: cannot read the campaign database ({exc.strerror})") from None
+        raise CaloptInputError(f"{what} cannot be read ({exc.strerror})") from None
     if head != b"SQLite format 3\x00":
-        raise CaloptInputError(f"{path}: not a calopt campaign database (not an SQLite file)")
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        raise CaloptInputError(f"{str(path)!r} is {describe_file(path)}, not a calopt campaign database")
     try:
-        row = db.execute("SELECT value FROM campaign WHERE key = 'schema_version'").fetchone()
-    except sqlite3.DatabaseError:
-        row = None
-    finally:
-        db.close()
+        db = _connect_read_only(path)
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            columns = {r[1] for r in db.execute("PRAGMA table_info(trials)")}
+            row = db.execute("SELECT value FROM campaign WHERE key = 'schema_version'").fetchone() if (
+                "campaign" in tables) else None  # fmt: skip
+            check = db.execute("PRAGMA quick_check").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise CaloptInputError(f"{what} cannot be read, truncated or corrupt ({exc})") from None
+    if not {"campaign", "trials"} <= tables:
+        found = f"tables {', '.join(sorted(tables))}" if tables else "no tables"
+        missing = next(t for t in ("campaign", "trials") if t not in tables)
+        raise CaloptInputError(f"{str(path)!r} is an SQLite database with {found}, not a calopt campaign database "
+                               f"(no {missing} table)")  # fmt: skip
     if row is None:
-        raise CaloptInputError(f"{path}: not a calopt campaign database (no campaign table)")
+        raise CaloptInputError(f"{what}: no schema_version in its campaign table; not a calopt campaign database")
     if row[0] != str(SCHEMA_VERSION):
-        raise CaloptInputError(f"{path}: campaign database schema version {row[0]}; this calopt reads version "
-                               f"{SCHEMA_VERSION}")  # fmt: skip
+        raise CaloptInputError(f"{what} has schema version {row[0]}; this calopt reads version {SCHEMA_VERSION}")
+    if not set(_COLUMNS) <= columns:
+        missing = ", ".join(c for c in _COLUMNS if c not in columns)
+        raise CaloptInputError(f"{what} is damaged: its trials table lacks the columns {missing}")
+    if check is None or check[0] != "ok":
+        raise CaloptInputError(f"{what} is damaged (SQLite's check: {check[0] if check else 'no answer'})")

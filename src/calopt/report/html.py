@@ -26,13 +26,13 @@ import numpy as np
 
 from calopt.detector.design import Design
 from calopt.errors import CaloptInputError
-from calopt.files import atomic_path, check_writable
+from calopt.files import atomic_path, check_output_file, describe_file
 from calopt.metrics.registry import METRICS, get_metric, metric_names
 from calopt.optimize.campaign import DB_NAME, SETTINGS_NAME, Campaign
 from calopt.optimize.pareto import pareto_front
 from calopt.optimize.store import CampaignStore, Trial
 
-__all__ = ["objective_front_data", "pareto_data", "write_report"]
+__all__ = ["is_report", "objective_front_data", "pareto_data", "write_report"]
 
 MAX_THUMBNAILS = 6
 """Most Pareto-optimal layouts drawn on the front of the two objectives."""
@@ -366,25 +366,63 @@ td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}th{background:#eee}p
 font-size:12px;overflow:auto}img{max-width:100%}"""
 
 
-def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``report.html`` for the campaign in ``folder`` (or to ``out``); returns its path."""
-    folder = Path(folder)
-    path = Path(out) if out is not None else folder / "report.html"
-    if path.suffix.lower() not in (".html", ".htm"):
-        raise CaloptInputError(f"--out {str(path)!r}: the report is an .html file")
-    check_writable(path)
+GENERATOR = "calopt"
+"""The ``<meta name="generator">`` of a report: what marks an HTML page as one, so that ``--out``
+replaces an old report but no other file (:func:`is_report`)."""
+
+
+def is_report(path: Path) -> bool:
+    """True if ``path`` is an HTML page written by :func:`write_report` (this calopt's, with its
+    generator tag, or an earlier one's, whose title starts with "calopt campaign")."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return f'<meta name="generator" content="{GENERATOR}' in head or (
+        head.startswith("<html><head>") and "<title>calopt campaign " in head)  # fmt: skip
+
+
+def _check_campaign_folder(folder: Path) -> Path:
+    """The database of the campaign folder ``folder`` (checked when it is opened,
+    :class:`CampaignStore`); or one line saying what ``folder`` is instead and that a campaign
+    folder was expected."""
+    if not folder.exists():
+        raise CaloptInputError(f"campaign folder {str(folder)!r} does not exist")
+    if not folder.is_dir():
+        raise CaloptInputError(f"{str(folder)!r} is {describe_file(folder)}, expected a campaign folder "
+                               f"(holding {DB_NAME})")  # fmt: skip
     db = folder / DB_NAME
     if not db.is_file():
         raise CaloptInputError(f"{str(folder)!r} is not a campaign folder: no {DB_NAME} in it")
+    return db
+
+
+def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
+    """Write ``report.html`` for the campaign in ``folder`` (or to ``out``); returns its path.
+
+    Everything is checked before anything is written: the campaign folder and its database
+    (read only: a report never changes a campaign), and the output, which may replace an earlier
+    report but no other file (:func:`~calopt.files.check_output_file`, :func:`is_report`)."""
+    folder = Path(folder)
+    db = _check_campaign_folder(folder)
+    with CampaignStore(db, read_only=True) as store:
+        settings = store.get_meta("settings")
+        if settings is None:
+            raise CaloptInputError(f"campaign database {str(db)!r} holds no campaign settings (a campaign that "
+                                   "never started?); nothing to report")  # fmt: skip
+        meta = {k: store.get_meta(k) for k in ("created", "calopt_version", "digest")}
+        trials = store.trials()
+    path = Path(out) if out is not None else folder / "report.html"
+    if path.suffix.lower() not in (".html", ".htm"):
+        found = f" is {describe_file(path)};" if path.exists() else ":"
+        raise CaloptInputError(f"--out {str(path)!r}{found} the report is an .html file")
+    check_output_file(path, "calopt report (HTML page)", is_report, overwrite=None, what="--out")
     import matplotlib
 
     matplotlib.use("Agg")
-    with CampaignStore(db) as store:
-        settings = store.get_meta("settings")
-        if settings is None:
-            raise CaloptInputError(f"{db}: the campaign settings are missing")
-        meta = {k: store.get_meta(k) for k in ("created", "calopt_version", "digest")}
-        trials = store.trials()
+    from calopt import __version__
+
     campaign = Campaign.from_dict(json.loads(settings), str(db))
     summary, best = _summary(campaign, trials)
     toml_file = folder / SETTINGS_NAME
@@ -394,7 +432,8 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
     if campaign.objective.n_objectives == 2:
         front = "<h2>Front of the two objectives</h2>" + _objective_front(campaign, trials)
     parts = [
-        f"<html><head><meta charset='utf-8'><title>calopt campaign {html.escape(campaign.name)}</title>"
+        f'<html><head><meta charset="utf-8"><meta name="generator" content="{GENERATOR} {__version__}">'
+        f"<title>calopt campaign {html.escape(campaign.name)}</title>"
         f"<style>{CSS}</style></head><body>",
         f"<h1>Campaign {html.escape(campaign.name)}</h1><p>{html.escape(campaign.description)}</p>",
         f"<p>{len(finished)} finished trials of {len(trials)} ({sum(t.status == 'failed' for t in trials)} failed); "

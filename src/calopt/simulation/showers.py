@@ -16,17 +16,29 @@ import numpy as np
 
 from calopt.errors import ShowerFormatError
 from calopt.files import atomic_path, is_format, open_format, read_attrs
+from calopt.hdf5 import Array, check_attrs, check_datasets, reading
 from calopt.simulation.particles import Particles
 
 if TYPE_CHECKING:
     from calopt.detector.technologies import Technology
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Showers", "concatenate", "is_shower_file", "read_showers", "shower_attrs",
-           "write_showers"]
+           "write_showers"]  # fmt: skip
 
 FORMAT = "calopt-showers"
 FORMAT_VERSION = 1
 REQUIRED_ATTRS = ("technology", "fine_pitch_mm", "section_edges_mm", "generator", "seed", "sampling_fraction")
+_ATTR_KINDS = {"technology": "text", "fine_pitch_mm": "number", "section_edges_mm": "numbers", "generator": "text",
+               "seed": "number", "sampling_fraction": "number"}  # fmt: skip
+LAYOUT = {
+    "showers": Array("float", (("N", "S", "H", "W"),)),
+    "times": Array("float", (("N", "S", "H", "W"),), optional=True),
+    "incident_energies": Array("float", (("N", 1), ("N",))),
+    "momenta": Array("float", (("N", 3),)),
+    "points": Array("float", (("N", 2),)),
+    "pdg": Array("integer", (("N",),)),
+}
+"""The datasets of a calopt-showers file (docs/formats.md): N showers of S sections of H x W cells."""
 
 
 @dataclass
@@ -118,21 +130,46 @@ def write_showers(path: str | os.PathLike[str], sh: Showers) -> None:
 
 
 def is_shower_file(path: str | os.PathLike[str]) -> bool:
-    """True if ``path`` is a readable calopt-showers file of the supported version."""
+    """True if ``path`` is a readable HDF5 file that says it is a calopt-showers file of the
+    supported version. Its insides are checked by :func:`read_showers`, not here: a broken
+    shower file is still one (an output check may replace it, a command given one says what is
+    wrong with it rather than that it is not a shower file)."""
     return is_format(path, FORMAT, FORMAT_VERSION)
 
 
+def _check_layout(path: Path, f: Any) -> None:
+    """Refuse a calopt-showers file with broken insides: :data:`LAYOUT`, the attributes of
+    :data:`REQUIRED_ATTRS` and one section edge more than sections."""
+    dims = check_datasets(path, f, LAYOUT, FORMAT, ShowerFormatError)
+    check_attrs(path, f, _ATTR_KINDS, FORMAT, ShowerFormatError)
+    edges = len(f.attrs["section_edges_mm"])
+    if edges != dims["S"] + 1:
+        raise ShowerFormatError(f"{str(path)!r} is a broken {FORMAT} file: the attribute 'section_edges_mm' has "
+                                f"{edges} values for {dims['S']} sections, expected {dims['S'] + 1}")  # fmt: skip
+    if "diagnostics" in f:
+        import h5py
+
+        g = f["diagnostics"]
+        for k in g if isinstance(g, h5py.Group) else ():
+            if not isinstance(g[k], h5py.Dataset) or not g[k].shape or g[k].shape[0] != dims["N"]:
+                raise ShowerFormatError(f"{str(path)!r} is a broken {FORMAT} file: 'diagnostics/{k}' is not an "
+                                        f"array of one row per shower ({dims['N']})")  # fmt: skip
+
+
 def read_showers(path: str | os.PathLike[str], *, diagnostics: bool = True) -> Showers:
-    """Read a calopt-showers file; a file of another format or version raises
-    :class:`~calopt.errors.ShowerFormatError` naming what it found."""
-    with open_format(Path(path), FORMAT, FORMAT_VERSION, ShowerFormatError) as f:
+    """Read a calopt-showers file; a file of another format or version, or with broken insides
+    (:func:`_check_layout`, data that cannot be read), raises
+    :class:`~calopt.errors.ShowerFormatError` naming the file and what is wrong."""
+    path = Path(path)
+    with open_format(path, FORMAT, FORMAT_VERSION, ShowerFormatError) as f, reading(path, FORMAT, ShowerFormatError):
+        _check_layout(path, f)
         diag = {}
         if diagnostics and "diagnostics" in f:
             diag = {k: f["diagnostics"][k][()] for k in f["diagnostics"]}
         return Showers(
             showers=f["showers"][()],
             times=f["times"][()] if "times" in f else None,
-            incident_energies=f["incident_energies"][()],
+            incident_energies=f["incident_energies"][()].reshape(-1, 1),
             momenta=f["momenta"][()],
             points=f["points"][()],
             pdg=f["pdg"][()],

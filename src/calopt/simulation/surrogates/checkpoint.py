@@ -70,27 +70,68 @@ def _check_plain(x: Any, where: str) -> None:
         raise TypeError(f"{where}: {type(x).__name__} cannot be stored in a {FORMAT} checkpoint")
 
 
+_UNKNOWN_KINDS = ("a text file", "an empty file", "a binary file of unknown kind")
+"""What :func:`~calopt.files.describe_file` says of a file it cannot name: told as "not a readable checkpoint"."""
+_REQUIRED_KEYS = {"technology": str, "conditions": dict, "representation": dict, "normalisation": dict,
+                  "time_model": dict, "architecture": dict, "training": dict, "state": dict}  # fmt: skip
+
+
+def _check_file(path: Path) -> None:
+    """Refuse, before ``torch.load`` sees it, a file that is not a PyTorch zip archive (what
+    ``torch.save`` writes), with one line saying what it is; torch's own errors on such files
+    speak of pickles and ``weights_only``, not of the file the user gave."""
+    import zipfile
+
+    from calopt.files import describe_file
+
+    if not path.exists():
+        raise CaloptInputError(f"surrogate checkpoint {str(path)!r} does not exist")
+    what = describe_file(path)
+    if not path.is_file():
+        raise FileFormatError(f"{str(path)!r} is {what}, expected a {FORMAT} checkpoint")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise CaloptInputError(f"surrogate checkpoint {str(path)!r} cannot be read ({exc.strerror})") from None
+    if head != b"PK\x03\x04":
+        if what in _UNKNOWN_KINDS:
+            raise FileFormatError(f"{str(path)!r} is not a readable {FORMAT} checkpoint ({what})")
+        raise FileFormatError(f"{str(path)!r} is {what}, expected a {FORMAT} checkpoint")
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        raise FileFormatError(f"{str(path)!r} is not a readable {FORMAT} checkpoint (truncated or corrupt)") from None
+    if not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        raise FileFormatError(f"{str(path)!r} is a zip archive, not a PyTorch file; expected a {FORMAT} checkpoint")
+
+
 def load_checkpoint(path: str | os.PathLike[str], model_type: str | None = None) -> dict[str, Any]:
-    """Read a checkpoint, refusing another format, another version or (when given) another
-    model type with a one-line :class:`~calopt.errors.FileFormatError`."""
+    """Read a checkpoint, refusing another kind of file (:func:`_check_file`), a truncated or
+    corrupt one, another format, another version, one without the keys every checkpoint has or
+    (when given) another model type with a one-line :class:`~calopt.errors.FileFormatError`."""
     import pickle
+    import warnings
 
     import torch
 
     path = Path(path)
-    if not path.is_file():
-        raise CaloptInputError(f"surrogate checkpoint {str(path)!r} does not exist")
-    import warnings
-
+    _check_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickles before refusing them
             ck = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError, TypeError,
-            AttributeError, IndexError, UnicodeDecodeError) as exc:  # fmt: skip
-        text = "" if isinstance(exc, KeyError) else str(exc).strip()  # a KeyError's text is just the key
-        first = text.splitlines()[0] if text else "not a torch checkpoint"
-        raise FileFormatError(f"{str(path)!r} is not a readable {FORMAT} checkpoint ({first[:200]})") from None
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc):  # a pickled class or function: torch refuses to run its code
+            raise FileFormatError(
+                f"{str(path)!r} is a PyTorch file holding Python objects other than tensors and plain containers "
+                f"(e.g. a whole model), not a {FORMAT} checkpoint"
+            ) from None
+        raise FileFormatError(f"{str(path)!r} is not a readable {FORMAT} checkpoint (truncated or corrupt)") from None
+    except (RuntimeError, EOFError, ValueError, OSError, KeyError, TypeError, AttributeError, IndexError,
+            UnicodeDecodeError, MemoryError):  # fmt: skip
+        raise FileFormatError(f"{str(path)!r} is not a readable {FORMAT} checkpoint (truncated or corrupt)") from None
     if not isinstance(ck, dict):
         raise FileFormatError(f"{str(path)!r} is not a {FORMAT} checkpoint (found a {type(ck).__name__})")
     if ck.get("format") != FORMAT:
@@ -100,6 +141,10 @@ def load_checkpoint(path: str | os.PathLike[str], model_type: str | None = None)
             f"{str(path)!r} has {FORMAT} format_version {ck.get('format_version')!r}; "
             f"this calopt reads versions {', '.join(str(v) for v in READABLE_VERSIONS)}"
         )
+    for key, kind in _REQUIRED_KEYS.items():
+        if not isinstance(ck.get(key), kind):
+            problem = "is missing" if key not in ck else f"is a {type(ck[key]).__name__}, expected a {kind.__name__}"
+            raise FileFormatError(f"{str(path)!r} is a broken {FORMAT} checkpoint: its key {key!r} {problem}")
     from calopt.simulation.surrogates.registry import MODEL_TYPES
 
     found = ck.get("model_type")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from calopt.detector.technologies import Technology
-from calopt.errors import CaloptInputError
+from calopt.errors import CaloptInputError, FileFormatError
 from calopt.simulation.base import SimulatorDefaults, shower_seeds
 from calopt.simulation.particles import Particles, species
 from calopt.simulation.showers import Showers, shower_attrs
@@ -162,8 +162,18 @@ class SurrogateSimulator(SimulatorDefaults):
 
 
 def load_surrogate(path: str | os.PathLike[str] | None = None) -> SurrogateSimulator:
-    """The simulator of a checkpoint file (the shipped default when ``path`` is None)."""
+    """The simulator of a checkpoint file (the shipped default when ``path`` is None). A
+    checkpoint whose networks cannot be rebuilt from it (settings or weights that do not fit)
+    is refused with a one-line :class:`~calopt.errors.FileFormatError` naming the file."""
     p = DEFAULT_MODEL if path is None else Path(path)
     if path is None and not p.is_file():
         raise CaloptInputError("the default surrogate model is not installed with this calopt")
-    return SurrogateSimulator(load_checkpoint(p), source=p.name)
+    ck = load_checkpoint(p)
+    try:
+        return SurrogateSimulator(ck, source=p.name)
+    except CaloptInputError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+        text = " ".join(str(exc).split())  # torch's messages run over several lines
+        raise FileFormatError(f"{str(p)!r} is a broken calopt-surrogate checkpoint: its model cannot be rebuilt "
+                              f"({type(exc).__name__}: {text[:200]})") from None  # fmt: skip
