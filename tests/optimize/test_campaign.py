@@ -248,7 +248,7 @@ def test_cli_refuses_bad_input_without_damaging_the_database(tmp_path, capsys):
         (["report", str(tmp_path)], "not a campaign folder"),
         (["report", str(tmp_path / "t"), "--out", str(db)], "is an .html file"),
         (["report", str(tmp_path / "t"), "--out", str(tmp_path / "none" / "r.html")], "does not exist"),
-        (["optimize", str(good), "--out", str(good / "sub")], "cannot create the folder"),
+        (["optimize", str(good), "--out", str(good / "sub")], "cannot be made"),
         (["optimize", str(good), "--scheduler", ""], "--scheduler needs an address"),
         (["demo", "--out", str(tmp_path / "d"), "--seed", "-1"], "--seed"),
     ]

@@ -1,5 +1,5 @@
 """Entry point of the ``calopt`` command. User errors print one line and exit with code 2;
-Ctrl-C prints one line and exits with code 130 (docs/cli.md, "Errors and interrupts")."""
+Ctrl-C prints one line and exits with code 130 (docs/cli.md, "The contract")."""
 
 from __future__ import annotations
 

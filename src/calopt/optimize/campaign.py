@@ -60,7 +60,7 @@ import numpy as np
 
 from calopt.detector.design import read_toml
 from calopt.errors import CaloptInputError
-from calopt.files import atomic_path, make_output_folder
+from calopt.files import atomic_path, make_output_folder, output_lock
 from calopt.metrics.registry import get_metric, why_unmeasured
 from calopt.optimize.family import DesignFamily
 from calopt.optimize.optimizers import get_optimizer
@@ -349,6 +349,15 @@ def run_campaign(campaign: Campaign, out: str | Path, *, workers: int = 1, sched
     say = progress or (lambda msg: None)
     if workers < 1:
         raise CaloptInputError(f"--workers must be at least 1, got {workers}")
+    make_output_folder(out)
+    # one run per campaign: a second one (e.g. two --resume) would evaluate the same trials twice
+    with output_lock(db_path, "campaign"):
+        return _run_locked(campaign, out, db_path, workers, scheduler, resume, say, evaluator)
+
+
+def _run_locked(campaign: Campaign, out: Path, db_path: Path, workers: int, scheduler: str | None, resume: bool,
+                say: Progress, evaluator: Evaluator) -> Path:  # fmt: skip
+    """:func:`run_campaign` under the campaign's lock."""
     if db_path.exists() and not resume:
         raise CaloptInputError(f"{db_path} exists: continue it with --resume, or choose another output folder")
     digest = campaign.digest()
@@ -360,7 +369,6 @@ def run_campaign(campaign: Campaign, out: str | Path, *, workers: int = 1, sched
                                    "campaign file (or choose another output folder)")  # fmt: skip
     # parallel evaluations share the caches of shower libraries, regressors and events: the first
     # evaluation that needs one builds it under a file lock while the others wait for it
-    make_output_folder(out)
     client = _client(workers, scheduler) if (workers > 1 or scheduler) else None
     from calopt import __version__
 
