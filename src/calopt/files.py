@@ -9,9 +9,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from calopt.errors import CaloptInputError, FileFormatError
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = [
     "atomic_path",
@@ -19,6 +22,7 @@ __all__ = [
     "check_output_file",
     "check_unlocked",
     "check_writable",
+    "connect_read_only",
     "describe_file",
     "is_format",
     "make_output_folder",
@@ -149,7 +153,10 @@ def describe_file(path: str | os.PathLike[str]) -> str:
     if head.startswith(b"SQLite format 3\x00"):
         return "a calopt campaign database" if _is_campaign_database(p) else "an SQLite database"
     if head.startswith(b"PK\x03\x04"):
-        return "a PyTorch file (zip)" if _is_torch_zip(p) else "a zip archive"
+        kind = _torch_zip_kind(p)
+        return {"checkpoint": "a calopt-surrogate checkpoint", "torch": "a PyTorch file (zip)"}.get(
+            kind, "a zip archive"
+        )
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "a PNG picture"
     try:
@@ -177,11 +184,24 @@ def _hdf5_format(p: Path) -> str | None:
     return fmt.decode() if isinstance(fmt, bytes) else (str(fmt) if fmt is not None else None)
 
 
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that reads ``path`` and writes nothing, beside it either. SQLite opens a
+    database in WAL mode (as calopt writes them) read-only only by creating its ``-wal`` and
+    ``-shm`` files, and leaves them; so when there is no ``-wal`` file (no writer is running,
+    everything is in the database file) it is opened ``immutable``, which reads the file alone;
+    with one (a campaign is running, or a rollback journal is left) it is read as usual."""
+    import sqlite3
+
+    busy = any(path.with_name(path.name + end).exists() for end in ("-wal", "-journal"))
+    flags = "mode=ro" if busy else "mode=ro&immutable=1"
+    return sqlite3.connect(f"{path.absolute().as_uri()}?{flags}", uri=True, timeout=30.0)
+
+
 def _is_campaign_database(p: Path) -> bool:
     import sqlite3
 
     try:
-        db = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+        db = connect_read_only(p)
         try:
             names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         finally:
@@ -191,14 +211,19 @@ def _is_campaign_database(p: Path) -> bool:
     return {"campaign", "trials"} <= names
 
 
-def _is_torch_zip(p: Path) -> bool:
+def _torch_zip_kind(p: Path) -> str:
+    """ "checkpoint" (a torch file holding calopt's format tag), "torch" (another torch file) or
+    "" (not a torch zip): read from the pickle's bytes, without unpickling anything."""
     import zipfile
 
     try:
         with zipfile.ZipFile(p) as z:
-            return any(n.endswith("/data.pkl") or n == "data.pkl" for n in z.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
+            pickles = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+            if not pickles:
+                return ""
+            return "checkpoint" if b"calopt-surrogate" in z.read(pickles[0]) else "torch"
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return ""
 
 
 def check_output_file(path: Path, kind: str, is_ours: Callable[[Path], bool], overwrite: bool | None,

@@ -5,6 +5,7 @@ interrupt and an exit code are then what the shell sees)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -52,6 +53,7 @@ def _copy_h5(src: Path, dst: Path, edit) -> None:
 
 
 def _build_template(root: Path, env: dict[str, str]) -> None:
+    from calopt.optimize.campaign import load_campaign
     from calopt.optimize.store import CampaignStore
     from calopt.simulation.surrogates.simulator import DEFAULT_MODEL
 
@@ -66,8 +68,9 @@ def _build_template(root: Path, env: dict[str, str]) -> None:
     (root / "quick.toml").write_text(quick)
     (root / "notes.txt").write_text("notes of a physicist\n")
     (root / "afile").write_text("a file where a folder is expected\n")
-    with CampaignStore(root / "campaign" / "campaign.sqlite") as st:
-        st.set_meta(name="quick-campaign")
+    campaign = load_campaign(root / "quick.toml")
+    with CampaignStore(root / "campaign" / "campaign.sqlite") as st:  # a campaign that started
+        st.set_meta(name=campaign.name, digest=campaign.digest(), settings=json.dumps(campaign.to_dict()))
     # broken files of the right format
     _copy_h5(good, root / "no_showers.h5", lambda f: f.__delitem__("showers"))
 

@@ -34,6 +34,10 @@ def optimize(
         raise CaloptInputError("give --workers or --scheduler, not both")
     campaign = load_campaign(campaign_file)
     folder = make_output_folder(out if out is not None else Path(campaign.name))
+    if report:  # refused now rather than after the campaign: a report.html that is not a report
+        from calopt.report.html import REPORT_NAME, check_report_output
+
+        check_report_output(folder / REPORT_NAME)
 
     def say(msg: str) -> None:
         print(f"[{campaign.name}] {msg}", file=sys.stderr, flush=True)

@@ -362,7 +362,7 @@ def _run_locked(campaign: Campaign, out: Path, db_path: Path, workers: int, sche
         raise CaloptInputError(f"{db_path} exists: continue it with --resume, or choose another output folder")
     digest = campaign.digest()
     if db_path.exists():
-        with CampaignStore(db_path) as st:
+        with CampaignStore(db_path, read_only=True) as st:
             old = st.get_meta("digest")
         if old is not None and old != digest:
             raise CaloptInputError(f"{db_path} belongs to a campaign with other settings; --resume needs the same "

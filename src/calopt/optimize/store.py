@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from calopt.errors import CaloptInputError
+from calopt.files import connect_read_only
 
 __all__ = ["SCHEMA_VERSION", "CampaignStore", "Trial"]
 
@@ -116,7 +117,7 @@ class CampaignStore:
         self.path = Path(path)
         if read_only:
             _check_database(self.path)
-            self._db = _connect_read_only(self.path)
+            self._db = connect_read_only(self.path)
             self._db.row_factory = sqlite3.Row
             return
         if self.path.exists() and self.path.stat().st_size > 0:  # an empty file: a creation that was killed
@@ -219,17 +220,6 @@ class CampaignStore:
         return None if row is None else Trial.from_dict(dict(row))
 
 
-def _connect_read_only(path: Path) -> sqlite3.Connection:
-    """A connection that reads ``path`` and writes nothing, beside it either. SQLite opens a
-    database in WAL mode (as calopt writes them) read-only only by creating its ``-wal`` and
-    ``-shm`` files, and leaves them; so when there is no ``-wal`` file (no writer is running,
-    everything is in the database file) it is opened ``immutable``, which reads the file alone;
-    with one (a campaign is running, or a rollback journal is left) it is read as usual."""
-    busy = any(path.with_name(path.name + end).exists() for end in ("-wal", "-journal"))
-    flags = "mode=ro" if busy else "mode=ro&immutable=1"
-    return sqlite3.connect(f"{path.absolute().as_uri()}?{flags}", uri=True, timeout=30.0)
-
-
 def _check_database(path: Path) -> None:
     """Refuse, with one line and without modifying it or creating anything beside it, a file
     that is not a calopt campaign database of this schema: another kind of file, another
@@ -247,7 +237,7 @@ def _check_database(path: Path) -> None:
     if head != b"SQLite format 3\x00":
         raise CaloptInputError(f"{str(path)!r} is {describe_file(path)}, not a calopt campaign database")
     try:
-        db = _connect_read_only(path)
+        db = connect_read_only(path)
         try:
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             columns = {r[1] for r in db.execute("PRAGMA table_info(trials)")}

@@ -371,6 +371,15 @@ GENERATOR = "calopt"
 replaces an old report but no other file (:func:`is_report`)."""
 
 
+REPORT_NAME = "report.html"  # a campaign's report in its folder
+
+
+def check_report_output(path: Path) -> None:
+    """Refuse, without touching it, a report output that cannot be written or that is another
+    file than a calopt report (an earlier report is replaced)."""
+    check_output_file(path, "calopt report (HTML page)", is_report, overwrite=None, what="--out")
+
+
 def is_report(path: Path) -> bool:
     """True if ``path`` is an HTML page written by :func:`write_report` (this calopt's, with its
     generator tag, or an earlier one's, whose title starts with "calopt campaign")."""
@@ -406,6 +415,11 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
     report but no other file (:func:`~calopt.files.check_output_file`, :func:`is_report`)."""
     folder = Path(folder)
     db = _check_campaign_folder(folder)
+    path = Path(out) if out is not None else folder / REPORT_NAME
+    if path.suffix.lower() not in (".html", ".htm"):
+        found = f" is {describe_file(path)};" if path.exists() else ":"
+        raise CaloptInputError(f"--out {str(path)!r}{found} the report is an .html file")
+    check_report_output(path)
     with CampaignStore(db, read_only=True) as store:
         settings = store.get_meta("settings")
         if settings is None:
@@ -413,11 +427,6 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
                                    "never started?); nothing to report")  # fmt: skip
         meta = {k: store.get_meta(k) for k in ("created", "calopt_version", "digest")}
         trials = store.trials()
-    path = Path(out) if out is not None else folder / "report.html"
-    if path.suffix.lower() not in (".html", ".htm"):
-        found = f" is {describe_file(path)};" if path.exists() else ":"
-        raise CaloptInputError(f"--out {str(path)!r}{found} the report is an .html file")
-    check_output_file(path, "calopt report (HTML page)", is_report, overwrite=None, what="--out")
     import matplotlib
 
     matplotlib.use("Agg")
