@@ -137,8 +137,11 @@ def test_a_checkpoint_is_named_as_one_where_showers_are_expected(tmp_path):
     import torch
 
     torch.save({"format": "calopt-surrogate"}, tmp_path / "m.pt")
-    with pytest.raises(ShowerFormatError, match=r"PyTorch file \(zip, a checkpoint\?\).*expected a calopt-showers"):
+    with pytest.raises(ShowerFormatError, match=r"is a calopt-surrogate checkpoint, not an HDF5 file; expected a cal"):
         open_format(tmp_path / "m.pt", "calopt-showers", 1, ShowerFormatError)
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ShowerFormatError, match=r"PyTorch file \(zip, a checkpoint\?\).*expected a calopt-showers"):
+        open_format(tmp_path / "other.pt", "calopt-showers", 1, ShowerFormatError)
 
 
 def test_check_format_names_the_format_found(tmp_path):

@@ -173,7 +173,7 @@ def test_evaluate_a_showers_file(samples, capsys):
         (["gflash", "--reference", "{ref}", "--floor", "{other}"], "technology 'spacal-w'"),
         (["gflash", "--reference", "{ref}", "--reference", "{other}"], "technology 'spacal-w'"),
         (["gan9000", "--reference", "{ref}"], "unknown backend"),
-        (["gflash", "--reference", "{ref}", "--n", "0"], "--n must be a positive"),
+        (["gflash", "--reference", "{ref}", "--n", "0"], "--n': Input should be greater than or equal to 1"),
         (["gflash", "--reference", "{ref}", "--n", "3"], "at least 10"),
     ],
 )

@@ -332,7 +332,8 @@ def test_cli_train_and_sample(data_file, tmp_path, capsys):
     assert code == 2 and "'vae'" in err and err.count("\n") == 1
     argv = ["surrogate", "train", "--model", "flow", "--data", str(data_file), "--out", str(tmp_path / "t.pt")]
     code, out, err = run_cli([*argv, "--transforms", "0"], capsys)
-    assert code == 2 and "--transforms must be >= 1, got 0" in err and err.count("\n") == 1
+    assert code == 2 and "'--transforms': Input should be greater than or equal to 1, got '0'" in err
+    assert err.count("\n") == 1
 
 
 def _same_calibrations(a, b):
