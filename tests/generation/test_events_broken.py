@@ -1,14 +1,13 @@
 """calopt-events files of the right format with broken insides are refused on reading, with
 one line naming the file and the problem (issue #19)."""
 
-import shutil
-
 import h5py
 import numpy as np
 import pytest
 
 from calopt.errors import FileFormatError
 from calopt.generation.events import PARTICLE_FIELDS, Events, is_events_file, read_events, write_events
+from tests.helpers import edited_h5, replace_dataset
 
 WIDTH = {"p": 3, "vertex": 4, "entry": 3}
 
@@ -26,34 +25,29 @@ def good(tmp_path):
     return path
 
 
-def _replace(name, value):
-    def edit(f):
-        del f[name]
-        f[name] = value
-
-    return edit
-
-
 CASES = [
     (lambda f: f.__delitem__("particles/energy"), "the dataset 'particles/energy' is missing"),
     (lambda f: f.__delitem__("particles"), "the dataset 'particles/pdg' is missing"),
-    (_replace("particles/p", np.zeros((7, 4), np.float32)), r"'particles/p' has shape \(7, 4\), expected \(7, 3\)"),
     (
-        _replace("particles/charge", np.zeros(6, np.int8)),
+        replace_dataset("particles/p", np.zeros((7, 4), np.float32)),
+        r"'particles/p' has shape \(7, 4\), expected \(7, 3\)",
+    ),
+    (
+        replace_dataset("particles/charge", np.zeros(6, np.int8)),
         r"'particles/charge' has shape \(6,\), expected \(7,\) "
         r"\(M = 7 from 'particles/pdg'\)",
     ),
-    (_replace("particles/pdg", np.zeros(7, np.float32)), "'particles/pdg' holds floats, expected integers"),
+    (replace_dataset("particles/pdg", np.zeros(7, np.float32)), "'particles/pdg' holds floats, expected integers"),
     (
-        _replace("n_pileup", np.zeros(2, np.int32)),
+        replace_dataset("n_pileup", np.zeros(2, np.int32)),
         r"'n_pileup' has shape \(2,\), expected \(3,\) \(N = 3 from "
         r"'offsets'\)",
     ),
-    (_replace("truth/b", np.zeros((2, 4))), r"'truth/b' has shape \(2, 4\), expected \(3, 4\)"),
+    (replace_dataset("truth/b", np.zeros((2, 4))), r"'truth/b' has shape \(2, 4\), expected \(3, 4\)"),
     (lambda f: f.attrs.__delitem__("process"), "the attribute 'process' is missing"),
-    (_replace("offsets", np.array([0, 2, 1, 7])), "'offsets' must rise from 0 to the number of particles"),
+    (replace_dataset("offsets", np.array([0, 2, 1, 7])), "'offsets' must rise from 0 to the number of particles"),
     (
-        _replace("offsets", np.array([0, 2, 2, 9])),
+        replace_dataset("offsets", np.array([0, 2, 2, 9])),
         r"'offsets' must rise from 0 to the number of particles \(7\), got "
         "0 .. 9",
     ),
@@ -62,10 +56,7 @@ CASES = [
 
 @pytest.mark.parametrize("edit, message", CASES)
 def test_broken_insides_are_refused_with_one_line(good, tmp_path, edit, message):
-    path = tmp_path / "broken.h5"
-    shutil.copy(good, path)
-    with h5py.File(path, "r+") as f:
-        edit(f)
+    path = edited_h5(good, tmp_path / "broken.h5", edit)
     assert is_events_file(path)
     with pytest.raises(FileFormatError, match=message) as exc:
         read_events(path)

@@ -13,9 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
+
+from tests.helpers import edited_h5
 
 LONG_NAME = "x" * 300  # longer than any file system's NAME_MAX (255)
 
@@ -46,12 +47,6 @@ def snapshot(folder: Path) -> dict[str, str]:
     return out
 
 
-def _copy_h5(src: Path, dst: Path, edit) -> None:
-    shutil.copy(src, dst)
-    with h5py.File(dst, "r+") as f:
-        edit(f)
-
-
 def _build_template(root: Path, env: dict[str, str]) -> None:
     from calopt.optimize.campaign import load_campaign
     from calopt.optimize.store import CampaignStore
@@ -72,29 +67,29 @@ def _build_template(root: Path, env: dict[str, str]) -> None:
     with CampaignStore(root / "campaign" / "campaign.sqlite") as st:  # a campaign that started
         st.set_meta(name=campaign.name, digest=campaign.digest(), settings=json.dumps(campaign.to_dict()))
     # broken files of the right format
-    _copy_h5(good, root / "no_showers.h5", lambda f: f.__delitem__("showers"))
+    edited_h5(good, root / "no_showers.h5", lambda f: f.__delitem__("showers"))
 
     def short(f):
         e = f["incident_energies"][:10]
         del f["incident_energies"]
         f["incident_energies"] = e
 
-    _copy_h5(good, root / "short_energies.h5", short)
+    edited_h5(good, root / "short_energies.h5", short)
 
     def text_showers(f):
         n = f["showers"].shape[0]
         del f["showers"]
         f["showers"] = np.array([b"abc"] * n)
 
-    _copy_h5(good, root / "bad_dtype.h5", text_showers)
+    edited_h5(good, root / "bad_dtype.h5", text_showers)
 
     def flat(f):
         s = f["showers"][()]
         del f["showers"]
         f["showers"] = s.reshape(len(s), -1)
 
-    _copy_h5(good, root / "bad_ndim.h5", flat)
-    _copy_h5(good, root / "no_attr.h5", lambda f: f.attrs.__delitem__("technology"))
+    edited_h5(good, root / "bad_ndim.h5", flat)
+    edited_h5(good, root / "no_attr.h5", lambda f: f.attrs.__delitem__("technology"))
     data = good.read_bytes()
     (root / "truncated.h5").write_bytes(data[: len(data) // 2])
     (root / "empty.h5").write_bytes(b"")

@@ -9,7 +9,7 @@ import pytest
 
 from calopt.errors import ShowerFormatError
 from calopt.simulation.showers import Showers, is_shower_file, read_showers, write_showers
-from tests.helpers import run_cli
+from tests.helpers import edited_h5, replace_dataset, run_cli
 
 N, S, H = 12, 2, 6
 
@@ -28,22 +28,6 @@ def good(tmp_path):
     return path
 
 
-def _edited(good, tmp_path, edit):
-    path = tmp_path / "broken.h5"
-    shutil.copy(good, path)
-    with h5py.File(path, "r+") as f:
-        edit(f)
-    return path
-
-
-def _replace(name, value):
-    def edit(f):
-        del f[name]
-        f[name] = value
-
-    return edit
-
-
 def _drop_attr(name):
     return lambda f: f.attrs.__delitem__(name)
 
@@ -56,20 +40,20 @@ CASES = [
     (lambda f: f.__delitem__("showers"), "the dataset 'showers' is missing"),
     (lambda f: f.__delitem__("pdg"), "the dataset 'pdg' is missing"),
     (
-        _replace("incident_energies", np.ones((N - 2, 1))),
+        replace_dataset("incident_energies", np.ones((N - 2, 1))),
         r"'incident_energies' has shape \(10, 1\), expected "
         r"\(12, 1\) or \(12,\) \(N = 12 from 'showers'\)",
     ),
     (
-        _replace("showers", np.ones((N, S * H * H), np.float32)),
+        replace_dataset("showers", np.ones((N, S * H * H), np.float32)),
         r"'showers' has shape \(12, 72\), expected \(N, S, H, W\)",
     ),
-    (_replace("showers", np.array([b"abc"] * N)), "'showers' holds text, expected floats"),
-    (_replace("pdg", np.full(N, 22.0)), "'pdg' holds floats, expected integers"),
-    (_replace("momenta", np.ones((N, 2))), r"'momenta' has shape \(12, 2\), expected \(12, 3\)"),
-    (_replace("points", np.ones((N + 1, 2))), r"'points' has shape \(13, 2\), expected \(12, 2\)"),
+    (replace_dataset("showers", np.array([b"abc"] * N)), "'showers' holds text, expected floats"),
+    (replace_dataset("pdg", np.full(N, 22.0)), "'pdg' holds floats, expected integers"),
+    (replace_dataset("momenta", np.ones((N, 2))), r"'momenta' has shape \(12, 2\), expected \(12, 3\)"),
+    (replace_dataset("points", np.ones((N + 1, 2))), r"'points' has shape \(13, 2\), expected \(12, 2\)"),
     (
-        _replace("times", np.ones((N, S, H, H - 1), np.float32)),
+        replace_dataset("times", np.ones((N, S, H, H - 1), np.float32)),
         r"'times' has shape \(12, 2, 6, 5\), expected "
         r"\(12, 2, 6, 6\)",
     ),
@@ -78,7 +62,7 @@ CASES = [
     (_set_attr("fine_pitch_mm", "wide"), "the attribute 'fine_pitch_mm' is 'wide', expected a number"),
     (_set_attr("section_edges_mm", np.arange(5.0)), "'section_edges_mm' has 5 values for 2 sections, expected 3"),
     (
-        _replace("diagnostics/energy_balance", np.ones((3, 3))),
+        replace_dataset("diagnostics/energy_balance", np.ones((3, 3))),
         "'diagnostics/energy_balance' is not an array of one "
         r"row per shower \(12\)",
     ),
@@ -87,7 +71,7 @@ CASES = [
 
 @pytest.mark.parametrize("edit, message", CASES)
 def test_broken_insides_are_refused_with_one_line(good, tmp_path, edit, message):
-    path = _edited(good, tmp_path, edit)
+    path = edited_h5(good, tmp_path / "broken.h5", edit)
     assert is_shower_file(path)  # it says it is one: an output check may replace it
     with pytest.raises(ShowerFormatError, match=message) as exc:
         read_showers(path)
@@ -98,9 +82,11 @@ def test_broken_insides_are_refused_with_one_line(good, tmp_path, edit, message)
 def test_a_good_file_and_a_flat_energy_column_are_read(good, tmp_path):
     sh = read_showers(good)
     assert sh.showers.shape == (N, S, H, H) and sh.incident_energies.shape == (N, 1)
-    flat = read_showers(_edited(good, tmp_path, _replace("incident_energies", np.full(N, 1000.0))))
+    flat = read_showers(
+        edited_h5(good, tmp_path / "broken.h5", replace_dataset("incident_energies", np.full(N, 1000.0)))
+    )
     assert flat.incident_energies.shape == (N, 1) and flat.times is not None
-    no_times = read_showers(_edited(good, tmp_path, lambda f: f.__delitem__("times")))
+    no_times = read_showers(edited_h5(good, tmp_path / "broken.h5", lambda f: f.__delitem__("times")))
     assert no_times.times is None
 
 
@@ -131,7 +117,7 @@ def test_truncated_and_empty_files(good, tmp_path):
 
 
 def test_the_cli_prints_one_line_and_exit_code_2(good, tmp_path, capsys):
-    path = _edited(good, tmp_path, _replace("incident_energies", np.ones((N - 2, 1))))
+    path = edited_h5(good, tmp_path / "broken.h5", replace_dataset("incident_energies", np.ones((N - 2, 1))))
     before = path.read_bytes()
     code, out, err = run_cli(["surrogate", "evaluate", "gflash", "--reference", str(path)], capsys)
     assert code == 2 and out == "" and err.count("\n") == 1
