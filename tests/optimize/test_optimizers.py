@@ -249,7 +249,7 @@ def test_random_without_replacement() -> None:
 def test_bo_falls_back_to_random_when_the_model_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     from calopt.optimize.optimizers.bo import BayesianOptimization
 
-    def broken(self: Any, X: Any, Y: Any) -> Any:
+    def broken(self: Any, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("not positive definite")
 
     monkeypatch.setattr(BayesianOptimization, "_fit_model", broken)
@@ -284,3 +284,23 @@ def test_lgso_moves_psi_downhill() -> None:
     dist = lambda p: np.hypot(p["x"] - 0.8, p["y"] - 0.3)  # noqa: E731
     assert opt.n_steps == 12  # type: ignore[attr-defined]
     assert dist(end) < 0.5 * dist(start) and dist(end) < 0.15
+
+
+@pytest.mark.parametrize("name", ["bo", "mobo"])
+def test_noise_ignore_reproduces_the_proposals_before_noise_awareness(name: str) -> None:
+    """``noise="ignore"`` is the optimiser before noise-awareness: the same proposals for the same
+    seed as recorded with that version (tests/optimize/data/noise_ignore_reference.json, with the
+    30-iteration fits of this file's fixture)."""
+    import json
+    from pathlib import Path
+
+    ref = json.loads((Path(__file__).parent / "data" / "noise_ignore_reference.json").read_text())
+    for sname, space_fn in (("finite", finite_space), ("mixed", mixed_space)):
+        space = space_fn()
+        opt = make(name, space, seed=11, noise="ignore")
+        hist = []
+        for n in (4, 2, 3):
+            pts = opt.ask(n)
+            hist.append([space.key(p) for p in pts])
+            opt.tell(pts, [objective(p, n_obj(name)) for p in pts])
+        assert hist == ref[f"{name}/{sname}"], sname

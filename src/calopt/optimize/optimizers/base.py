@@ -14,11 +14,26 @@ An :class:`Optimizer` proposes points of a :class:`~calopt.optimize.space.Space`
 * in a finite space no point is proposed twice: never one already told or pending (asked and
   not yet told), compared by :meth:`Space.key`; in any space no proposal repeats a told or pending
   point exactly;
-* the same seed and the same sequence of calls give the same points.
+* the same seed and the same sequence of calls give the same points;
+* ``tell(points, values, errors)`` may give, per point, the 1-sigma statistical error of each
+  objective (every objective calopt optimises is a Monte-Carlo estimate); ``None`` means unknown.
+  Noise-aware optimisers use them (``bo``/``mobo`` fit their GPs with the observed noise; ``cmaes``
+  and ``lgso`` re-evaluate only when some error is > 0);
+* the same design may be told more than once (a *replicate*: another evaluation with another
+  seed), whether or not it was asked again; every observation is kept (``told_points``,
+  ``told_values``, ``told_errors``) and :meth:`Optimizer.combined` gives one value and error per
+  design;
+* **re-evaluations**: an optimiser whose method calls for evaluating a told design again (an
+  elitist method otherwise keeps the luckiest draw of a noisy objective) queues it with
+  :meth:`Optimizer._reask`; ``ask`` returns the queued re-evaluations first, before new proposals,
+  exempt from the rule above (a re-evaluation is asked only while it is not pending). The caller
+  recognises one by :meth:`Optimizer.told_count` > 0 and must evaluate it with another seed;
+* :meth:`Optimizer.recommend` gives the designs the optimiser believes best (to be confirmed by
+  re-evaluation): by default the best combined values.
 
-Subclasses implement :meth:`Optimizer._ask` (and optionally :meth:`Optimizer._tell`); the base
-class validates arguments, keeps the told history and the pending points, and removes invalid or
-repeated proposals.
+Subclasses implement :meth:`Optimizer._ask` (and optionally :meth:`Optimizer._tell` and
+:meth:`Optimizer.recommend`); the base class validates arguments, keeps the told history and the
+pending points, and removes invalid or repeated proposals.
 """
 
 from __future__ import annotations
@@ -26,6 +41,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -33,10 +49,64 @@ import numpy as np
 from calopt.errors import CaloptInputError
 from calopt.optimize.space import MAX_ENUMERATION, Space
 
-__all__ = ["Optimizer", "Value"]
+__all__ = ["Combined", "Optimizer", "Value", "combine"]
 
 Value = float | tuple[float, ...] | None
 """What :meth:`Optimizer.tell` takes per point."""
+
+Obs = tuple[float, ...] | None
+"""One observation's values (or errors) per objective, or None (failed, or unknown)."""
+
+
+def combine(values: Sequence[Obs], errors: Sequence[Obs] | None = None) -> tuple[Obs, Obs]:
+    """Combined value and 1-sigma error, per objective, of several observations of one design.
+
+    Failed observations (value None) are left out; no successful one gives ``(None, None)``. Per
+    objective: when every error is known and > 0, the inverse-variance weighted mean
+    sum(w y) / sum(w), w = 1/err^2, with error 1/sqrt(sum w) (the optimal combination of
+    independent Gaussian measurements); otherwise the plain mean with the standard error of the
+    mean std/sqrt(n) (n >= 2), or the one known error (n = 1), or None (unknown). Errors of
+    several objectives are all known or the whole error is None.
+    """
+    errs: list[Obs] = [None] * len(values) if errors is None else list(errors)
+    if len(errs) != len(values):
+        raise CaloptInputError(f"combine: {len(values)} values but {len(errs)} errors")
+    ok = [(v, e) for v, e in zip(values, errs) if v is not None]
+    if not ok:
+        return None, None
+    Y = np.array([v for v, _ in ok], dtype=float)
+    n, m = Y.shape
+    known = all(e is not None for _, e in ok)
+    E = np.array([e for _, e in ok], dtype=float) if known else None
+    value: list[float] = []
+    error: list[float] | None = []
+    for j in range(m):
+        if E is not None and np.all(E[:, j] > 0):
+            w = 1.0 / E[:, j] ** 2
+            value.append(float(np.sum(w * Y[:, j]) / np.sum(w)))
+            error.append(float(1.0 / math.sqrt(np.sum(w))))  # type: ignore[union-attr]
+            continue
+        value.append(float(np.mean(Y[:, j])))
+        if n >= 2:
+            error.append(float(np.std(Y[:, j], ddof=1) / math.sqrt(n)))  # type: ignore[union-attr]
+        elif E is not None:
+            error.append(float(E[0, j]))  # type: ignore[union-attr]
+        else:
+            error = None
+    return tuple(value), None if error is None else tuple(error)
+
+
+@dataclass(frozen=True)
+class Combined:
+    """All observations of one design combined (:func:`combine`): ``value`` and ``error`` per
+    objective (None when every observation failed / when unknown), ``n`` successful observations
+    out of ``n_told``."""
+
+    point: dict[str, Any]
+    value: Obs
+    error: Obs
+    n: int
+    n_told: int
 
 
 class Optimizer(ABC):
@@ -44,8 +114,10 @@ class Optimizer(ABC):
     class's ``default_options``; the resolved ones are in ``self.options``.
 
     Attributes kept for subclasses: ``space``, ``seed``, ``n_objectives``, ``rng`` (the
-    optimiser's own :class:`numpy.random.Generator`), ``told_points`` and ``told_values`` (every
-    told point, python-native, and its value as a tuple of floats or None, in telling order).
+    optimiser's own :class:`numpy.random.Generator`), ``told_points``, ``told_values`` and
+    ``told_errors`` (every told observation, replicates included, in telling order: the point,
+    python-native; its value as a tuple of floats or None; its errors as a tuple of floats or None
+    when unknown).
     """
 
     name: ClassVar[str] = ""
@@ -72,8 +144,11 @@ class Optimizer(ABC):
         self.rng = np.random.default_rng(self.seed)
         self.told_points: list[dict[str, Any]] = []
         self.told_values: list[tuple[float, ...] | None] = []
+        self.told_errors: list[tuple[float, ...] | None] = []
         self._told_keys: set[str] = set()
+        self._told_count: dict[str, int] = {}
         self._pending: dict[str, dict[str, Any]] = {}
+        self._reasks: list[dict[str, Any]] = []  # re-evaluations queued by _reask, not yet asked
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(seed={self.seed}, n_objectives={self.n_objectives}, options={self.options})"
@@ -103,40 +178,101 @@ class Optimizer(ABC):
         """True when the point with this :meth:`Space.key` was told or is pending."""
         return key in self._told_keys or key in self._pending
 
+    def told_count(self, point: dict[str, Any]) -> int:
+        """How many times this design was told (0: a new design; more: an asked point is a
+        re-evaluation, to be evaluated with another seed)."""
+        return self._told_count.get(self.space.key(point), 0)
+
     def ask(self, n: int) -> list[dict[str, Any]]:
-        """Up to ``n`` new valid points to evaluate (fewer, or ``[]`` when nothing is left)."""
+        """Up to ``n`` valid points to evaluate (fewer, or ``[]`` when nothing is left): first the
+        queued re-evaluations (:meth:`_reask`), then new points."""
         if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 0:
             raise CaloptInputError(f"ask: n must be a non-negative integer, got {n!r}")
         if n == 0:
             return []
-        out: list[dict[str, Any]] = []
-        for raw in self._ask(int(n)):
-            if len(out) == n or not self.space.is_valid(raw):
-                continue
-            point = self.space.native(raw)
-            key = self.space.key(point)
-            if self.is_used(key):
-                continue
-            self._pending[key] = point
-            out.append(dict(point))
+        out = self._take_reasks(int(n))
+        if len(out) < n:
+            for raw in self._ask(int(n) - len(out)):
+                if len(out) == n or not self.space.is_valid(raw):
+                    continue
+                point = self.space.native(raw)
+                key = self.space.key(point)
+                if self.is_used(key):
+                    continue
+                self._pending[key] = point
+                out.append(dict(point))
+            out += self._take_reasks(int(n) - len(out))  # queued while proposing
         return out
 
-    def tell(self, points: Sequence[dict[str, Any]], values: Sequence[Any]) -> None:
-        """Objective values of evaluated points (asked or not, any order); ``None`` = failed."""
+    def _take_reasks(self, n: int) -> list[dict[str, Any]]:
+        """Up to n queued re-evaluations that are not pending (those stay queued), made pending."""
+        out: list[dict[str, Any]] = []
+        keep: list[dict[str, Any]] = []
+        for p in self._reasks:
+            key = self.space.key(p)
+            if len(out) < n and key not in self._pending:
+                self._pending[key] = p
+                out.append(dict(p))
+            else:
+                keep.append(p)
+        self._reasks = keep
+        return out
+
+    def _reask(self, points: Sequence[dict[str, Any]]) -> None:
+        """Queue told designs for re-evaluation: the next ``ask`` returns them first (each while
+        it is not pending), although they were told before. For subclasses whose method calls
+        for a replicate; points not yet told are ignored (propose those with ``_ask``)."""
+        queued = {self.space.key(p) for p in self._reasks}
+        for p in points:
+            point = self.space.native(p)
+            key = self.space.key(point)
+            if key in self._told_keys and key not in queued:
+                self._reasks.append(point)
+                queued.add(key)
+
+    def tell(self, points: Sequence[dict[str, Any]], values: Sequence[Any],
+             errors: Sequence[Any] | None = None) -> None:  # fmt: skip
+        """Objective values of evaluated points (asked or not, any order; a design told before is
+        a replicate); ``None`` = failed. ``errors``: None, or per point None (unknown) or the
+        1-sigma statistical error of each objective (finite, >= 0)."""
         if len(points) != len(values):
             raise CaloptInputError(f"tell: {len(points)} points but {len(values)} values")
+        if errors is not None and (isinstance(errors, str | bytes) or len(errors) != len(points)):
+            got = repr(errors) if isinstance(errors, str | bytes) else len(errors)
+            raise CaloptInputError(f"tell: {len(points)} points but {got} errors")
         vals = [self._value(v) for v in values]
+        errs = [None] * len(vals) if errors is None else [self._error(e, i) for i, e in enumerate(errors)]
         pts = []
         for p in points:
             self.space.check(p)
             pts.append(self.space.native(p))
-        for p, v in zip(pts, vals):
+        for p, v, e in zip(pts, vals, errs):
             key = self.space.key(p)
             self._pending.pop(key, None)
             self._told_keys.add(key)
+            self._told_count[key] = self._told_count.get(key, 0) + 1
             self.told_points.append(p)
             self.told_values.append(v)
+            self.told_errors.append(e)
         self._tell(pts, vals)
+
+    def _error(self, e: Any, i: int) -> tuple[float, ...] | None:
+        if e is None:
+            return None
+        if isinstance(e, np.ndarray):
+            e = e.tolist()
+        seq = list(e) if isinstance(e, Sequence) and not isinstance(e, str | bytes) else [e]
+        if len(seq) != self.n_objectives:
+            raise CaloptInputError(f"tell: error of point {i}: expected {self.n_objectives} objective error(s), "
+                                   f"got {e!r}")  # fmt: skip
+        out = []
+        for x in seq:
+            if isinstance(x, bool) or not isinstance(x, int | float | np.integer | np.floating):
+                raise CaloptInputError(f"tell: error of point {i} must be a number >= 0, got {x!r}")
+            if not (math.isfinite(x) and x >= 0):
+                raise CaloptInputError(f"tell: error of point {i} must be a finite number >= 0, got {x!r}")
+            out.append(float(x))
+        return tuple(out)
 
     def _value(self, v: Any) -> tuple[float, ...] | None:
         if v is None:
@@ -160,6 +296,53 @@ class Optimizer(ABC):
 
     def _tell(self, points: list[dict[str, Any]], values: list[tuple[float, ...] | None]) -> None:  # noqa: B027
         """Learn from newly told points (already appended to ``told_points``); default: nothing."""
+
+    # -- combined observations and the recommendation ------------------------------------------------
+    def combined(self) -> dict[str, Combined]:
+        """Per distinct told design (by :meth:`Space.key`, in order of first telling), its
+        observations combined by :func:`combine`: what an optimiser that needs one value per design
+        uses, and the default recommendation."""
+        groups: dict[str, list[int]] = {}
+        for i, p in enumerate(self.told_points):
+            groups.setdefault(self.space.key(p), []).append(i)
+        out: dict[str, Combined] = {}
+        for key, idx in groups.items():
+            vals = [self.told_values[i] for i in idx]
+            value, error = combine(vals, [self.told_errors[i] for i in idx])
+            n_ok = sum(v is not None for v in vals)
+            out[key] = Combined(dict(self.told_points[idx[0]]), value, error, n_ok, len(idx))
+        return out
+
+    def recommend(self, k: int = 1) -> list[dict[str, Any]]:
+        """Up to ``k`` told designs believed best, best first, to be confirmed by re-evaluation.
+        Default: by combined value (:meth:`combined`); with several objectives, designs on the
+        Pareto front of the combined values (k of them spread along the first objective when the
+        front is larger). Designs whose every evaluation failed are never recommended."""
+        if not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1:
+            raise CaloptInputError(f"recommend: k must be a positive integer, got {k!r}")
+        comb = [c for c in self.combined().values() if c.value is not None]
+        if not comb:
+            return []
+        return [dict(comb[i].point) for i in self._best_rows(np.array([c.value for c in comb]), int(k))]
+
+    def _best_rows(self, V: np.ndarray, k: int) -> list[int]:
+        """Indices of the k best rows of V (n, m), minimised: the k smallest for one objective
+        (stable order); the Pareto front of several, by the first objective, thinned to k evenly
+        spaced members when larger."""
+        if V.shape[1] == 1:
+            return [int(i) for i in np.argsort(V[:, 0], kind="stable")[:k]]
+        from calopt.optimize.pareto import pareto_front
+
+        idx = np.flatnonzero(pareto_front(V))
+        idx = idx[np.argsort(V[idx, 0], kind="stable")]
+        if len(idx) > k:
+            idx = idx[np.unique(np.round(np.linspace(0, len(idx) - 1, k)).astype(int))]
+        return [int(i) for i in idx]
+
+    def _noisy(self) -> bool:
+        """True when some told error is > 0: the objective is measured noisy, which is what
+        triggers the re-evaluations of ``cmaes`` and ``lgso``."""
+        return any(e is not None and any(x > 0 for x in e) for e in self.told_errors)
 
     # -- helpers for subclasses --------------------------------------------------------------------
     def _enumerable(self) -> bool:
@@ -210,3 +393,16 @@ class Optimizer(ABC):
         worst = np.max(np.array(ok), axis=0)
         Y = np.array([v if v is not None else worst for v in self.told_values], dtype=float)
         return list(self.told_points), Y.reshape(len(self.told_points), self.n_objectives)
+
+    def _training_variance(self) -> np.ndarray | None:
+        """Observed noise variances (n, n_objectives), error^2, parallel to :meth:`_training_data`
+        (replicates as separate rows); a failed evaluation gets the largest observed variance of
+        each objective. None when some successful observation has no known error, or nothing
+        succeeded."""
+        ok = [(v, e) for v, e in zip(self.told_values, self.told_errors) if v is not None]
+        if not ok or any(e is None for _, e in ok):
+            return None
+        largest = np.max(np.array([e for _, e in ok], dtype=float) ** 2, axis=0)
+        rows = [largest if v is None or e is None else np.array(e, dtype=float) ** 2
+                for v, e in zip(self.told_values, self.told_errors)]  # fmt: skip
+        return np.array(rows, dtype=float).reshape(len(self.told_points), self.n_objectives)

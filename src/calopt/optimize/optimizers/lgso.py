@@ -24,6 +24,16 @@ samples are decoded by argmax, so categories are explored while their weights ar
 starts at a random valid point with every categorical weight at 1/k; or, when points were told
 before the first ``ask`` (a resumed campaign), at the best of them. A failed value counts as the
 worst one in the neighbourhood. Single objective.
+
+**Re-evaluation of the centre** (option ``reevaluate``, default 3): with a noisy objective (some
+told error > 0), when a step starts at a psi that decodes to a design already told (psi stayed
+in its integer bin, or came back), that design is re-evaluated (:meth:`Optimizer._reask`) instead
+of skipped, until it has ``reevaluate`` observations: the surrogate, which models the
+distribution of y given the design, learns the noise at the centre from the replicates, and the
+centre's estimate does not rest on one lucky draw. The start after a resume and
+:meth:`Optimizer.recommend` use the combined value of each design (:meth:`Optimizer.combined`);
+every observation, replicates included, is a training row of the surrogate. ``reevaluate=1``
+disables re-evaluations; with exact or unknown errors none happen.
 """
 
 from __future__ import annotations
@@ -42,11 +52,13 @@ class LGSO(Optimizer):
     """Local generative surrogate optimisation (module docstring). Options: ``radius`` (half-width
     of the neighbourhood box in the unit cube, default 0.15), ``n_local`` (points per step,
     default max(6, 2*dim + 2)), ``lr`` (Adam step on psi, default 0.05), ``steps`` (surrogate
-    training iterations, default 300), ``hidden`` (surrogate hidden width, default 32)."""
+    training iterations, default 300), ``hidden`` (surrogate hidden width, default 32),
+    ``reevaluate`` (observations of the centre design to reach by re-evaluation with a noisy
+    objective, default 3; 1 = never)."""
 
     name: ClassVar[str] = "lgso"
     default_options: ClassVar[dict[str, Any]] = {"radius": 0.15, "n_local": None, "lr": 0.05, "steps": 300,
-                                                 "hidden": 32}  # fmt: skip
+                                                 "hidden": 32, "reevaluate": 3}  # fmt: skip
 
     def __init__(self, space: Space, *, seed: int = 0, n_objectives: int = 1, **options: Any) -> None:
         super().__init__(space, seed=seed, n_objectives=n_objectives, **options)
@@ -57,6 +69,7 @@ class LGSO(Optimizer):
         self.lr = self._float_option("lr", 0.0)
         self.steps = self._int_option("steps", 1)
         self.hidden = self._int_option("hidden", 1)
+        self.reevaluate = self._int_option("reevaluate", 1)
         self._ordinal = np.ones(space.dim, dtype=bool)
         for p, sl in zip(space.params, space.slices):
             if isinstance(p, Categorical):
@@ -71,9 +84,9 @@ class LGSO(Optimizer):
 
     # -- psi ---------------------------------------------------------------------------------------
     def _start(self) -> np.ndarray:
-        points, Y = self._training_data()
-        if points:
-            return self.space.encode(points[int(np.argmin(Y[:, 0]))])[0]
+        ok = [c for c in self.combined().values() if c.value is not None]
+        if ok:
+            return self.space.encode(min(ok, key=lambda c: c.value[0]).point)[0]  # type: ignore[index]
         psi = self.space.encode(self.space.sample(self.rng, 1))[0]
         for p, sl in zip(self.space.params, self.space.slices):
             if isinstance(p, Categorical):
@@ -93,7 +106,15 @@ class LGSO(Optimizer):
                 out.append(p)
 
         if not self._step_asked:
-            take(self.space.decode(self.psi)[0])
+            centre = self.space.decode(self.psi)[0]
+            k = self.space.key(centre)
+            if (self.reevaluate > 1 and self._noisy() and k not in self._pending and
+                    0 < self.told_count(centre) < self.reevaluate):  # fmt: skip
+                self._reask([centre])  # handed out by ask; part of this step
+                self._step_asked.add(k)
+                self._step_open.add(k)
+            else:
+                take(centre)
         for _ in range(20):
             if len(out) >= n:
                 break

@@ -1,13 +1,20 @@
 """Multi-objective Bayesian optimisation with BoTorch.
 
-As :mod:`~calopt.optimize.optimizers.bo` (encoding, random initial points, candidate scoring,
-failures counted as the worst value of each objective, random fallback), with
+As :mod:`~calopt.optimize.optimizers.bo` (encoding, random initial points, the ``noise`` and
+``acq_optimizer`` options, failures counted as the worst value of each objective, random
+fallback), with
 
-* model: one independent GP per objective (a ``ModelListGP``);
-* acquisition: ``qLogNoisyExpectedHypervolumeImprovement`` of the negated objectives, with the
-  reference point worst observed + 10 % of the observed range in each objective (a range of 0
-  counts as 1 or the value's magnitude), batches chosen sequentially greedily;
-* local search around (a random subset of up to 10 of) the observed Pareto-optimal points.
+* model: one independent GP per objective (a ``ModelListGP``), each with its objective's
+  observed noise variances (``train_Yvar``) under ``noise="observed"`` when all are known;
+* acquisition: ``qLogNoisyExpectedHypervolumeImprovement`` (qNEHVI: Daulton et al.,
+  arXiv:2006.05078; its log form: arXiv:2310.20708) of the negated objectives -- already the
+  noisy acquisition, so ``noise="ignore"`` differs only in the model --, with the reference point
+  worst observed + 10 % of the observed range in each objective (a range of 0 counts as 1 or the
+  value's magnitude), batches chosen sequentially greedily;
+* with ``acq_optimizer="candidates"``, local search around (a random subset of up to 10 of) the
+  observed Pareto-optimal points;
+* :meth:`~BayesianOptimization.recommend`: the told designs on the Pareto front of the GP
+  posterior means (up to k, spread along the first objective).
 """
 
 from __future__ import annotations
@@ -41,7 +48,8 @@ class MultiObjectiveBO(BayesianOptimization):
 
     name: ClassVar[str] = "mobo"
     supports_multi_objective: ClassVar[bool] = True
-    default_options: ClassVar[dict[str, Any]] = {"n_initial": None, "n_candidates": 1000, "mc_samples": 32}
+    default_options: ClassVar[dict[str, Any]] = {"n_initial": None, "n_candidates": 1000, "mc_samples": 32,
+                                                 "noise": "observed", "acq_optimizer": None}  # fmt: skip
     _n_refine: ClassVar[int] = 20
 
     def __init__(self, space: Space, *, seed: int = 0, n_objectives: int = 2, **options: Any) -> None:
@@ -49,10 +57,12 @@ class MultiObjectiveBO(BayesianOptimization):
             raise CaloptInputError("optimiser 'mobo' needs n_objectives >= 2 (use 'bo' for one objective)")
         super().__init__(space, seed=seed, n_objectives=n_objectives, **options)
 
-    def _fit_model(self, X: torch.Tensor, Y: torch.Tensor) -> Any:
+    def _fit_model(self, X: torch.Tensor, Y: torch.Tensor, Yvar: torch.Tensor | None = None, *,
+                   remember: bool = True) -> Any:  # fmt: skip
         from botorch.models import ModelListGP
 
-        return ModelListGP(*(self._gp(X, Y[:, j : j + 1], j) for j in range(Y.shape[1])))
+        return ModelListGP(*(self._gp(X, Y[:, j : j + 1], j, None if Yvar is None else Yvar[:, j : j + 1],
+                                      remember=remember) for j in range(Y.shape[1])))  # fmt: skip
 
     def _acquisition(self, model: Any, X: np.ndarray, Ymax: np.ndarray, X_pending: np.ndarray | None, seed: int) -> Any:
         import torch
