@@ -55,14 +55,14 @@ def test_bo_finds_the_mixed_finite_optimum_fast() -> None:
     assert min(values) == pytest.approx(problem.best) and sorted(values)[1] > problem.best + 0.05  # unique
     n_bo, _, _ = run(problem, "bo", problem.space.size // 4, tol=1e-9)
     n_random, _, _ = run(problem, "random", problem.space.size, tol=1e-9)
-    assert n_bo is not None and n_bo <= 80  # measured 44 for seed 0 (median over 5 seeds: 19)
+    assert n_bo is not None and n_bo <= 80  # measured 74 for seed 0 (44 before qLogNEI; median over 5 seeds: 19)
     assert n_random is not None and n_bo < n_random / 3  # random: 617 for seed 0 (median 291)
 
 
 @pytest.mark.parametrize(
     ("name", "budget", "tol", "options"),
     [
-        ("bo", 40, 0.01, {}),  # measured: 17 evaluations
+        ("bo", 40, 0.01, {}),  # measured: 25 evaluations (17 before qLogNEI)
         ("cmaes", 150, 0.01, {}),  # measured: 83
         ("lgso", 200, 0.05, {}),  # measured: 30
     ],
