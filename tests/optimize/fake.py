@@ -42,3 +42,22 @@ def dies_once_evaluate(doc: dict[str, Any], config: dict[str, Any]) -> dict[str,
         marker.write_text("died")
         os._exit(1)
     return fake_evaluate(doc, config)
+
+
+def noisy_evaluate(doc: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """:func:`fake_evaluate` with a Monte-Carlo-like error: the width gets Gaussian noise of
+    sigma = 1 MeV x sqrt(100 / events), drawn from the design and the seed (common random
+    numbers: one seed, one draw per design), and reports that sigma as its error."""
+    import hashlib
+
+    import numpy as np
+
+    out = fake_evaluate(doc, config)
+    if out["pi0_mass_width_mev"] is None:
+        return out
+    sigma = (100.0 / config["events"]) ** 0.5
+    h = int(hashlib.sha256(repr(sorted(doc.items())).encode()).hexdigest()[:8], 16)
+    rng = np.random.default_rng([h, config["seed"]])
+    out["pi0_mass_width_mev"] += sigma * rng.standard_normal()
+    out["pi0_mass_width_mev_err"] = sigma
+    return out

@@ -149,10 +149,11 @@ def test_two_objectives_and_soft_budget(tmp_path):
     assert done and all(t.objectives == [-t.metrics["significance"], t.channels] for t in done)
     soft = campaign(CAMPAIGN.replace('metrics = ["pi0_mass_width_mev"]',
                                      'metrics = ["pi0_mass_width_mev"]\nbudget = 23000\npenalty = 1.5'))  # fmt: skip
-    values, _ = soft.objective.values({"pi0_mass_width_mev": 10.0, "cost": 23000 * 1.2})
-    assert values == pytest.approx([10.0 + 1.5 * 2.0**2])
-    values, _ = soft.objective.values({"pi0_mass_width_mev": 10.0, "cost": 22000})
-    assert values == [10.0]
+    values, errors, _ = soft.objective.values({"pi0_mass_width_mev": 10.0, "pi0_mass_width_mev_err": 0.3,
+                                               "cost": 23000 * 1.2})  # fmt: skip
+    assert values == pytest.approx([10.0 + 1.5 * 2.0**2]) and errors == [0.3]  # the cost is exact
+    values, errors, _ = soft.objective.values({"pi0_mass_width_mev": 10.0, "cost": 22000})
+    assert values == [10.0] and errors == [None]
 
 
 def test_report(tmp_path):

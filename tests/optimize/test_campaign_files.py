@@ -73,7 +73,7 @@ def test_damaged_campaign_databases(camp, tmp_path):
     newer = tmp_path / "v" / "campaign.sqlite"
     shutil.copy(db, newer)
     _database(newer, "UPDATE campaign SET value = '99' WHERE key = 'schema_version';")
-    _refused_untouched(newer, "has schema version 99; this calopt reads version 1")
+    _refused_untouched(newer, "has schema version 99; this calopt reads versions 1, 2")
     (tmp_path / "t").mkdir()
     cut = tmp_path / "t" / "campaign.sqlite"
     data = db.read_bytes()

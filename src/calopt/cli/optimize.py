@@ -20,12 +20,15 @@ def optimize(
     scheduler: str | None = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler."),
     resume: bool = typer.Option(False, "--resume", help="Continue the campaign in its folder."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
+    allow_version_change: bool = typer.Option(
+        False, "--allow-version-change", help="With --resume: go on although calopt changed (recorded in the database)."
+    ),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Run a design optimisation campaign; every trial is stored in CAMPAIGN/campaign.sqlite."""
     from calopt.errors import CaloptInputError
     from calopt.files import make_output_folder
-    from calopt.optimize.campaign import load_campaign, run_campaign
+    from calopt.optimize.campaign import campaign_answer, load_campaign, run_campaign
     from calopt.optimize.store import CampaignStore
 
     if scheduler is not None and not scheduler.strip():
@@ -42,16 +45,16 @@ def optimize(
     def say(msg: str) -> None:
         print(f"[{campaign.name}] {msg}", file=sys.stderr, flush=True)
 
-    db = run_campaign(campaign, folder, workers=workers, scheduler=scheduler, resume=resume, progress=say)
+    db = run_campaign(campaign, folder, workers=workers, scheduler=scheduler, resume=resume, progress=say,
+                      allow_version_change=allow_version_change)  # fmt: skip
     path = None
     if report:
         from calopt.report.html import write_report
 
         path = write_report(folder)
-    with CampaignStore(db) as store:
+    with CampaignStore(db, read_only=True) as store:
         trials = store.trials()
-    ok = [t for t in trials if t.objectives is not None]
-    best = min(ok, key=lambda t: t.objectives[0]) if ok else None  # type: ignore[index]
+    best = campaign_answer(trials)
     summary = {
         "campaign": campaign.name,
         "folder": str(folder),
@@ -59,18 +62,18 @@ def optimize(
         "report": str(path) if path else None,
         "trials": len(trials),
         "failed": sum(t.status == "failed" for t in trials),
-        "best": None
-        if best is None
-        else {"trial": best.id, "objectives": best.objectives, "params": best.params, "cost": best.cost,
-              "channels": best.channels},
-    }  # fmt: skip
+        "best": best,
+    }
     if json_out:
         print_json(summary)
         return
     typer.echo(f"{len(trials)} trials ({summary['failed']} failed) in {db}")
     if best is not None:
-        typer.echo(f"best: trial {best.id}, objectives {best.objectives}, cost {best.cost:.0f} kCHF, "
-                   f"{best.channels} channels")  # fmt: skip
+        shown = ", ".join(f"{v:.4g}" + ("" if e is None else f" +- {e:.2g}")
+                          for v, e in zip(best["objectives"], best["objective_errors"] or [None] * 9))  # fmt: skip
+        how = "confirmed" if best["confirmed"] else f"{best['replicates']} evaluation(s)"
+        typer.echo(f"best: trial {best['trial']}, objectives {shown} ({how}), cost {best['cost']:.0f} kCHF, "
+                   f"{best['channels']} channels")  # fmt: skip
     if path:
         typer.echo(f"report: {path}")
 

@@ -12,11 +12,16 @@ A campaign file (TOML)::
     n_resolution = 600
     quick = true               # small shower libraries and regressor training samples
     seed = 1                   # the same for every design: common random numbers
+    replicates = 1             # evaluations of each asked design, with seeds seed, seed + 1, ...
 
     [objective]
     metrics = ["pi0_mass_width_mev"]   # one metric, or two for a Pareto front
     budget = 25000             # optional soft budget [kCHF] (single objective):
     penalty = 2.0              #   + penalty * (overrun / 10 %)^2 in the metric's units
+
+    [confirm]                  # optional: at the end, re-evaluate the top_k designs (by the
+    top_k = 3                  #   posterior mean of a noise-aware GP of all trials) with
+    factor = 4                 #   factor x the crossings; the best confirmed one is the answer
 
     [[optimizers]]             # run one after another; they share finished evaluations
     name = "bo"
@@ -35,6 +40,17 @@ Objectives are minimised: metrics that are better when larger (``significance``,
 ``pi0_efficiency``; the directions are the metric registry's, :mod:`calopt.metrics.registry`)
 enter with a minus sign. A hard budget is ``max_cost`` in ``[space]``
 (designs above it are never proposed).
+
+Noise: every objective is a Monte-Carlo estimate. Each trial stores its objectives' statistical
+errors (``objective_errors``, from the metrics' ``<metric>_err``); the optimisers are told the
+values with their errors, a design's replicates combined (inverse-variance weighted mean). With
+``[confirm]``, the campaign's answer is the best design of the confirmation stage (rows with
+``stage = 'confirm'``), measured on an independent seed with more crossings, so not the luckiest
+draw of the search.
+
+Resume safety: the database keeps the calopt version and the versions of the cached stages
+(:func:`code_versions`); ``--resume`` with other code is refused, or, with
+``--allow-version-change``, goes on and records the change (``version_changes``).
 
 Determinism: optimisers ask in batches of a fixed size and are told the whole batch in asking
 order, so the sequence of designs does not depend on the number of workers or on which
@@ -64,13 +80,25 @@ from calopt.files import atomic_path, make_output_folder, output_lock
 from calopt.metrics.registry import get_metric, why_unmeasured
 from calopt.optimize.family import DesignFamily
 from calopt.optimize.optimizers import get_optimizer
-from calopt.optimize.schema import CampaignTable, EvaluateTable, ObjectiveTable, OptimizerTable, parse
+from calopt.optimize.schema import (
+    MAX_EVENTS,
+    CampaignTable,
+    ConfirmTable,
+    EvaluateTable,
+    ObjectiveTable,
+    OptimizerTable,
+    parse,
+)
 from calopt.optimize.store import CampaignStore, Trial
 
-__all__ = ["Campaign", "EvaluateConfig", "Objective", "OptimizerConfig", "evaluate_design", "load_campaign",
-           "run_campaign"]  # fmt: skip
+__all__ = ["Campaign", "ConfirmConfig", "EvaluateConfig", "Objective", "OptimizerConfig", "campaign_answer",
+           "code_versions", "combined", "evaluate_design", "load_campaign", "run_campaign"]  # fmt: skip
 
 DB_NAME = "campaign.sqlite"
+CONFIRM_SEED_OFFSET = 2**40
+"""The confirmation evaluates on seed ``[evaluate] seed`` + this: a seed no search evaluation uses
+(replicates and re-evaluations take the seeds right after ``seed``), so its values are
+independent of the draws that made the designs look good."""
 SETTINGS_NAME = "campaign-settings.toml"
 
 
@@ -85,10 +113,15 @@ class EvaluateConfig:
     seed: int = 1
     method: str = "xgb"
     fastsim: str | None = None
+    replicates: int = 1
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], where: str = "[evaluate]") -> EvaluateConfig:
         return cls(**parse(EvaluateTable, doc, where).model_dump())
+
+    def with_run(self, seed: int, events: int) -> dict[str, Any]:
+        """The settings of one evaluation (a trial's seed and crossings), as sent to a worker."""
+        return asdict(replace(self, seed=seed, events=events))
 
     def settings(self) -> Any:
         from calopt.pipeline import QUICK_READOUT, QUICK_TRAINING, EvaluateSettings
@@ -117,19 +150,23 @@ class Objective:
     def n_objectives(self) -> int:
         return len(self.metrics)
 
-    def values(self, result: dict[str, Any]) -> tuple[list[float] | None, str | None]:
-        """The minimised objective values of an evaluation, or None and why it failed."""
-        out = []
+    def values(self, result: dict[str, Any]) -> tuple[list[float] | None, list[float | None] | None, str | None]:
+        """The minimised objective values of an evaluation and their statistical errors (the
+        metrics' ``<metric>_err``; None where unknown, 0 for an exact metric), or None, None and
+        why it failed. The soft-budget penalty depends on the cost alone, which is exact."""
+        out, errors = [], []
         for name in self.metrics:
             m = get_metric(name)
             v = result.get(name)
             if v is None or not math.isfinite(float(v)):
-                return None, f"{name} {why_unmeasured(m, result)}"
+                return None, None, f"{name} {why_unmeasured(m, result)}"
             out.append(m.sign * float(v))
+            e = result.get(m.error_key) if m.error_key is not None else 0.0
+            errors.append(float(e) if isinstance(e, int | float) and math.isfinite(e) and e >= 0 else None)
         if self.budget is not None:
             overrun = max(0.0, float(result["cost"]) / self.budget - 1.0)
             out[0] += self.penalty * (overrun / 0.1) ** 2
-        return out, None
+        return out, errors, None
 
 
 @dataclass(frozen=True)
@@ -150,6 +187,24 @@ class OptimizerConfig:
 
 
 @dataclass(frozen=True)
+class ConfirmConfig:
+    """The ``[confirm]`` table: the ``top_k`` best designs are re-evaluated at the end with
+    ``factor`` times the crossings."""
+
+    top_k: int
+    factor: float
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], where: str = "[confirm]") -> ConfirmConfig:
+        t = parse(ConfirmTable, doc, where)
+        return cls(t.top_k, float(t.factor))
+
+    def events(self, events: int) -> int:
+        """Crossings of a confirmation, for ``events`` crossings per search evaluation."""
+        return math.ceil(self.factor * events - 1e-9)
+
+
+@dataclass(frozen=True)
 class Campaign:
     name: str
     family: DesignFamily
@@ -157,6 +212,7 @@ class Campaign:
     evaluate: EvaluateConfig
     optimizers: tuple[OptimizerConfig, ...]
     description: str = ""
+    confirm: ConfirmConfig | None = None
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], source: str = "campaign") -> Campaign:
@@ -169,7 +225,11 @@ class Campaign:
                            for k, o in enumerate(t.optimizers))  # fmt: skip
         family = DesignFamily.from_dict(t.space, f"{source}: [space]")
         evaluate = EvaluateConfig.from_dict(t.evaluate, f"{source}: [evaluate]")
-        campaign = cls(t.name, family, objective, evaluate, optimizers, t.description)
+        confirm = None if t.confirm is None else ConfirmConfig.from_dict(t.confirm, f"{source}: [confirm]")
+        if confirm is not None and confirm.events(evaluate.events) > MAX_EVENTS:
+            raise CaloptInputError(f"{source}: [confirm]: factor {confirm.factor:g} x events {evaluate.events} = "
+                                   f"{confirm.events(evaluate.events)} crossings; at most {MAX_EVENTS}")  # fmt: skip
+        campaign = cls(t.name, family, objective, evaluate, optimizers, t.description, confirm)
         try:
             campaign.evaluate.settings().validate()  # e.g. an unknown fastsim backend
         except CaloptInputError as exc:
@@ -196,13 +256,32 @@ class Campaign:
             | {"metrics": list(self.objective.metrics)},
             "optimizers": [asdict(o) for o in self.optimizers],
             "space": self.family.to_dict(),
-        }
+        } | ({} if self.confirm is None else {"confirm": asdict(self.confirm)})
 
     def digest(self) -> str:
-        """Hash of everything that determines the trials (not the description)."""
+        """Hash of everything that determines the trials (not the description; settings left at
+        a default added later, e.g. one replicate, are left out so that older campaigns keep
+        their digest)."""
         d = self.to_dict()
         d.pop("description")
+        if d["evaluate"].get("replicates") == 1:
+            d["evaluate"].pop("replicates")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def code_versions() -> dict[str, Any]:
+    """The versions of the code that make a trial's result: calopt's and those of the cached
+    stages (they enter the cache keys). A campaign resumed with other ones would mix results of
+    two codes."""
+    from calopt import __version__
+    from calopt.generation.runner import EVENTS_VERSION
+    from calopt.readout.readout import READOUT_VERSION
+    from calopt.reconstruction.regression import RECONSTRUCTION_VERSION
+    from calopt.simulation.cascade.simulator import CASCADE_VERSION
+    from calopt.simulation.library import LIBRARY_VERSION
+
+    return {"calopt": __version__, "cascade": CASCADE_VERSION, "library": LIBRARY_VERSION, "events": EVENTS_VERSION,
+            "readout": READOUT_VERSION, "reconstruction": RECONSTRUCTION_VERSION}  # fmt: skip
 
 
 def load_campaign(path: str | Path) -> Campaign:
@@ -245,15 +324,20 @@ def evaluate_design(design_doc: dict[str, Any], config: dict[str, Any]) -> dict[
 Progress = Callable[[str], None]
 
 
+Job = tuple[int, dict[str, Any], dict[str, Any]]
+"""One evaluation to run: (trial id, design document, evaluate settings of the trial)."""
+
+
 @dataclass
 class _Runner:
     campaign: Campaign
     store: CampaignStore
-    submit: Callable[[list[tuple[int, dict[str, Any]]]], None]
+    submit: Callable[[list[Job]], None]
     progress: Progress
 
     def run(self) -> None:
         space = self.campaign.family.space
+        ev = self.campaign.evaluate
         for k, oc in enumerate(self.campaign.optimizers):
             opt = get_optimizer(oc.name, space, seed=oc.seed, n_objectives=self.campaign.objective.n_objectives,
                                 **oc.options)  # fmt: skip
@@ -264,56 +348,115 @@ class _Runner:
                 if not points:
                     self.progress(f"{oc.name}: the space is exhausted after {done} evaluations")
                     break
-                ids = self.store.add_batch(oc.name, k, batch, [(space.key(p), p) for p in points],
-                                           self.campaign.evaluate.seed)  # fmt: skip
-                values = self._evaluate(self.store.trials(k, batch=batch, metrics=False))
-                opt.tell(points, [values[i] for i in ids])
+                # a design asked again (a re-evaluation) gets the seeds after those of its earlier rounds
+                seeds = [ev.seed + opt.told_count(p) * ev.replicates for p in points]
+                self.store.add_batch(oc.name, k, batch, [(space.key(p), p) for p in points], seeds,
+                                     events=ev.events, replicates=ev.replicates)  # fmt: skip
+                values, errors = self._evaluate_batch(self.store.trials(k, batch=batch, metrics=False))
+                opt.tell(points, values, errors)
                 done += len(points)
                 batch += 1
                 self.progress(self._status(k, oc, done))
+        if self.campaign.confirm is not None:
+            self._confirm(self.campaign.confirm)
 
     def _replay(self, k: int, oc: OptimizerConfig, opt: Any) -> int:
         """Tell the optimiser the batches already in the database (evaluating pending trials)."""
         space = self.campaign.family.space
-        trials = self.store.trials(k, metrics=False)
         batches: dict[int, list[Trial]] = {}
-        for t in trials:
+        for t in self.store.trials(k, metrics=False):
             batches.setdefault(t.batch, []).append(t)
         done = 0
         for b in sorted(batches):
             rows = batches[b]
-            asked = opt.ask(len(rows))
-            if [space.key(p) for p in asked] != [t.design_key for t in rows]:
+            designs = [t for t in rows if t.replicate == 0]
+            asked = opt.ask(len(designs))
+            if [space.key(p) for p in asked] != [t.design_key for t in designs]:
                 warnings.warn(f"{oc.name}: batch {b} replayed differently from the database (another calopt "
                               "version?); the stored designs are used", stacklevel=2)  # fmt: skip
             if any(not t.finished for t in rows):
                 self.progress(f"{oc.name}: resuming batch {b}")
-            values = self._evaluate(rows)
-            opt.tell([t.params for t in rows], [values[t.id] for t in rows])
-            done += len(rows)
+            values, errors = self._evaluate_batch(rows)
+            opt.tell([t.params for t in designs], values, errors)
+            done += len(designs)
         if done:
             self.progress(f"{oc.name}: {done} evaluations replayed from the database")
         return done
 
-    def _evaluate(self, rows: list[Trial]) -> dict[int, list[float] | None]:
-        """Objective values of a batch; evaluates the unfinished rows (reusing a finished trial of
-        the same design when there is one) and stores each result as soon as it arrives."""
+    def _evaluate_batch(self, rows: list[Trial]) -> tuple[list[list[float] | None], list[list[float | None] | None]]:
+        """Evaluate a batch's unfinished rows; per asked design (in asking order), the values
+        and errors of its replicates combined (:func:`combined`)."""
+        finished = {t.id: t for t in self._evaluate(rows)}
+        per_design: dict[int, list[Trial]] = {}
+        for t in rows:
+            per_design.setdefault(t.position - t.replicate, []).append(finished[t.id])
+        out = [combined(per_design[pos]) for pos in sorted(per_design)]
+        return [v for v, _ in out], [e for _, e in out]
+
+    def _evaluate(self, rows: list[Trial]) -> list[Trial]:
+        """Evaluate the unfinished rows (reusing a finished trial of the same design, seed and
+        crossings when there is one), storing each result as soon as it arrives; the rows, finished."""
         todo = []
         for t in rows:
             if t.finished:
                 continue
-            prior = self.store.finished_result(t.design_key)
+            events = t.events if t.events is not None else self.campaign.evaluate.events
+            prior = self.store.finished_result(t.design_key, t.seed, events)
             if prior is not None:
                 self.store.finish(t.id, status=prior.status, objectives=prior.objectives, metrics=prior.metrics,
                                   cost=prior.cost, channels=prior.channels, seconds=0.0, error=prior.error,
-                                  cached=True)  # fmt: skip
+                                  cached=True, objective_errors=prior.objective_errors)  # fmt: skip
             else:
                 todo.append(t)
         if todo:
             for t in todo:
                 self.store.start(t.id)
-            self.submit([(t.id, self.campaign.family.design_dict(t.params, f"trial-{t.id}")) for t in todo])
-        return {t.id: t.objectives for t in self.store.trials(ids=[t.id for t in rows], metrics=False)}
+            ev = self.campaign.evaluate
+            design = self.campaign.family.design_dict
+            self.submit([(t.id, design(t.params, f"trial-{t.id}"), ev.with_run(t.seed, t.events or ev.events))
+                         for t in todo])  # fmt: skip
+        return self.store.trials(ids=[t.id for t in rows], metrics=False)
+
+    def _confirm(self, conf: ConfirmConfig) -> None:
+        """The confirmation stage: the ``top_k`` designs by the posterior mean of a noise-aware
+        GP of every finished search trial, re-evaluated with ``factor`` x the crossings on a seed
+        no search evaluation used; resumed from its rows when they exist."""
+        k = len(self.campaign.optimizers)
+        rows = self.store.trials(k, metrics=False, stage="confirm")
+        if not rows:
+            points = self._recommend(conf.top_k)
+            if not points:
+                self.progress("confirm: no finished trial to confirm")
+                return
+            space = self.campaign.family.space
+            ev = self.campaign.evaluate
+            self.store.add_batch("confirm", k, 0, [(space.key(p), p) for p in points], ev.seed + CONFIRM_SEED_OFFSET,
+                                 events=conf.events(ev.events), stage="confirm")  # fmt: skip
+            rows = self.store.trials(k, metrics=False, stage="confirm")
+            self.progress(f"confirm: re-evaluating {len(rows)} designs with {conf.events(ev.events)} crossings")
+        self._evaluate(rows)
+        best = best_confirmed(self.store.trials(k, metrics=False, stage="confirm"))
+        if best is not None:
+            err = best.objective_errors[0] if best.objective_errors else None
+            shown = f"{best.objectives[0]:.4g}" + (f" +- {err:.2g}" if err is not None else "")  # type: ignore[index]
+            self.progress(f"confirm: best design trial {best.id}, objective {shown}")
+
+    def _recommend(self, n: int) -> list[dict[str, Any]]:
+        """The n designs with the best posterior mean of a noise-aware GP (``bo``, or ``mobo``
+        for two objectives: its posterior Pareto set) of every finished search trial."""
+        space = self.campaign.family.space
+        n_obj = self.campaign.objective.n_objectives
+        by_design: dict[str, list[Trial]] = {}
+        for t in self.store.trials(metrics=False, stage="search"):
+            if t.finished:
+                by_design.setdefault(t.design_key, []).append(t)
+        if not by_design:
+            return []
+        opt = get_optimizer("mobo" if n_obj > 1 else "bo", space, seed=0, n_objectives=n_obj)
+        groups = list(by_design.values())
+        values, errors = zip(*(combined(g) for g in groups))
+        opt.tell([g[0].params for g in groups], list(values), list(errors))
+        return list(opt.recommend(n))
 
     def record(self, trial_id: int, result: dict[str, Any] | None, error: str | None, seconds: float) -> None:
         if result is None:
@@ -321,10 +464,10 @@ class _Runner:
                               seconds=seconds, error=error)  # fmt: skip
             self.progress(f"trial {trial_id} failed: {error}")
             return
-        values, why = self.campaign.objective.values(result)
+        values, errors, why = self.campaign.objective.values(result)
         self.store.finish(trial_id, status="done" if values is not None else "failed", objectives=values,
                           metrics=result, cost=float(result["cost"]), channels=int(result["channels"]),
-                          seconds=seconds, error=why)  # fmt: skip
+                          seconds=seconds, error=why, objective_errors=errors)  # fmt: skip
         shown = ", ".join(f"{m} {result.get(m)!s:.6}" for m in self.campaign.objective.metrics)
         self.progress(f"trial {trial_id}: {shown}" + (f" (failed: {why})" if why else "") + f" [{seconds:.0f} s]")
 
@@ -334,16 +477,62 @@ class _Runner:
         return f"{oc.name}: {done}/{oc.evaluations} evaluations" + (f", best {best:.4g}" if best is not None else "")
 
 
+def combined(rows: list[Trial]) -> tuple[list[float] | None, list[float | None] | None]:
+    """The objectives of one design and their errors from its finished rows (replicates, earlier
+    re-evaluations), combined over the rows that succeeded
+    (:func:`calopt.optimize.optimizers.base.combine`: inverse-variance weighted where every error
+    is known); None when none succeeded, errors None when unknown."""
+    from calopt.optimize.optimizers.base import combine
+
+    values = [None if t.objectives is None else tuple(t.objectives) for t in rows]
+    errors = [None if not t.objective_errors or None in t.objective_errors else tuple(t.objective_errors)
+              for t in rows]  # fmt: skip
+    v, e = combine(values, errors)  # type: ignore[arg-type]
+    return (None if v is None else list(v)), (None if e is None else [float(x) for x in e])
+
+
+def best_confirmed(rows: list[Trial]) -> Trial | None:
+    """The campaign's answer: the confirmation row with the best (smallest) first objective."""
+    ok = [t for t in rows if t.objectives is not None]
+    return min(ok, key=lambda t: t.objectives[0]) if ok else None  # type: ignore[index]
+
+
+def campaign_answer(trials: list[Trial]) -> dict[str, Any] | None:
+    """The campaign's answer, from all its trials: the best confirmed design (``confirmed``
+    true) when there is a confirmation stage, else the search design with the best first
+    objective, its replicates combined. None when no trial succeeded."""
+    confirm = [t for t in trials if t.stage == "confirm"]
+    best = best_confirmed(confirm)
+    if best is not None:
+        values, errors = best.objectives, best.objective_errors
+        rows = [best]
+    else:
+        by_design: dict[str, list[Trial]] = {}
+        for t in trials:
+            if t.stage == "search" and t.objectives is not None:
+                by_design.setdefault(t.design_key, []).append(t)
+        if not by_design:
+            return None
+        scored = [(combined(g), g) for g in by_design.values()]
+        (values, errors), rows = min(scored, key=lambda x: x[0][0][0])  # type: ignore[index]
+    first = rows[0]
+    return {"trial": first.id, "confirmed": best is not None, "objectives": values, "objective_errors": errors,
+            "replicates": len(rows), "params": first.params, "cost": first.cost,
+            "channels": first.channels}  # fmt: skip
+
+
 Evaluator = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 
 
 def run_campaign(campaign: Campaign, out: str | Path, *, workers: int = 1, scheduler: str | None = None,
-                 resume: bool = False, progress: Progress | None = None,
-                 evaluator: Evaluator = evaluate_design) -> Path:  # fmt: skip
+                 resume: bool = False, progress: Progress | None = None, evaluator: Evaluator = evaluate_design,
+                 allow_version_change: bool = False) -> Path:  # fmt: skip
     """Run (or resume) a campaign in folder ``out``; returns the database path.
 
     ``evaluator(design_document, evaluate_config) -> metrics`` evaluates one design (default:
-    :func:`evaluate_design`); it must be importable by the Dask workers."""
+    :func:`evaluate_design`); it must be importable by the Dask workers. Resuming a campaign
+    started by other code (:func:`code_versions`) is refused unless ``allow_version_change``,
+    which records the change in the database (``version_changes``)."""
     out = Path(out)
     db_path = out / DB_NAME
     say = progress or (lambda msg: None)
@@ -352,38 +541,66 @@ def run_campaign(campaign: Campaign, out: str | Path, *, workers: int = 1, sched
     make_output_folder(out)
     # one run per campaign: a second one (e.g. two --resume) would evaluate the same trials twice
     with output_lock(db_path, "campaign"):
-        return _run_locked(campaign, out, db_path, workers, scheduler, resume, say, evaluator)
+        return _run_locked(campaign, out, db_path, workers, scheduler, resume, say, evaluator, allow_version_change)
+
+
+def _check_code(db_path: Path, old: dict[str, Any], allow: bool) -> bool:
+    """True if the campaign in ``db_path`` (made by code ``old``) may go on with this code:
+    the same versions (of those recorded: a database from before stage versions were kept has
+    the calopt version alone), or ``allow`` (then the change is to be recorded); else a one-line
+    error."""
+    new = code_versions()
+    changed = ", ".join(f"{k} {old[k]} -> {v}" for k, v in new.items() if k in old and old[k] != v)
+    if not changed:
+        return False
+    if not allow:
+        raise CaloptInputError(f"{db_path} was made by other code ({changed}); resuming would mix results of "
+                               "two codes: choose another output folder, or accept it with --allow-version-change")
+    return True
 
 
 def _run_locked(campaign: Campaign, out: Path, db_path: Path, workers: int, scheduler: str | None, resume: bool,
-                say: Progress, evaluator: Evaluator) -> Path:  # fmt: skip
+                say: Progress, evaluator: Evaluator, allow_version_change: bool) -> Path:  # fmt: skip
     """:func:`run_campaign` under the campaign's lock."""
     if db_path.exists() and not resume:
         raise CaloptInputError(f"{db_path} exists: continue it with --resume, or choose another output folder")
     digest = campaign.digest()
+    version_change = False
     if db_path.exists():
         with CampaignStore(db_path, read_only=True) as st:
             old = st.get_meta("digest")
+            old_code = st.get_meta("code_versions")
+            old_version = st.get_meta("calopt_version")
         if old is not None and old != digest:
             raise CaloptInputError(f"{db_path} belongs to a campaign with other settings; --resume needs the same "
                                    "campaign file (or choose another output folder)")  # fmt: skip
+        if old is not None:
+            recorded = json.loads(old_code) if old_code else {"calopt": old_version}
+            version_change = _check_code(db_path, recorded, allow_version_change)
     # parallel evaluations share the caches of shower libraries, regressors and events: the first
     # evaluation that needs one builds it under a file lock while the others wait for it
     client = _client(workers, scheduler) if (workers > 1 or scheduler) else None
     from calopt import __version__
 
     with CampaignStore(db_path) as store:
+        code = json.dumps(code_versions(), sort_keys=True)
         if store.get_meta("digest") is None:
             store.set_meta(digest=digest, settings=json.dumps(campaign.to_dict()), calopt_version=__version__,
-                           created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), name=campaign.name)  # fmt: skip
+                           created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), name=campaign.name,
+                           code_versions=code)  # fmt: skip
+        elif version_change:  # accepted with --allow-version-change: recorded, trials made before stay
+            changes = json.loads(store.get_meta("version_changes") or "[]")
+            changes.append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "from": store.get_meta("code_versions")
+                            or store.get_meta("calopt_version"), "to": code})  # fmt: skip
+            store.set_meta(version_changes=json.dumps(changes), code_versions=code, calopt_version=__version__)
+        store.fill_events(campaign.evaluate.events)
         # the settings as read (not the user's file, which may sit in this folder with its comments)
         with atomic_path(out / SETTINGS_NAME) as tmp:
             Path(tmp).write_text(_to_toml(campaign))
-        config = asdict(campaign.evaluate)
         runner = _Runner(campaign, store, lambda jobs: None, say)
 
-        def submit_local(jobs: list[tuple[int, dict[str, Any]]]) -> None:
-            for tid, doc in jobs:
+        def submit_local(jobs: list[Job]) -> None:
+            for tid, doc, config in jobs:
                 t0 = time.perf_counter()
                 try:
                     result, error = evaluator(doc, config), None
@@ -394,12 +611,12 @@ def _run_locked(campaign: Campaign, out: Path, db_path: Path, workers: int, sche
                     warnings.warn(f"trial {tid} failed:\n{traceback.format_exc()}", stacklevel=2)
                 runner.record(tid, result, error, time.perf_counter() - t0)
 
-        def submit_dask(jobs: list[tuple[int, dict[str, Any]]]) -> None:
+        def submit_dask(jobs: list[Job]) -> None:
             from distributed import as_completed
 
             assert client is not None
             futures = {client.submit(_timed, evaluator, doc, config, key=f"calopt-trial-{tid}-{time.time_ns()}",
-                                     retries=1, pure=False): tid for tid, doc in jobs}  # fmt: skip
+                                     retries=1, pure=False): tid for tid, doc, config in jobs}  # fmt: skip
             for fut in as_completed(futures):
                 tid = futures[fut]
                 try:

@@ -75,6 +75,13 @@ MAX_CHANNELS = 1.0e9
 """max_channels: far beyond the ~10^8 channels of a maximal wall."""
 MAX_PENALTY = 1.0e6
 """The soft budget's penalty per (10 % overrun)^2, in the metric's units."""
+MAX_REPLICATES = 100
+"""Evaluations of one design with seeds seed, seed + 1, ...: 100 cut its error tenfold."""
+MAX_CONFIRM = 100
+"""Designs re-evaluated at the end, and the factor on their crossings."""
+MAX_EVALUATE_SEED = 2**62
+"""The ``[evaluate]`` seed: the seeds after it (replicates, re-evaluations, the confirmation at
+seed + 2^40) must stay 64-bit integers."""
 
 
 class _Table(BaseModel):
@@ -110,6 +117,7 @@ class CampaignTable(_Table):
     objective: dict[str, Any] = {}
     optimizers: list[dict[str, Any]] = Field(min_length=1)
     space: dict[str, Any]
+    confirm: dict[str, Any] | None = None
 
 
 class EvaluateTable(_Table):
@@ -120,6 +128,22 @@ class EvaluateTable(_Table):
     seed: StrictInt = Field(1, ge=0, le=MAX_SEED, description="stored as a 64-bit signed integer")
     method: Literal["xgb", "parametric"] = "xgb"
     fastsim: StrictStr | None = Field(None, description="a fast-simulation backend name or checkpoint path")
+    replicates: StrictInt = Field(1, ge=1, le=MAX_REPLICATES, description="evaluations of each asked design")
+
+    @model_validator(mode="after")
+    def _seeds_fit(self) -> EvaluateTable:
+        if self.seed > MAX_EVALUATE_SEED:
+            raise ValueError(f"seed {self.seed}: replicates, re-evaluations and the confirmation use seeds after it, "
+                             "so it must be at most 2^62")  # fmt: skip
+        return self
+
+
+class ConfirmTable(_Table):
+    """The final re-evaluation of the ``top_k`` best designs (by the surrogate's posterior mean)
+    with ``factor`` times the crossings."""
+
+    top_k: StrictInt = Field(ge=1, le=MAX_CONFIRM, description="designs re-evaluated")
+    factor: Number = Field(ge=1, le=MAX_CONFIRM, description="crossings of a confirmation / [evaluate] events")
 
 
 def _known_metric(name: str) -> str:

@@ -28,7 +28,7 @@ from calopt.detector.design import Design
 from calopt.errors import CaloptInputError
 from calopt.files import atomic_path, check_output_file, describe_file
 from calopt.metrics.registry import METRICS, get_metric, metric_names
-from calopt.optimize.campaign import DB_NAME, SETTINGS_NAME, Campaign
+from calopt.optimize.campaign import DB_NAME, SETTINGS_NAME, Campaign, campaign_answer, combined
 from calopt.optimize.pareto import pareto_front
 from calopt.optimize.store import CampaignStore, Trial
 
@@ -298,8 +298,11 @@ def _layouts(campaign: Campaign, best: list[Trial]) -> str:
         plot_design(d, ax=ax)
         shown = ", ".join(f"{m} = {t.metrics[m]:.4g}" for m in campaign.objective.metrics
                           if t.metrics and isinstance(t.metrics.get(m), int | float))  # fmt: skip
-        parts.append(f"<h3>trial {t.id} ({html.escape(t.optimizer)}): {html.escape(shown)}</h3>" + _png(fig)
-                     + f"<details><summary>design TOML</summary><pre>{html.escape(d.to_toml())}</pre></details>")
+        parts.append(
+            f"<h3>trial {t.id} ({html.escape(t.optimizer)}): {html.escape(shown)}</h3>"
+            + _png(fig)
+            + f"<details><summary>design TOML</summary><pre>{html.escape(d.to_toml())}</pre></details>"
+        )
     return "\n".join(parts)
 
 
@@ -307,12 +310,15 @@ def _table(campaign: Campaign, trials: list[Trial]) -> str:
     # the objectives first, then the rest of the registry's physics metrics
     metrics = list(dict.fromkeys([*campaign.objective.metrics, *metric_names("physics")]))
     metrics = [k for k in metrics if METRICS[k].kind == "physics"]
-    head = ["id", "optimizer", "batch", "status", *(METRICS[k].label() for k in metrics), "channels", "cost [kCHF]",
-            "seconds", "parameters", "error"]  # fmt: skip
+    head = ["id", "optimizer", "stage", "batch", "seed", "crossings", "status", "objectives (minimised)",
+            *(METRICS[k].label() for k in metrics), "channels", "cost [kCHF]", "seconds", "parameters",
+            "error"]  # fmt: skip
     rows = []
     for t in trials:
         m = t.metrics or {}
-        cells = [t.id, t.optimizer, t.batch, t.status + (" (cached)" if t.cached else "")]
+        status = t.status + (" (cached)" if t.cached else "")
+        cells = [t.id, t.optimizer, t.stage, t.batch, t.seed, t.events or "", status,
+                 _objectives(t.objectives, t.objective_errors)]  # fmt: skip
         cells += [_value(m, k) for k in metrics]
         cells += [t.channels if t.channels is not None else "", f"{t.cost:.0f}" if t.cost is not None else "",
                   f"{t.seconds:.1f}" if t.seconds is not None else "",
@@ -320,6 +326,47 @@ def _table(campaign: Campaign, trials: list[Trial]) -> str:
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     return ("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(rows)
             + "</table>")  # fmt: skip
+
+
+def _objectives(values: list[float] | None, errors: list[float | None] | None) -> str:
+    """Objective values with their statistical errors ("" for a failed trial)."""
+    if values is None:
+        return ""
+    errs = errors or [None] * len(values)
+    return ", ".join(f"{v:.4g}" + ("" if e is None else f" ± {e:.2g}") for v, e in zip(values, errs))
+
+
+def _answer(campaign: Campaign, trials: list[Trial]) -> str:
+    """The campaign's answer (:func:`campaign_answer`) and the confirmation stage: each confirmed
+    design's value in the search (its replicates combined) beside its confirmation."""
+    best = campaign_answer(trials)
+    if best is None:
+        return "<p>No successful trial yet.</p>"
+    how = (
+        "the best design of the confirmation stage, measured again on an independent seed"
+        if best["confirmed"]
+        else f"the best search value ({best['replicates']} evaluation(s); without a confirmation stage it may be "
+        "a lucky draw)"
+    )
+    text = (f"<p>Trial {best['trial']}: objectives {_objectives(best['objectives'], best['objective_errors'])}, "
+            f"{html.escape(how)}; cost {best['cost']:.0f} kCHF, {best['channels']} channels; "
+            f"{html.escape(', '.join(f'{k}={v}' for k, v in sorted(best['params'].items())))}.</p>")  # fmt: skip
+    confirm = [t for t in trials if t.stage == "confirm"]
+    if not confirm:
+        return text
+    search: dict[str, list[Trial]] = {}
+    for t in trials:
+        if t.stage == "search" and t.finished:
+            search.setdefault(t.design_key, []).append(t)
+    rows = []
+    for t in confirm:
+        sv, se = combined(search.get(t.design_key, []))
+        params = html.escape(", ".join(f"{k}={v}" for k, v in sorted(t.params.items())))
+        cells = [str(t.id), _objectives(sv, se), _objectives(t.objectives, t.objective_errors), str(t.events or ""),
+                 html.escape(t.status), params]  # fmt: skip
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return text + ("<table><tr><th>trial</th><th>search value</th><th>confirmed value</th><th>crossings</th>"
+                   "<th>status</th><th>parameters</th></tr>" + "".join(rows) + "</table>")  # fmt: skip
 
 
 def _value(doc: dict[str, Any], name: str) -> str:
@@ -447,10 +494,15 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
         f"<h1>Campaign {html.escape(campaign.name)}</h1><p>{html.escape(campaign.description)}</p>",
         f"<p>{len(finished)} finished trials of {len(trials)} ({sum(t.status == 'failed' for t in trials)} failed); "
         f"objective: {', '.join(_label(m) for m in campaign.objective.metrics)}"
-        + (f", soft budget {campaign.objective.budget:g} kCHF (penalty {campaign.objective.penalty:g} per "
-           "(10 % overrun)²)" if campaign.objective.budget else "")
+        + (
+            f", soft budget {campaign.objective.budget:g} kCHF (penalty {campaign.objective.penalty:g} per "
+            "(10 % overrun)²)"
+            if campaign.objective.budget
+            else ""
+        )
         + f"; evaluations at pile-up μ = {campaign.evaluate.pileup:g} with {campaign.evaluate.events} crossings, "
         f"seed {campaign.evaluate.seed}. Created {meta['created']} with calopt {meta['calopt_version']}.</p>",
+        "<h2>Answer</h2>" + _answer(campaign, trials),
         "<h2>Optimisers</h2>" + summary,
         "<h2>Best so far</h2>" + (_best_so_far(campaign, trials) if finished else "<p>No finished trial yet.</p>"),
         front,
