@@ -185,8 +185,7 @@ def main() -> None:
     residual = float(np.sqrt(np.mean((V - V.mean(axis=1, keepdims=True) - shift[None, :]) ** 2)
                              * V.shape[1] / (V.shape[1] - 1)))  # fmt: skip
     values = np.array(sorted(truth.values()))
-    best_key = min(truth, key=truth.__getitem__)
-    best = truth[best_key]
+    best = min(truth.values())
     target = best * (1 + args.within)
     n_good = int((values <= target).sum())
     print(f"\n{size} designs x {len(draws)} seeds evaluated in {time.perf_counter() - t0:.0f} s; pi0 width (mean of "
@@ -228,7 +227,8 @@ def main() -> None:
         t1 = time.perf_counter()
         answers = [noisy_run(name, options, space, draws, truth, residual, args.budget, args.batch, seed, args.top_k,
                              args.factor, confirm) for seed in range(args.seeds)]  # fmt: skip
-        p_best = np.mean([k == best_key for k, _ in answers])
+        # designs that differ only where no photon of the sample lands tie (common random numbers)
+        p_best = np.mean([k is not None and truth[k] <= best + 1e-9 for k, _ in answers])
         p_close = np.mean([k is not None and truth[k] <= 1.01 * best for k, _ in answers])
         used = np.mean([u for _, u in answers])
         print(f"{label:<32}{p_best:>9.2f}{p_close:>9.2f}{used:>13.1f}{time.perf_counter() - t1:>9.1f}")
