@@ -50,6 +50,13 @@ def _stat_kind(p: Path) -> str:
     return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
 
 
+def _not_a_folder(path: Path) -> Path | None:
+    """The nearest existing one of ``path`` and its parents when it is not a folder (a file
+    where a folder is needed), else None."""
+    found = next((p for p in [path, *path.parents] if _stat_kind(p)), None)
+    return found if found is not None and _stat_kind(found) != "dir" else None
+
+
 def check_writable(path: Path, what: str = "output") -> None:
     """Fail early, with a one-line message, if the file ``path`` cannot be written.
 
@@ -62,8 +69,8 @@ def check_writable(path: Path, what: str = "output") -> None:
         raise CaloptInputError(f"{what} {str(path)!r} is a folder, expected a file name")
     parent = path.absolute().parent
     if _stat_kind(parent) != "dir":
-        found = next((p for p in [parent, *parent.parents] if _stat_kind(p)), None)
-        if found is not None and _stat_kind(found) != "dir":
+        found = _not_a_folder(parent)
+        if found is not None:
             raise CaloptInputError(f"{what} {str(path)!r}: {str(found)!r} is a file, not a folder")
         raise CaloptInputError(f"{what} {str(path)!r}: the folder {str(parent)!r} does not exist")
     probe = path if not kind else parent / f".calopt-probe-{os.getpid()}"
@@ -81,8 +88,8 @@ def make_output_folder(path: Path, what: str = "--out") -> Path:
     """Create the output folder ``path`` (and its parents) and check, by writing a file into
     it, that it takes files; or fail with one line."""
     path = Path(path)
-    found = next((p for p in [path, *path.parents] if _stat_kind(p)), None)
-    if found is not None and _stat_kind(found) != "dir":
+    found = _not_a_folder(path)
+    if found is not None:
         where = "exists and is not a folder" if found == path else f"cannot be made: {str(found)!r} is a file"
         raise CaloptInputError(f"{what} {str(path)!r} {where}")
     try:

@@ -25,12 +25,19 @@ from pathlib import Path
 from calopt.errors import CaloptInputError
 from calopt.files import check_output_file, check_unlocked, output_lock
 
-__all__ = ["MAX_SEED", "MAX_WORKERS", "ChunkedJob", "check_fits_in_memory", "format_bytes", "physical_memory"]
+__all__ = ["MAX_SEED", "MAX_WORKERS", "ChunkedJob", "check_fits_in_memory", "check_seed", "format_bytes",
+           "physical_memory"]
 
 MAX_SEED = 2**63 - 1  # seeds are stored as 64-bit signed integers (HDF5 attributes, SQLite rows)
 # local Dask worker processes: more than the cores of a large node only costs memory (a worker
 # holds its own tables and libraries); a cluster beyond that is reached with --scheduler
 MAX_WORKERS = 256
+
+
+def check_seed(seed: int) -> None:
+    """Refuse, in one line, a seed outside [0, :data:`MAX_SEED`]."""
+    if not 0 <= seed <= MAX_SEED:
+        raise CaloptInputError(f"seed must be in [0, 2^63 - 1], got {seed}")
 
 
 def physical_memory() -> int:

@@ -48,7 +48,7 @@ from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
 from calopt.generation.events import FLAG, Events
 from calopt.generation.runner import MAX_PILEUP, EventSpec, cached_events, crossing_bytes
-from calopt.jobs import MAX_SEED, check_fits_in_memory
+from calopt.jobs import check_fits_in_memory, check_seed
 from calopt.metrics.mass import Candidates, mass_metrics
 from calopt.metrics.registry import METRICS, get_metric
 from calopt.readout.cells import CellMap
@@ -156,8 +156,7 @@ class EvaluateSettings:
         if not MIN_RESOLUTION_PHOTONS <= self.n_resolution <= MAX_RESOLUTION_PHOTONS:
             raise CaloptInputError(f"--n-resolution must be in [{MIN_RESOLUTION_PHOTONS}, {MAX_RESOLUTION_PHOTONS}] "
                                    f"photons, got {self.n_resolution}")  # fmt: skip
-        if not 0 <= self.seed <= MAX_SEED:
-            raise CaloptInputError(f"seed must be in [0, 2^63 - 1], got {self.seed}")
+        check_seed(self.seed)
         if self.n_use is not None and not 0 < self.n_use <= self.n_events:
             raise CaloptInputError(f"n_use must be in 1..{self.n_events} (the crossings generated), got {self.n_use}")
         if not (0 <= self.pileup <= MAX_PILEUP):

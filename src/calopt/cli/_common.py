@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 import typer
 
+from calopt.arrays import finite_json
 from calopt.jobs import MAX_SEED
 
 SEED_OPTION = typer.Option(
@@ -20,33 +19,9 @@ SEED_OPTION = typer.Option(
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object on stdout and nothing else.")
 
 
-def _default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o)}")
-
-
-def finite_json(o: Any) -> Any:
-    """``o`` with NaN and infinities replaced by None (null), numpy scalars and arrays as
-    Python ones: what strict JSON (RFC 8259) can hold."""
-    if isinstance(o, dict):
-        return {k: finite_json(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [finite_json(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return finite_json(o.tolist())
-    if isinstance(o, np.generic):
-        o = o.item()
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    return o
-
-
 def dumps_json(obj: Any, **kw: Any) -> str:
     """Strict JSON of ``obj`` (:func:`finite_json`): never ``NaN`` or ``Infinity``."""
-    return json.dumps(finite_json(obj), default=_default, allow_nan=False, **kw)
+    return json.dumps(finite_json(obj), allow_nan=False, **kw)
 
 
 def print_json(obj: Any) -> None:

@@ -28,7 +28,7 @@ from calopt.generation.events import FLAG, Events, concatenate_events, is_events
 from calopt.generation.events import FORMAT_VERSION as EVENTS_FORMAT_VERSION
 from calopt.generation.propagation import propagate_to_ecal
 from calopt.generation.pythia import Collision, minbias_collisions, pythia_seed, signal_collisions
-from calopt.jobs import MAX_SEED, ChunkedJob, check_fits_in_memory
+from calopt.jobs import ChunkedJob, check_fits_in_memory, check_seed
 from calopt.simulation.particles import MAX_ENERGY_GEV, species
 
 __all__ = [
@@ -109,8 +109,7 @@ class EventSpec:
             raise CaloptInputError(f"--sigma-t must be in [0, {MAX_SIGMA_T_PS:g}] ps, got {self.sigma_t_ps}")
         if self.chunk_size <= 0:
             raise CaloptInputError(f"chunk size must be positive, got {self.chunk_size}")
-        if not 0 <= self.seed <= MAX_SEED:
-            raise CaloptInputError(f"seed must be in [0, 2^63 - 1], got {self.seed}")
+        check_seed(self.seed)
         # parts and the merged sample are in memory together when they are merged
         check_fits_in_memory("--n", self.n, 2 * crossing_bytes(self.pileup), "crossing")
         if self.process == "gun":

@@ -74,6 +74,7 @@ from typing import Any
 
 import numpy as np
 
+from calopt.arrays import finite_json
 from calopt.detector.design import read_toml
 from calopt.errors import CaloptInputError
 from calopt.files import atomic_path, make_output_folder, output_lock
@@ -304,21 +305,8 @@ def evaluate_design(design_doc: dict[str, Any], config: dict[str, Any]) -> dict[
     from calopt.pipeline import evaluate
 
     design = design_from_dict(design_doc, "trial design")
-    result = evaluate(design, EvaluateConfig(**config).settings()).to_json()
-    # keep the database small: drop the per-photon arrays, keep the numbers and histograms
-
-    def clean(o: Any) -> Any:
-        if isinstance(o, dict):
-            return {k: clean(v) for k, v in o.items()}
-        if isinstance(o, list | tuple):
-            return [clean(v) for v in o]
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, float) and not math.isfinite(o):
-            return None
-        return o
-
-    return clean(result)
+    # as stored: plain numbers, non-finite ones as null
+    return finite_json(evaluate(design, EvaluateConfig(**config).settings()).to_json())
 
 
 Progress = Callable[[str], None]

@@ -22,7 +22,7 @@ import numpy as np
 
 from calopt.detector.technologies import get_technology
 from calopt.errors import CaloptInputError
-from calopt.jobs import MAX_SEED, ChunkedJob, check_fits_in_memory
+from calopt.jobs import ChunkedJob, check_fits_in_memory, check_seed
 from calopt.simulation.base import ShowerSimulator, get_simulator, shower_seeds
 from calopt.simulation.particles import MAX_ENERGY_GEV, Particles, species
 from calopt.simulation.showers import concatenate, is_shower_file, read_showers, write_showers
@@ -62,8 +62,7 @@ class RunSpec:
             lo, hi = self.energy_range
             if not (0 < lo < hi <= MAX_ENERGY_GEV):
                 raise CaloptInputError(f"--energy-range needs 0 < LO < HI <= {MAX_ENERGY_GEV:g} (GeV), got {lo} {hi}")
-        if not (0 <= self.seed <= MAX_SEED):
-            raise CaloptInputError(f"seed must be in [0, 2^63 - 1], got {self.seed}")
+        check_seed(self.seed)
         if not (0.0 <= self.theta_max < math.pi / 2):
             raise CaloptInputError(f"--theta-max must be in [0, pi/2) rad, got {self.theta_max}")
         mass_gev = species(self.particle).mass / 1000.0
