@@ -15,7 +15,7 @@
    -- simulated as the truth plus Gaussian noise of the between-design spread of one seed
    (the spread between seeds once each seed's common shift is removed) / sqrt(factor) -- and
    the best confirmed one is its answer (without confirmation:
-   the best value it observed, as calopt answered before noise-aware campaigns, searching with
+   the best value it observed, a campaign's answer without ``[confirm]``, searching with
    the evaluations a confirmation costs, so that every run has the same budget). Over
    ``--seeds`` seeds the table prints the probability that the answer is the truly best
    design, that it is within 1 % of it, and the evaluations used (search + confirmation

@@ -164,9 +164,9 @@ class CampaignStore:
             self._db = connect_read_only(self.path)
             self._db.row_factory = sqlite3.Row
             present = {r[1] for r in self._db.execute("PRAGMA table_info(trials)")}
-            self._select = ", ".join(c if c in present else f"{_V1_DEFAULTS[c]} AS {c}" for c in _COLUMNS)
+            self._columns = {c: c if c in present else f"{_V1_DEFAULTS[c]} AS {c}" for c in _COLUMNS}
             return
-        self._select = ", ".join(_COLUMNS)
+        self._columns = {c: c for c in _COLUMNS}
         if self.path.exists() and self.path.stat().st_size > 0:  # an empty file: a creation that was killed
             _check_database(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,6 +183,12 @@ class CampaignStore:
                 for column, decl in _ADDED_V2.items():
                     db.execute(f"ALTER TABLE trials ADD COLUMN {column} {decl}")
                 db.execute("UPDATE campaign SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+    def _select(self, metrics: bool = True) -> str:
+        """The trial columns to select (a schema-1 database's missing ones as their defaults;
+        ``metrics=False``: the large metrics as NULL)."""
+        cols = self._columns if metrics else {**self._columns, "metrics": "NULL AS metrics"}
+        return ", ".join(cols.values())
 
     def close(self) -> None:
         self._db.close()
@@ -284,7 +290,7 @@ class CampaignStore:
         if ids is not None:
             where.append(f"id IN ({', '.join('?' * len(ids))})")
             args.extend(ids)
-        columns = self._select if metrics else self._select.replace("metrics", "NULL AS metrics", 1)
+        columns = self._select(metrics)
         sql = f"SELECT {columns} FROM trials" + (f" WHERE {' AND '.join(where)}" if where else "")
         rows = self._db.execute(sql + " ORDER BY optimizer_index, batch, position", args).fetchall()
         return [Trial.from_dict(dict(r)) for r in rows]
@@ -293,7 +299,7 @@ class CampaignStore:
         """A finished trial of this design with this seed and number of crossings (any optimiser,
         either stage): the same evaluation, whose result is reused."""
         row = self._db.execute(
-            f"SELECT {self._select} FROM trials WHERE design_key = ? AND seed = ? AND events = ?"
+            f"SELECT {self._select()} FROM trials WHERE design_key = ? AND seed = ? AND events = ?"
             " AND status IN ('done', 'failed') ORDER BY id LIMIT 1",
             (design_key, seed, events),
         ).fetchone()

@@ -13,9 +13,8 @@
   ``qLogNoisyExpectedImprovement`` (BoTorch; LogEI: Ament et al., arXiv:2310.20708), which
   integrates over the unknown true values at the observed points (``X_baseline``) instead of
   taking the best -- with noise the luckiest -- observed value as the incumbent.
-  ``"ignore"`` is the optimiser before noise-awareness, unchanged: no ``train_Yvar``,
-  ``qLogExpectedImprovement`` on the best observed value, candidate scoring (below) -- the
-  same proposals for the same seed, kept as the benchmark's baseline;
+  ``"ignore"`` takes the values as exact: no ``train_Yvar``, ``qLogExpectedImprovement`` on
+  the best observed value, candidate scoring (below) -- the benchmark's baseline;
 * a batch of q points is chosen sequentially greedily, each point conditioned on the pending
   ones (asked, not told; the acquisition's ``X_pending``) and on those already chosen;
 * acquisition maximisation (option ``acq_optimizer``; default ``"candidates"`` with
@@ -288,7 +287,7 @@ class BayesianOptimization(Optimizer):
         observation (without changing the optimiser's state or random stream); with fewer than two
         successful observations, or if the fit fails (with a warning), the base class's combined
         values decide; with ``noise="ignore"`` they always do (the values taken as exact: the
-        best observed value, as before noise-awareness)."""
+        best observed value)."""
         base = super().recommend(k)
         if self.noise == "ignore" or sum(v is not None for v in self.told_values) < 2:
             return base

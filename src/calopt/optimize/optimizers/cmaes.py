@@ -24,7 +24,7 @@ CMA-ES runs on [0, 1]^dim (``cma``'s bound handling) from the centre x0 = 0.5 wi
   with the design's *combined* value (cma accepts solutions it did not sample), so a lucky
   incumbent is re-ranked with its better-estimated value, and :meth:`Optimizer.recommend` (the
   best combined values) names the incumbent. ``reevaluate=1`` disables re-evaluations; with
-  exact or unknown errors none happen (today's behaviour).
+  exact or unknown errors none happen.
 """
 
 from __future__ import annotations
