@@ -21,6 +21,7 @@ from calopt.cli.demo import demo
 from calopt.cli.evaluate import evaluate
 from calopt.cli.events import events_app
 from calopt.cli.layout import layout_app
+from calopt.cli.module import module_app
 from calopt.cli.optimize import optimize, report
 from calopt.cli.simulate import simulate
 from calopt.cli.surrogate import surrogate_app
@@ -44,6 +45,7 @@ app.command("optimize")(optimize)
 app.command("report")(report)
 app.command("demo")(demo)
 app.add_typer(layout_app, name="layout")
+app.add_typer(module_app, name="module")
 app.add_typer(events_app, name="events")
 app.add_typer(surrogate_app, name="surrogate")
 app.add_typer(cache_app, name="cache")

@@ -12,7 +12,10 @@ from calopt.jobs import MAX_WORKERS
 
 
 def simulate(
-    technology: str = typer.Option(..., "--technology", help="Technology name (see `calopt technologies`)."),
+    technology: str | None = typer.Option(None, "--technology", help="Technology name (see `calopt technologies`)."),
+    module: str | None = typer.Option(
+        None, "--module", help="A module-space point: technology name or TOML spec (`calopt module show`)."
+    ),
     particle: str = typer.Option(..., "--particle", help="gamma, e-, e+, pi+, pi-, p, n, mu-, mu+"),
     n: int = typer.Option(..., "--n", min=1, help="Number of showers."),
     out: Path = typer.Option(..., "--out", help="Output calopt-showers HDF5 file."),
@@ -31,10 +34,22 @@ def simulate(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Simulate showers; a killed run resumes when started again with the same settings."""
+    from calopt.errors import CaloptInputError
     from calopt.simulation.runner import RunSpec, check_output, run_simulation
 
+    if (technology is None) == (module is None):
+        raise CaloptInputError("give exactly one of --technology NAME or --module SPEC")
+    module_json = None
+    if module is not None:
+        from calopt.detector.module import load_module
+
+        point = load_module(module)
+        technology = point.name
+        module_json = None if point.is_builtin() else point.to_json()
+    assert technology is not None
     spec = RunSpec(
         technology=technology,
+        module=module_json,
         particle=particle,
         n=n,
         seed=seed,

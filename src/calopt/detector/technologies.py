@@ -90,6 +90,10 @@ class Technology:
     timing electronics at the published resolution (a timing tier of constant term b costs
     b_published / b times it, see :mod:`calopt.detector.cost`). Cost figures are assumptions: no
     public figure exists (physics-reference §2).
+
+    ``module_spec``: the JSON of the :class:`calopt.detector.module.ModuleSpec` of a technology
+    built from a point of the module design space (empty for the built-in ones); shower files
+    of such a technology carry it in their ``module`` attribute.
     """
 
     name: str
@@ -116,6 +120,7 @@ class Technology:
     fibre_side: float = 0.0
     fibre_pitch: float = 0.0
     depth_mm: float = 0.0
+    module_spec: str = ""  # for a point of the module space (calopt.detector.module): its JSON
 
     def __post_init__(self) -> None:
         if self.structure == "layers":

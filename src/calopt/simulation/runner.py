@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calopt.detector.technologies import get_technology
+from calopt.detector.technologies import TECHNOLOGIES, Technology, get_technology
 from calopt.errors import CaloptInputError
 from calopt.jobs import ChunkedJob, check_fits_in_memory, check_seed
 from calopt.simulation.base import ShowerSimulator, get_simulator, shower_seeds
@@ -44,9 +44,21 @@ class RunSpec:
     theta_max: float = 0.0
     backend: str = "cascade"
     chunk_size: int = 100
+    module: str | None = None  # a point of the module space (ModuleSpec JSON) instead of a built-in
+
+    def tech(self) -> Technology:
+        """The technology simulated: the module point's, else the built-in ``technology``."""
+        if self.module is None:
+            return get_technology(self.technology)
+        from calopt.detector.module import ModuleSpec
+
+        return ModuleSpec(**json.loads(self.module)).technology()
 
     def validate(self) -> None:
-        get_technology(self.technology)
+        tech = self.tech()
+        if self.module is not None and tech.name not in TECHNOLOGIES and self.backend not in ("cascade", "gflash"):
+            raise CaloptInputError(f"--backend {self.backend} serves the built-in technologies only; a module of "
+                                   f"the space ({tech.name}) runs with --backend cascade or gflash")  # fmt: skip
         species(self.particle)
         sim = get_simulator(self.backend)  # a clear error if unavailable
         sim.check_particles(np.array([species(self.particle).pdg]))
@@ -74,13 +86,15 @@ class RunSpec:
                 "energies are total energies"
             )
         sim.check_run(self.technology, self.particle, e_min, e_max, self.theta_max)
-        tech = get_technology(self.technology)
         cells = (len(tech.section_edges) - 1) * tech.grid**2
         # the merge holds all showers (and their times) as float32
         check_fits_in_memory("--n", self.n, 2 * 4 * cells, "shower")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        doc = asdict(self)
+        if self.module is None:  # the JSON of runs of built-in technologies keeps its keys (resume)
+            del doc["module"]
+        return json.dumps(doc, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> RunSpec:
@@ -94,7 +108,7 @@ def sample_particles(spec: RunSpec, start: int = 0, stop: int | None = None) -> 
     """The primaries start..stop of a run: energies (fixed, uniform or log-uniform), directions
     uniform in solid angle within ``theta_max`` of the module axis, entry points uniform within
     +-pitch/2 of the window centre. All N are drawn from one generator, then sliced."""
-    tech = get_technology(spec.technology)
+    tech = spec.tech()
     stop = spec.n if stop is None else stop
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, 0xC0D1]))
     n = spec.n
@@ -130,7 +144,7 @@ def simulate_chunk(spec_json: str, k: int, parts_dir: str) -> str:
     start = k * spec.chunk_size
     stop = min(start + spec.chunk_size, spec.n)
     particles = sample_particles(spec, start, stop)
-    tech = get_technology(spec.technology)
+    tech = spec.tech()
     showers = sim.simulate(particles, tech, spec.seed, seeds=shower_seeds(spec.seed, start, stop - start))
     path = Path(parts_dir) / f"chunk-{k:06d}.h5"
     write_showers(path, showers)

@@ -98,7 +98,7 @@ def shower_attrs(tech: Technology, generator: str, seed: int, **extra: Any) -> d
         "seed": int(seed),
         "calopt_version": __version__,
         "sampling_fraction": tech.sampling_fraction,
-    } | extra
+    } | ({"module": tech.module_spec} if tech.module_spec else {}) | extra
 
 
 def write_showers(path: str | os.PathLike[str], sh: Showers) -> None:
