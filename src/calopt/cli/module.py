@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from calopt.cli._common import JSON_OPTION, print_json
+from calopt.cli._common import JSON_OPTION, SEED_OPTION, print_json
 
 module_app = typer.Typer(help="The module design space: show a point, estimate gradients.", no_args_is_help=True)
 
@@ -35,3 +35,58 @@ def show(spec: str = SPEC_ARGUMENT, json_out: bool = JSON_OPTION) -> None:
     ]
     for k, v in rows:
         typer.echo(f"  {k:30s} {v}")
+
+
+@module_app.command("gradient")
+def gradient(
+    spec: str = SPEC_ARGUMENT,
+    objective: str = typer.Option("energy_resolution", "--objective", help="energy_resolution | cost"),
+    energy: float = typer.Option(10.0, "--energy", help="Photon energy of the energy_resolution objective [GeV]."),
+    estimator: str = typer.Option("fd", "--estimator", help="fd | spsa | pathwise | reweight | lgso"),
+    budget: int = typer.Option(2000, "--budget", min=1, help="Cascade showers the estimate may use."),
+    parameter: list[str] | None = typer.Option(
+        None, "--parameter", help="A continuous parameter to differentiate against (repeat; default: all)."
+    ),
+    rel_step: float = typer.Option(
+        0.15, "--step", min=1e-3, max=0.5, help="Relative step of finite differences (fd, spsa, and --check)."
+    ),
+    check_fd: bool = typer.Option(False, "--check", help="Compare with fd on an independent cascade sample."),
+    check_budget: int | None = typer.Option(
+        None, "--check-budget", min=1, help="Showers of the check (default: --budget)."
+    ),
+    seed: int = SEED_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """The objective +- error and its gradient +- error per module parameter, by one estimator."""
+    from calopt.detector.module import load_module
+    from calopt.jobs import check_seed
+    from calopt.optimize.gradients import ESTIMATORS, check, estimate, get_objective
+
+    check_seed(seed)
+    point = load_module(spec)
+    obj = get_objective(objective, energy)
+    if estimator not in ESTIMATORS:
+        from calopt.errors import CaloptInputError
+
+        raise CaloptInputError(f"--estimator {estimator!r} is not one of {', '.join(ESTIMATORS)}")
+    params = tuple(parameter) if parameter else None
+    result = estimate(obj, point, estimator, budget, parameters=params, seed=seed, rel_step=rel_step)
+    doc = result.to_json()
+    if check_fd:
+        doc["check"] = check(result, obj, point, check_budget or budget, seed, rel_step=rel_step)
+    if json_out:
+        print_json(doc)
+        return
+    typer.echo(f"{point.name}: {obj.describe()} by {estimator}, {result.showers} cascade showers")
+    typer.echo(f"  value   {result.value:.6g} +- {result.value_err:.2g}")
+    for name, g in result.gradient.items():
+        line = f"  d/d {name:24s} {g:+.4g} +- {result.gradient_err[name]:.2g}"
+        if check_fd:
+            c = doc["check"]
+            ref, ref_err = c["reference_gradient"][name], c["reference_gradient_err"][name]
+            line += f"   fd: {ref:+.4g} +- {ref_err:.2g} (z = {c['z'][name]:+.1f})"
+        typer.echo(line)
+    if check_fd:
+        c = doc["check"]
+        verdict = "agree" if c["agree"] else "DISAGREE"
+        typer.echo(f"  check against fd: {verdict} within errors (chi2 = {c['chi2']:.2f}, p = {c['p_value']:.3f})")

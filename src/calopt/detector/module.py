@@ -129,7 +129,7 @@ class ModuleSpec:
                 raise CaloptInputError(f"module {key} {value!r} ({known} material) is not one of {', '.join(allowed)}")
         if self.fibre_shape not in FIBRE_SHAPES:
             raise CaloptInputError(f"module fibre_shape {self.fibre_shape!r} is not one of {', '.join(FIBRE_SHAPES)}")
-        for name in self.continuous() + (("n_layers",) if self.structure == "layers" else ()):
+        for name in (*self.continuous(), "cell_size_mm", *(("n_layers",) if self.structure == "layers" else ())):
             value = getattr(self, name)
             lo, hi = LIMITS[name]
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
@@ -153,10 +153,12 @@ class ModuleSpec:
 
     # ----- the space -----------------------------------------------------------------------
     def continuous(self) -> tuple[str, ...]:
-        """The real-valued parameters of this structure (the ones gradients are taken against)."""
+        """The real-valued parameters of this structure, the ones gradients are taken against.
+        The number of layers and the cell size (121.2 mm / k) are whole-numbered; a layered
+        module's depth follows its thicknesses at a fixed depth in X0 (:meth:`with_depth_x0`)."""
         if self.structure == "layers":
-            return ("absorber_thickness_mm", "active_thickness_mm", "cell_size_mm")
-        return ("fibre_pitch_mm", "fibre_diameter_mm", "depth_mm", "cell_size_mm")
+            return ("absorber_thickness_mm", "active_thickness_mm")
+        return ("fibre_pitch_mm", "fibre_diameter_mm", "depth_mm")
 
     def parameters(self) -> dict[str, Any]:
         """Every parameter of this structure, categorical ones included."""
