@@ -132,7 +132,12 @@ def _estimator(name: str) -> Callable[..., GradientEstimate]:
     if name not in ESTIMATORS:
         raise CaloptInputError(f"unknown estimator {name!r}; expected one of {', '.join(ESTIMATORS)}")
     module, _, attr = ESTIMATORS[name].partition(":")
-    fn: Callable[..., GradientEstimate] = getattr(importlib.import_module(module), attr)
+    try:
+        fn: Callable[..., GradientEstimate] = getattr(importlib.import_module(module), attr)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        raise CaloptInputError(f"estimator {name!r} is not part of this version of calopt") from None
     return fn
 
 
