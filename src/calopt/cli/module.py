@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from calopt.cli._common import JSON_OPTION, SEED_OPTION, print_json
@@ -90,3 +92,101 @@ def gradient(
         c = doc["check"]
         verdict = "agree" if c["agree"] else "DISAGREE"
         typer.echo(f"  check against fd: {verdict} within errors (chi2 = {c['chi2']:.2f}, p = {c['p_value']:.3f})")
+
+
+def _weighted(items: list[str]) -> tuple[tuple[str, float], ...]:
+    from calopt.errors import CaloptInputError
+
+    out = []
+    for item in items:
+        name, _, w = item.partition(":")
+        try:
+            weight = float(w) if w else 1.0
+        except ValueError:
+            raise CaloptInputError(f"--objective {item!r}: expected NAME or NAME:WEIGHT with a number") from None
+        out.append((name, weight))
+    return tuple(out)
+
+
+def _box(items: list[str]) -> dict[str, tuple[float, float]]:
+    from calopt.errors import CaloptInputError
+
+    box = {}
+    for item in items:
+        name, _, rng = item.partition("=")
+        lo, _, hi = rng.partition(":")
+        try:
+            box[name] = (float(lo), float(hi))
+        except ValueError:
+            raise CaloptInputError(f"--box {item!r}: expected NAME=LO:HI with numbers") from None
+    return box
+
+
+@module_app.command("optimize")
+def optimize_module(
+    spec: str = SPEC_ARGUMENT,
+    objective: list[str] = typer.Option(
+        ["energy_resolution:100", "cost:0.5"], "--objective", help="NAME[:WEIGHT], repeated; minimised sum."
+    ),
+    energy: float = typer.Option(10.0, "--energy", help="Photon energy of the energy_resolution objective [GeV]."),
+    box: list[str] = typer.Option(..., "--box", help="NAME=LO:HI, a continuous parameter and its range (repeat)."),
+    estimator: str = typer.Option("fd", "--estimator", help="fd | spsa | pathwise | reweight | lgso"),
+    method: str = typer.Option("trust-region", "--method", help="trust-region | adam"),
+    budget: int = typer.Option(20000, "--budget", min=1, help="Cascade showers in all."),
+    step_budget: int = typer.Option(2000, "--step-budget", min=1, help="Showers per gradient estimate."),
+    check_budget: int = typer.Option(1000, "--check-budget", min=1, help="Showers per point of each step's check."),
+    radius: float = typer.Option(
+        0.1, "--radius", min=0.01, max=1.0, help="Initial trust radius (fraction of the box)."
+    ),
+    max_cost: float | None = typer.Option(None, "--max-cost", min=0.0, help="Cost constraint [kCHF per module]."),
+    max_mass: float | None = typer.Option(None, "--max-mass", min=0.0, help="Mass constraint [kg per module]."),
+    max_depth: float | None = typer.Option(None, "--max-depth", min=1.0, help="Depth constraint [mm]."),
+    log: Path = typer.Option(..., "--log", help="JSON-lines log of the steps; an existing one is resumed."),
+    seed: int = SEED_OPTION,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Gradient-based design of a module: steps from estimated gradients, each accepted only when
+    the cascade confirms the predicted improvement (calopt.optimize.gradients.descent)."""
+    from calopt.detector.module import load_module
+    from calopt.files import check_writable, output_lock
+    from calopt.jobs import check_seed
+    from calopt.optimize.gradients import ESTIMATORS
+    from calopt.optimize.gradients.descent import DescentSettings, Problem, descend
+
+    check_seed(seed)
+    if estimator not in ESTIMATORS:
+        from calopt.errors import CaloptInputError
+
+        raise CaloptInputError(f"--estimator {estimator!r} is not one of {', '.join(ESTIMATORS)}")
+    problem = Problem(terms=_weighted(objective), box=_box(box), energy_gev=energy, max_depth_mm=max_depth,
+                      max_mass_kg=max_mass, max_cost_kchf=max_cost)  # fmt: skip
+    problem.objectives()  # unknown objective names fail here, before anything runs
+    st = DescentSettings(estimator=estimator, method=method, budget=budget, step_budget=step_budget,
+                         check_budget=check_budget, radius=radius, max_radius=max(0.4, radius), seed=seed)  # fmt: skip
+    start = load_module(spec)
+    check_writable(log)
+    with output_lock(log, "descent log"):
+        steps = descend(problem, start, st, log=log)
+    if not steps:
+        from calopt.errors import CaloptInputError
+
+        raise CaloptInputError(
+            f"--budget {budget} does not cover one step ({step_budget} + 2 x {check_budget} showers)"
+        )
+    last = steps[-1]
+    final = last.proposal if last.accepted and last.proposal is not None else last.parameters
+    doc = {"final": final, "steps": [s.__dict__ for s in steps], "showers": last.showers}
+    if json_out:
+        print_json(doc)
+        return
+    typer.echo(
+        f"{'step':>4} "
+        + " ".join(f"{p:>22s}" for p in problem.parameters)
+        + "        J +- err     rho  accepted radius showers"
+    )
+    for s in steps:
+        rho = f"{s.rho:6.2f}" if s.rho is not None else "     -"
+        typer.echo(f"{s.index:4d} " + " ".join(f"{s.parameters[p]:22.4g}" for p in problem.parameters)
+                   + f" {s.value:8.4g} +- {s.value_err:.2g} {rho} {'yes' if s.accepted else 'no ':>8s} {s.radius:6.3f} "
+                   f"{s.showers:7d} {s.note}")  # fmt: skip
+    typer.echo("final: " + ", ".join(f"{k} = {v:.4g}" for k, v in final.items()))

@@ -40,12 +40,17 @@ def _values(obj: Objective, samples: list[CascadeSample], n: int, rng: np.random
     return out
 
 
-def _value_only(obj: Objective, design: ModuleSpec, params: tuple[str, ...], estimator: str) -> GradientEstimate:
-    """An exact objective: central differences of the parameters alone (no showers, no error)."""
+def _value_only(obj: Objective, design: ModuleSpec, params: tuple[str, ...], estimator: str, rel_step: float,
+                hold_depth_x0: bool) -> GradientEstimate:  # fmt: skip
+    """An exact objective: central differences of the parameters alone (no showers, no error),
+    with the same relative step as the shower objectives: a layered module held at its depth
+    in X0 has a whole number of layers, so its cost is a staircase whose slope shows only over
+    steps that span several layers."""
     grad = {}
     for name in params:
-        lo, hi = step_of(design, name, 1e-3)
-        grad[name] = (obj.exact(moved(design, name, hi)) - obj.exact(moved(design, name, lo))) / (hi - lo)
+        lo, hi = step_of(design, name, rel_step)
+        up, down = moved(design, name, hi, hold_depth_x0), moved(design, name, lo, hold_depth_x0)
+        grad[name] = (obj.exact(up) - obj.exact(down)) / (hi - lo)
     return GradientEstimate(estimator, obj.name, design.name, obj.exact(design), 0.0, grad, dict.fromkeys(grad, 0.0),
                             0, design.parameters(), {"exact": True})  # fmt: skip
 
@@ -55,7 +60,7 @@ def fd(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: int,
     """Central differences of relative step ``rel_step`` per parameter, the value at the design
     itself, all with ``seed``: budget / (2 P + 1) showers per point."""
     if obj.beam is None:
-        return _value_only(obj, design, params, "fd")
+        return _value_only(obj, design, params, "fd", rel_step, hold_depth_x0)
     n = _per_point(budget, 2 * len(params) + 1, "fd")
     points, steps = [design], {}
     for name in params:
@@ -87,7 +92,7 @@ def spsa(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: in
     numbers (seed + k + 1); directions do not, so that their spread holds the shower noise as
     well as the cross-talk between parameters."""
     if obj.beam is None:
-        return _value_only(obj, design, params, "spsa")
+        return _value_only(obj, design, params, "spsa", rel_step, hold_depth_x0)
     if directions < 2:
         raise CaloptInputError(f"spsa needs at least 2 directions for an error, got {directions}")
     n = _per_point(budget, 2 * directions + 1, "spsa")

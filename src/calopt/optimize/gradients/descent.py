@@ -1,0 +1,314 @@
+"""Gradient-based design of a module: steps proposed from estimated gradients and accepted only
+when the cascade confirms them (a trust region with a rho test, as SHiP's optimiser does).
+
+The objective is a weighted sum of objectives (:mod:`calopt.optimize.gradients.objectives`),
+e.g. ``100 sigma/E + 0.5 cost``, plus quadratic penalties for the constraints (maximum depth,
+mass and cost per module). Parameters move in normalised coordinates u = (theta - lo) / (hi -
+lo) of a box, so that one radius fits parameters whose gradients differ by orders of
+magnitude (TomOpt's per-parameter learning rates, arXiv:2309.14027, do the same job).
+
+One step from theta_k with radius r:
+
+1. estimate J(theta_k) and its gradient g with the chosen estimator (``step_budget`` showers);
+2. propose s: ``trust-region``, the steepest-descent step of length r in u; ``adam``, Adam's
+   update (Kingma & Ba 2015; per-parameter, from the running moments of the estimated
+   gradients) clipped to length r; the proposal is projected into the box;
+3. predicted decrease pred = -g . s; measure J(theta_k) and J(theta_k + s) on the cascade with
+   common random numbers (``check_budget`` showers each) and their difference;
+4. rho = actual / pred (no predicted decrease inside the box: converged, the descent stops). Accept when rho >= ``eta`` (0.1) and the measured decrease is positive;
+   the radius doubles when rho >= 0.75 (up to ``max_radius``) and halves when rho < 0.25 or the
+   step is rejected. A proposal outside the space (e.g. deeper than the ECAL) is rejected.
+
+The budget counts every cascade shower (gradients and checks). Every step is returned and, if
+``log`` is given, appended to a JSON-lines file as it happens, from which :func:`descend`
+resumes (same settings, same seeds: the finished steps are read back, not recomputed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calopt.detector.module import LIMITS, ModuleSpec
+from calopt.errors import CaloptInputError
+from calopt.optimize.gradients import estimate, moved, step_of
+from calopt.optimize.gradients.objectives import Objective, get_objective
+from calopt.optimize.gradients.samples import cascade_sample
+
+__all__ = ["DescentSettings", "Problem", "Step", "descend", "penalty"]
+
+PENALTY_WEIGHT = 100.0  # per unit of relative violation squared
+CONVERGED = "converged: no decrease predicted inside the box (zero projected gradient)"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is minimised: sum of weight x objective over ``terms`` [(objective name, weight)]
+    at ``energy_gev`` (objectives with showers), subject to ``max_depth_mm``, ``max_mass_kg`` and
+    ``max_cost_kchf`` (None: no constraint), over ``parameters`` in ``box`` {name: (lo, hi)}."""
+
+    terms: tuple[tuple[str, float], ...]
+    box: dict[str, tuple[float, float]]
+    energy_gev: float = 10.0
+    max_depth_mm: float | None = None
+    max_mass_kg: float | None = None
+    max_cost_kchf: float | None = None
+    hold_depth_x0: bool = True
+
+    def __post_init__(self) -> None:
+        for name, (lo, hi) in self.box.items():
+            if name not in LIMITS:
+                raise CaloptInputError(f"box parameter {name!r} is not a module parameter")
+            llo, lhi = LIMITS[name]
+            if not (llo <= lo < hi <= lhi):
+                raise CaloptInputError(f"box of {name}: need {llo:g} <= lo < hi <= {lhi:g}, got {lo:g}, {hi:g}")
+        for _name, w in self.terms:
+            if not math.isfinite(w):
+                raise CaloptInputError(f"objective weight {w!r} must be finite")
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        return tuple(self.box)
+
+    def objectives(self) -> list[tuple[Objective, float]]:
+        return [(get_objective(name, self.energy_gev), w) for name, w in self.terms]
+
+
+def penalty(problem: Problem, spec: ModuleSpec) -> float:
+    """Quadratic penalty of the constraints: PENALTY_WEIGHT x (relative violation)^2 each."""
+    props = spec.properties()
+    out = 0.0
+    for limit, value in ((problem.max_depth_mm, props["depth_mm"]), (problem.max_mass_kg, props["mass_kg"]),
+                         (problem.max_cost_kchf, props["cost_kchf_per_module"])):  # fmt: skip
+        if limit is not None and value > limit:
+            out += PENALTY_WEIGHT * ((value - limit) / limit) ** 2
+    return out
+
+
+@dataclass(frozen=True)
+class DescentSettings:
+    """How to descend (module docstring)."""
+
+    estimator: str = "fd"
+    method: str = "trust-region"  # or "adam"
+    budget: int = 20000  # cascade showers in all
+    step_budget: int = 2000  # showers per gradient estimate
+    check_budget: int = 1000  # showers per point of the rho test
+    radius: float = 0.1  # initial trust radius in normalised units
+    max_radius: float = 0.4
+    min_radius: float = 0.01
+    eta: float = 0.1
+    rel_step: float = 0.15
+    learning_rate: float = 0.1  # Adam's
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in ("trust-region", "adam"):
+            raise CaloptInputError(f"descent method {self.method!r} is not trust-region or adam")
+        for name in ("budget", "step_budget", "check_budget"):
+            if getattr(self, name) <= 0:
+                raise CaloptInputError(f"{name} must be positive, got {getattr(self, name)}")
+        if not (0 < self.min_radius <= self.radius <= self.max_radius <= 1.0):
+            raise CaloptInputError("need 0 < min_radius <= radius <= max_radius <= 1")
+
+
+@dataclass
+class Step:
+    """One step of the descent (values in the problem's units, parameters in theirs)."""
+
+    index: int
+    parameters: dict[str, float]
+    value: float
+    value_err: float
+    gradient: dict[str, float]
+    gradient_err: dict[str, float]
+    proposal: dict[str, float] | None
+    predicted: float | None
+    actual: float | None
+    actual_err: float | None
+    rho: float | None
+    accepted: bool
+    radius: float
+    showers: int  # cumulative cascade showers
+    note: str = ""
+    adam: dict[str, list[float]] = field(default_factory=dict)
+
+
+def _u(problem: Problem, spec: ModuleSpec) -> np.ndarray:
+    return np.array([(getattr(spec, p) - lo) / (hi - lo) for p, (lo, hi) in problem.box.items()])
+
+
+def _theta(problem: Problem, u: np.ndarray) -> dict[str, float]:
+    return {p: float(lo + ui * (hi - lo)) for (p, (lo, hi)), ui in zip(problem.box.items(), u)}
+
+
+def _at(problem: Problem, start: ModuleSpec, values: dict[str, float]) -> ModuleSpec:
+    spec = start
+    for name, v in values.items():
+        spec = moved(spec, name, v, problem.hold_depth_x0)
+    return spec
+
+
+def _value_and_gradient(problem: Problem, spec: ModuleSpec, st: DescentSettings,
+                        seed: int) -> tuple[float, float, dict[str, float], dict[str, float], int]:  # fmt: skip
+    value, var, showers = 0.0, 0.0, 0
+    grad = dict.fromkeys(problem.parameters, 0.0)
+    gvar = dict.fromkeys(problem.parameters, 0.0)
+    for obj, w in problem.objectives():
+        r = estimate(obj, spec, st.estimator if obj.beam is not None else "fd", st.step_budget,
+                     parameters=problem.parameters, seed=seed, rel_step=st.rel_step,
+                     hold_depth_x0=problem.hold_depth_x0)  # fmt: skip
+        value += w * r.value
+        var += (w * r.value_err) ** 2
+        showers += r.showers
+        for p in problem.parameters:
+            grad[p] += w * r.gradient[p]
+            gvar[p] += (w * r.gradient_err[p]) ** 2
+    pen = penalty(problem, spec)
+    if pen > 0:
+        for p in problem.parameters:
+            lo, hi = step_of(spec, p, st.rel_step)  # across the whole-layer staircase, as for cost
+            try:
+                up = penalty(problem, moved(spec, p, hi, problem.hold_depth_x0))
+                down = penalty(problem, moved(spec, p, lo, problem.hold_depth_x0))
+            except CaloptInputError:
+                continue
+            grad[p] += (up - down) / (hi - lo)
+    return value + pen, math.sqrt(var), grad, {p: math.sqrt(v) for p, v in gvar.items()}, showers
+
+
+def _difference(problem: Problem, a: ModuleSpec, b: ModuleSpec, n: int, seed: int) -> tuple[float, float, int]:
+    """J(a) - J(b) measured on the cascade with common random numbers, its bootstrap error and
+    the showers used."""
+    rng = np.random.default_rng([seed, 0xD1FF])
+    diff, boots, showers = 0.0, np.zeros(100), 0
+    for obj, w in problem.objectives():
+        if obj.beam is None:
+            diff += w * (obj.exact(a) - obj.exact(b))
+            continue
+        sa, sb = cascade_sample(a, obj.beam, n, seed), cascade_sample(b, obj.beam, n, seed)
+        showers += 2 * n
+        diff += w * (obj.of_sample(sa) - obj.of_sample(sb))
+        for k in range(len(boots)):
+            idx = rng.integers(0, n, n)
+            boots[k] += w * (obj.of_sample(sa, idx) - obj.of_sample(sb, idx))
+    diff += penalty(problem, a) - penalty(problem, b)
+    return diff, float(boots.std(ddof=1)), showers
+
+
+def descend(problem: Problem, start: ModuleSpec, settings: DescentSettings, *, log: Path | None = None,
+            max_steps: int = 1000) -> list[Step]:  # fmt: skip
+    """Run the descent from ``start`` until the budget, the minimum radius or ``max_steps`` is
+    reached; returns every step (the last one's parameters are the answer)."""
+    st = settings
+    for p in problem.parameters:
+        if p not in start.continuous():
+            raise CaloptInputError(f"parameter {p!r} is not a continuous parameter of {start.name}")
+        lo, hi = problem.box[p]
+        if not lo <= getattr(start, p) <= hi:
+            raise CaloptInputError(f"start {p} = {getattr(start, p):g} is outside the box [{lo:g}, {hi:g}]")
+    steps = _read_log(log, problem, start, st) if log is not None else []
+    spec = _at(problem, start, steps[-1].parameters) if steps else start
+    if steps and steps[-1].accepted and steps[-1].proposal is not None:
+        spec = _at(problem, start, steps[-1].proposal)
+    radius = steps[-1].radius if steps else st.radius
+    used = steps[-1].showers if steps else 0
+    zeros = [0.0] * len(problem.parameters)
+    m = np.array(steps[-1].adam.get("m", zeros) if steps else zeros)
+    v = np.array(steps[-1].adam.get("v", zeros) if steps else zeros)
+    scale = np.array([hi - lo for lo, hi in problem.box.values()])
+    while len(steps) < max_steps and radius >= st.min_radius:
+        k = len(steps)
+        need = st.step_budget * sum(1 for o, _ in problem.objectives() if o.beam is not None) + 2 * st.check_budget
+        if used + need > st.budget:
+            break
+        seed = st.seed + 7919 * k
+        value, value_err, grad, grad_err, n_used = _value_and_gradient(problem, spec, st, seed)
+        used += n_used
+        g_u = np.array([grad[p] for p in problem.parameters]) * scale  # dJ/du
+        u0 = _u(problem, spec)
+        if st.method == "adam":
+            b1, b2 = 0.9, 0.999
+            m = b1 * m + (1 - b1) * g_u
+            v = b2 * v + (1 - b2) * g_u**2
+            mh, vh = m / (1 - b1 ** (k + 1)), v / (1 - b2 ** (k + 1))
+            s = -st.learning_rate * mh / (np.sqrt(vh) + 1e-12)
+        else:
+            norm = float(np.linalg.norm(g_u))
+            s = -radius * g_u / norm if norm > 0 else np.zeros_like(g_u)
+        length = float(np.linalg.norm(s))
+        if length > radius:
+            s *= radius / length
+        u1 = np.clip(u0 + s, 0.0, 1.0)
+        s = u1 - u0
+        proposal = _theta(problem, u1)
+        pred = float(-(g_u @ s))
+        note = ""
+        actual = actual_err = rho = None
+        accepted = False
+        try:
+            new = _at(problem, start, proposal)
+        except CaloptInputError as exc:
+            note = f"proposal outside the space: {exc}"
+        else:
+            if pred <= 0:
+                note = CONVERGED
+            else:
+                diff, actual_err, n_used = _difference(problem, spec, new, st.check_budget, seed + 1)
+                used += n_used
+                actual = diff
+                rho = actual / pred
+                accepted = rho >= st.eta and actual > 0
+        if accepted and rho is not None and rho >= 0.75:
+            radius = min(2.0 * radius, st.max_radius)
+        elif not accepted or (rho is not None and rho < 0.25):
+            radius = 0.5 * radius
+        step = Step(k, {p: float(getattr(spec, p)) for p in problem.parameters}, value, value_err, grad, grad_err,
+                    proposal, pred, actual, actual_err, rho, accepted, radius, used, note,
+                    {"m": m.tolist(), "v": v.tolist()})  # fmt: skip
+        steps.append(step)
+        if log is not None:
+            _append(log, step)
+        if accepted:
+            spec = new
+        if note == CONVERGED:
+            break
+    return steps
+
+
+def _header(problem: Problem, start: ModuleSpec, st: DescentSettings) -> dict[str, Any]:
+    return {"problem": {**asdict(problem), "box": {k: list(v) for k, v in problem.box.items()}},
+            "start": json.loads(start.to_json()), "settings": asdict(st)}  # fmt: skip
+
+
+def _read_log(log: Path, problem: Problem, start: ModuleSpec, st: DescentSettings) -> list[Step]:
+    header = json.loads(json.dumps(_header(problem, start, st)))
+    if not log.exists():
+        _write_line(log, {"header": header}, mode="w")
+        return []
+    lines = [json.loads(x) for x in log.read_text(encoding="utf-8").splitlines() if x.strip()]
+    if not lines or lines[0].get("header") is None:
+        raise CaloptInputError(f"{log} is not a calopt descent log")
+    old = lines[0]["header"]
+    if {k: v for k, v in old.items() if k != "settings"} != {k: v for k, v in header.items() if k != "settings"} or \
+            {k: v for k, v in old["settings"].items() if k != "budget"} != {k: v for k, v in header["settings"].items()
+                                                                           if k != "budget"}:  # fmt: skip
+        raise CaloptInputError(f"{log} holds a descent with other settings; give another log or the same settings")
+    return [Step(**x["step"]) for x in lines[1:] if "step" in x]
+
+
+def _append(log: Path, step: Step) -> None:
+    _write_line(log, {"step": asdict(step)}, mode="a")
+
+
+def _write_line(path: Path, doc: dict[str, Any], mode: str) -> None:
+    with path.open(mode, encoding="utf-8") as f:
+        f.write(json.dumps(doc) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
