@@ -116,7 +116,7 @@ def test_descent_log_resumes(tmp_path):
     with pytest.raises(CaloptInputError, match="other settings"):
         descend(problem, SHASHLIK, DescentSettings(budget=1800, step_budget=300, check_budget=150, seed=3), log=log)
     (tmp_path / "other.jsonl").write_text("not a log\n")
-    with pytest.raises(Exception, match="not a calopt descent log|Expecting"):
+    with pytest.raises(CaloptInputError, match=r"not a calopt descent log"):
         descend(problem, SHASHLIK, st, log=tmp_path / "other.jsonl")
 
 

@@ -15,9 +15,10 @@ One step from theta_k with radius r:
    gradients) clipped to length r; the proposal is projected into the box;
 3. predicted decrease pred = -g . s; measure J(theta_k) and J(theta_k + s) on the cascade with
    common random numbers (``check_budget`` showers each) and their difference;
-4. rho = actual / pred (no predicted decrease inside the box: converged, the descent stops). Accept when rho >= ``eta`` (0.1) and the measured decrease is positive;
+4. rho = actual / pred. Accept when rho >= ``eta`` (0.1) and the measured decrease is positive;
    the radius doubles when rho >= 0.75 (up to ``max_radius``) and halves when rho < 0.25 or the
-   step is rejected. A proposal outside the space (e.g. deeper than the ECAL) is rejected.
+   step is rejected. A proposal outside the space (e.g. deeper than the ECAL) is rejected. No
+   predicted decrease inside the box means converged: the descent stops.
 
 The budget counts every cascade shower (gradients and checks). Every step is returned and, if
 ``log`` is given, appended to a JSON-lines file as it happens, from which :func:`descend`
@@ -292,8 +293,11 @@ def _read_log(log: Path, problem: Problem, start: ModuleSpec, st: DescentSetting
     if not log.exists():
         _write_line(log, {"header": header}, mode="w")
         return []
-    lines = [json.loads(x) for x in log.read_text(encoding="utf-8").splitlines() if x.strip()]
-    if not lines or lines[0].get("header") is None:
+    try:
+        lines = [json.loads(x) for x in log.read_text(encoding="utf-8").splitlines() if x.strip()]
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CaloptInputError(f"{log} is not a calopt descent log (JSON lines)") from None
+    if not lines or not isinstance(lines[0], dict) or lines[0].get("header") is None:
         raise CaloptInputError(f"{log} is not a calopt descent log")
     old = lines[0]["header"]
     if {k: v for k, v in old.items() if k != "settings"} != {k: v for k, v in header.items() if k != "settings"} or \
