@@ -1,13 +1,14 @@
 """Gradient estimators and gradient-based module design against a dense cascade grid (#21).
 
 The problem: a Shashlik module (lead + polystyrene, 40.4 mm cells, held at 25 X0: the number of
-layers follows the thicknesses) with two parameters, the absorber and the active thickness.
-The objective trades resolution against cost:
+layers follows the thicknesses) with two parameters, the absorber and the active thickness:
+the best resolution for a module that costs no more than the LHCb module (6 kCHF at the
+assumed prices), the cost ceiling a quadratic penalty as in ``calopt module optimize``:
 
     J = 100 sigma/E (2 GeV photons, calibrated 3 x 3-cell sum with photo-statistics)
-        + LAMBDA x cost [kCHF per module, assumed prices]
+        + 100 max(0, cost / 6 kCHF - 1)^2
 
-with LAMBDA = 0.5 %/kCHF, and the module's depth at most the ECAL's 835 mm. Phases:
+and the module's depth at most the ECAL's 835 mm. Phases:
 
 1. ``grid``: J on a dense grid of the box (absorber 1-4 mm, active 1.5-7.5 mm, 9 x 9), each
    design with ``--grid-showers`` cascade showers of one seed; stored one line per design in
@@ -38,10 +39,11 @@ import numpy as np
 
 from calopt.detector.module import ModuleSpec, load_module
 from calopt.errors import CaloptInputError
-from calopt.optimize.gradients import get_objective
+from calopt.optimize.gradients import check, estimate, get_objective
+from calopt.optimize.gradients.descent import PENALTY_WEIGHT, DescentSettings, Problem, descend
 from calopt.optimize.gradients.samples import cascade_sample
 
-LAMBDA = 0.5  # % of resolution per kCHF of module cost
+MAX_COST_KCHF = 6.0  # the LHCb module's cost at the assumed prices (calopt module show lhcb-shashlik)
 ENERGY_GEV = 2.0
 DEPTH_X0 = 25.0
 BOX = {"absorber_thickness_mm": (1.0, 4.0), "active_thickness_mm": (1.5, 7.5)}
@@ -54,8 +56,12 @@ def design(absorber: float, active: float) -> ModuleSpec:
                                                 active_thickness_mm=float(active), depth_x0=DEPTH_X0)  # fmt: skip
 
 
+def problem() -> Problem:
+    return Problem(terms=(("energy_resolution", 100.0),), box=BOX, energy_gev=ENERGY_GEV, max_cost_kchf=MAX_COST_KCHF)
+
+
 def objective_of(resolution: float, cost: float) -> float:
-    return 100.0 * resolution + LAMBDA * cost
+    return 100.0 * resolution + PENALTY_WEIGHT * max(0.0, cost / MAX_COST_KCHF - 1.0) ** 2
 
 
 def run_grid(out: Path, n: int, size: int) -> list[dict[str, Any]]:
@@ -89,10 +95,9 @@ def run_grid(out: Path, n: int, size: int) -> list[dict[str, Any]]:
                 row = {"absorber_thickness_mm": key[0], "active_thickness_mm": key[1], "showers": n, "feasible": True,
                        "n_layers": d.n_layers, "depth_mm": d.depth, "resolution": res,
                        "resolution_err": float(np.std(boot, ddof=1)), "cost_kchf": cost,
-                       "J": objective_of(res, cost), "J_err": 100.0 * float(np.std(boot, ddof=1)),
                        "seconds": time.perf_counter() - t0}  # fmt: skip
                 print(f"  a = {key[0]:.3f} mm, s = {key[1]:.3f} mm: sigma/E = {100 * res:.3f} %, cost {cost:.2f} kCHF, "
-                      f"J = {row['J']:.3f} ({row['seconds']:.0f} s)", flush=True)  # fmt: skip
+                      f"J = {objective_of(res, cost):.3f} ({row['seconds']:.0f} s)", flush=True)  # fmt: skip
             with path.open("a") as f:  # one line per design: a kill loses at most the design running
                 f.write(json.dumps(row) + "\n")
                 f.flush()
@@ -101,14 +106,15 @@ def run_grid(out: Path, n: int, size: int) -> list[dict[str, Any]]:
     return list(done.values())
 
 
-def fit_surface(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Weighted quadratic surface J(a, s) over the feasible grid points, and its minimum inside
-    the feasible box (found on a fine grid)."""
+def fit_surface(rows: list[dict[str, Any]], resolution_only: bool = False) -> dict[str, Any]:
+    """Weighted cubic surface J(a, s) (or 100 sigma/E with ``resolution_only``) over the feasible
+    grid points, and its minimum inside the feasible box (found on a fine grid)."""
     ok = [r for r in rows if r["feasible"]]
     a = np.array([r["absorber_thickness_mm"] for r in ok])
     s = np.array([r["active_thickness_mm"] for r in ok])
-    j = np.array([r["J"] for r in ok])
-    w = 1.0 / np.maximum(np.array([r["J_err"] for r in ok]), 1e-6)
+    j = np.array([100.0 * r["resolution"] if resolution_only else objective_of(r["resolution"], r["cost_kchf"])
+                  for r in ok])  # fmt: skip
+    w = 1.0 / np.maximum(np.array([100.0 * r["resolution_err"] for r in ok]), 1e-6)
     X = np.stack([np.ones_like(a), a, s, a * a, a * s, s * s, a**3, s**3, a * a * s, a * s * s], axis=1)
     coef, *_ = np.linalg.lstsq(X * w[:, None], j * w, rcond=None)
     resid = (j - X @ coef) * w
@@ -140,12 +146,123 @@ def _feasible(a: float, s: float) -> bool:
     return _FEASIBLE[key]
 
 
+BIAS_POINTS = [(1.5, 2.5), (2.0, 4.0), (2.5, 3.0), (3.0, 5.0), (3.5, 2.0)]
+ESTIMATORS = ["fd", "spsa", "pathwise", "reweight", "lgso"]
+
+
+def run_bias(out: Path, rows: list[dict[str, Any]], budget: int, estimators: list[str]) -> None:
+    """Each estimator's gradient of sigma/E against fd on an independent sample (z-scores), and
+    the dense grid's surface gradient beside them, at BIAS_POINTS."""
+    obj = get_objective("energy_resolution", ENERGY_GEV)
+    surf = fit_surface(rows, resolution_only=True)["surface"]
+    path = out / "bias.jsonl"
+    done = {(r["estimator"], tuple(r["point"])) for r in map(json.loads, path.read_text().splitlines())} \
+        if path.exists() else set()  # fmt: skip
+    for point in BIAS_POINTS:
+        d = design(*point)
+        h = 1e-3
+        grid_grad = [float((surf(np.array(point[0] + h), np.array(point[1])) - surf(np.array(point[0] - h),
+                     np.array(point[1]))) / (2 * h) / 100.0),
+                     float((surf(np.array(point[0]), np.array(point[1] + h)) - surf(np.array(point[0]),
+                     np.array(point[1] - h))) / (2 * h) / 100.0)]  # fmt: skip
+        for name in estimators:
+            if (name, point) in done:
+                continue
+            t0 = time.perf_counter()
+            r = estimate(obj, d, name, budget, seed=11)
+            c = check(r, obj, d, budget, 11)
+            row = {"estimator": name, "point": list(point), "gradient": r.gradient, "gradient_err": r.gradient_err,
+                   "fd": c["reference_gradient"], "fd_err": c["reference_gradient_err"], "z": c["z"],
+                   "agree": c["agree"], "grid_gradient": dict(zip(BOX, grid_grad)), "showers": r.showers,
+                   "seconds": time.perf_counter() - t0}  # fmt: skip
+            with path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"  {name:9s} at {point}: " + ", ".join(
+                f"{p[:3]} {r.gradient[p]:+.4f}+-{r.gradient_err[p]:.4f} (fd {c['reference_gradient'][p]:+.4f}, "
+                f"grid {g:+.4f}, z {c['z'][p]:+.1f})" for p, g in zip(BOX, grid_grad)) + f"  {row['seconds']:.0f} s",
+                flush=True)  # fmt: skip
+
+
+def _answer_within(surface: Any, optimum: float, point: dict[str, float]) -> bool:
+    value = float(surface(np.array(point["absorber_thickness_mm"]), np.array(point["active_thickness_mm"])))
+    return value <= optimum * 1.01
+
+
+START = {"absorber_thickness_mm": 3.5, "active_thickness_mm": 6.5}
+
+
+def run_race(out: Path, rows: list[dict[str, Any]], seeds: int, max_showers: int, methods: list[str]) -> None:
+    """Cascade showers each method needs until its current answer is within 1 % of the grid
+    optimum (on the fitted surface), median over seeds; stored in out/race.jsonl and resumed."""
+    from calopt.optimize import Real, Space, get_optimizer
+
+    fit = fit_surface(rows)
+    surf, best = fit["surface"], fit["optimum"]["J"]
+    path = out / "race.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    done = {(r["method"], r["seed"]) for r in map(json.loads, lines)}
+    obj = get_objective("energy_resolution", ENERGY_GEV)
+    for method in methods:
+        for seed in range(seeds):
+            if (method, seed) in done:
+                continue
+            t0 = time.perf_counter()
+            reached, trace = None, []
+            if method in ("bo", "cmaes"):
+                space = Space([Real(k, *v) for k, v in BOX.items()], constraint=lambda p: _feasible(*p.values()))
+                opt = get_optimizer(method, space, seed=seed)
+                used, n_eval = 0, 1000
+                while used + n_eval <= max_showers:
+                    (point,) = opt.ask(1)
+                    d = design(*point.values())
+                    sample = cascade_sample(d, obj.beam, n_eval, 1000 + seed)  # type: ignore[arg-type]
+                    res = obj.of_sample(sample)
+                    boot = np.std([obj.of_sample(sample, np.random.default_rng(b).integers(0, n_eval, n_eval))
+                                   for b in range(50)], ddof=1)  # fmt: skip
+                    cost = float(d.properties()["cost_kchf_per_module"])
+                    opt.tell([point], [objective_of(res, cost)], [(100.0 * float(boot),)])
+                    used += n_eval
+                    answer = opt.recommend(1)[0]
+                    trace.append((used, answer))
+                    if reached is None and _answer_within(surf, best, answer):
+                        reached = used
+                        break
+            else:
+                st = DescentSettings(estimator=method, budget=max_showers, step_budget=2000, check_budget=1000,
+                                     radius=0.15, seed=seed)  # fmt: skip
+                start = design(*START.values())
+                for s in descend(problem(), start, st):
+                    answer = s.proposal if s.accepted and s.proposal is not None else s.parameters
+                    trace.append((s.showers, answer))
+                    if reached is None and _answer_within(surf, best, answer):
+                        reached = s.showers
+                        break
+            row = {"method": method, "seed": seed, "showers_to_1pct": reached, "trace": trace,
+                   "seconds": time.perf_counter() - t0}  # fmt: skip
+            with path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"  {method:9s} seed {seed}: {reached if reached is not None else f'> {max_showers}'} showers "
+                  f"({row['seconds']:.0f} s)", flush=True)  # fmt: skip
+    table: dict[str, list[float]] = {}
+    for r in map(json.loads, path.read_text().splitlines()):
+        table.setdefault(r["method"], []).append(r["showers_to_1pct"] if r["showers_to_1pct"] is not None else np.inf)
+    print(f"\ncascade showers to come within 1 % of the grid optimum J = {best:.3f} "
+          f"(at a = {fit['optimum']['absorber_thickness_mm']:.2f}, s = {fit['optimum']['active_thickness_mm']:.2f} mm)")
+    for m, v in table.items():
+        print(f"  {m:9s} median {np.median(v):>8} over {len(v)} seeds: {v}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("phase", choices=["grid", "bias", "race"])
     ap.add_argument("--out", type=Path, default=Path("bench-gradients"))
     ap.add_argument("--grid-showers", type=int, default=3000)
     ap.add_argument("--grid-size", type=int, default=9)
+    ap.add_argument("--bias-budget", type=int, default=2000)
+    ap.add_argument("--estimators", nargs="+", default=ESTIMATORS)
+    ap.add_argument("--methods", nargs="+", default=["pathwise", "reweight", "lgso", "spsa", "bo", "cmaes"])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--max-showers", type=int, default=40000)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -154,6 +271,10 @@ def main() -> None:
     print(f"grid: {sum(r['feasible'] for r in rows)} feasible designs of {len(rows)}, {args.grid_showers} showers each "
           f"({time.perf_counter() - t0:.0f} s); quadratic+cubic surface chi2/ndf = {fit['chi2_ndf']:.2f}")  # fmt: skip
     print(f"grid optimum: {fit['optimum']}")
+    if args.phase == "bias":
+        run_bias(args.out, rows, args.bias_budget, args.estimators)
+    elif args.phase == "race":
+        run_race(args.out, rows, args.seeds, args.max_showers, args.methods)
 
 
 if __name__ == "__main__":
