@@ -118,6 +118,15 @@ def _build_template(root: Path, env: dict[str, str]) -> None:
     (root / "events_huge.toml").write_text(quick.replace("events = 300", "events = 10000000000000", 1))
     (root / "seed_huge.toml").write_text(quick.replace("seed = 1", "seed = 18446744073709551616", 1))
     (root / "pileup_huge.toml").write_text(quick.replace("pileup = 0", "pileup = 40000", 1))
+    module = 'base = "lhcb-shashlik"\nabsorber_thickness_mm = 2.0\n'
+    (root / "module.toml").write_text(module)
+    (root / "module_thin.toml").write_text(module.replace("2.0", "0.0"))
+    (root / "module_negative.toml").write_text(module.replace("2.0", "-1.5"))
+    (root / "module_nan.toml").write_text(module.replace("2.0", "nan"))
+    (root / "module_material.toml").write_text(module + 'absorber = "unobtainium"\n')
+    (root / "module_deep.toml").write_text(module + "n_layers = 400\n")
+    (root / "module_deep_x0.toml").write_text(module + "depth_x0 = 60\n")
+    (root / "module_cell.toml").write_text(module + "cell_size_mm = 50\n")
 
 
 @pytest.fixture(scope="session")
