@@ -177,8 +177,13 @@ class ModuleSpec:
         if unknown:
             raise CaloptInputError(f"unknown module parameter(s) {', '.join(sorted(unknown))}; expected "
                                    f"{', '.join(self.parameters())} or depth_x0")  # fmt: skip
-        spec = replace(self, **values)
-        return spec.with_depth_x0(depth_x0) if depth_x0 is not None else spec
+        if depth_x0 is None:
+            return replace(self, **values)
+        depth_key = "n_layers" if self.structure == "layers" else "depth_mm"
+        if depth_key in values:
+            raise CaloptInputError(f"give depth_x0 or {depth_key}, not both")
+        # the depth is set by depth_x0: a one-layer (1 mm) stand-in is never beyond the limits
+        return replace(self, **values, **{depth_key: 1 if depth_key == "n_layers" else 1.0}).with_depth_x0(depth_x0)
 
     def with_depth_x0(self, depth_x0: float) -> ModuleSpec:
         """This point with the depth (layers: the nearest whole number of layers) that makes
