@@ -183,7 +183,8 @@ class ModuleSpec:
         if depth_key in values:
             raise CaloptInputError(f"give depth_x0 or {depth_key}, not both")
         # the depth is set by depth_x0: a one-layer (1 mm) stand-in is never beyond the limits
-        return replace(self, **values, **{depth_key: 1 if depth_key == "n_layers" else 1.0}).with_depth_x0(depth_x0)
+        stand_in: dict[str, Any] = {depth_key: 1 if depth_key == "n_layers" else 1.0}
+        return replace(self, **values, **stand_in).with_depth_x0(depth_x0)
 
     def with_depth_x0(self, depth_x0: float) -> ModuleSpec:
         """This point with the depth (layers: the nearest whole number of layers) that makes
