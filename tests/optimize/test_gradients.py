@@ -120,6 +120,16 @@ def test_descent_log_resumes(tmp_path):
         descend(problem, SHASHLIK, st, log=tmp_path / "other.jsonl")
 
 
+def test_optimize_cli_plots_the_steps(capsys, tmp_path):
+    argv = ["module", "optimize", "lhcb-shashlik", "--objective", "cost", "--box", "absorber_thickness_mm=1:4",
+            "--log", str(tmp_path / "d.jsonl"), "--plot", str(tmp_path / "d.png"), "--json"]  # fmt: skip
+    rc, out, err = run_cli(argv, capsys)
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["final"]["absorber_thickness_mm"] == pytest.approx(4.0)
+    assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_gradient_cli(capsys):
     argv = ["module", "gradient", "lhcb-shashlik", "--objective", "energy_resolution", "--energy", "1",
             "--estimator", "spsa", "--budget", "390", "--check", "--check-budget", "300", "--json"]  # fmt: skip

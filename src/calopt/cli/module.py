@@ -142,6 +142,7 @@ def optimize_module(
     max_mass: float | None = typer.Option(None, "--max-mass", min=0.0, help="Mass constraint [kg per module]."),
     max_depth: float | None = typer.Option(None, "--max-depth", min=1.0, help="Depth constraint [mm]."),
     log: Path = typer.Option(..., "--log", help="JSON-lines log of the steps; an existing one is resumed."),
+    plot: Path | None = typer.Option(None, "--plot", help="PNG of the objective and parameters against the step."),
     seed: int = SEED_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
@@ -151,7 +152,7 @@ def optimize_module(
     from calopt.files import check_writable, output_lock
     from calopt.jobs import check_seed
     from calopt.optimize.gradients import ESTIMATORS
-    from calopt.optimize.gradients.descent import DescentSettings, Problem, descend
+    from calopt.optimize.gradients.descent import DescentSettings, Problem, descend, plot_steps
 
     check_seed(seed)
     if estimator not in ESTIMATORS:
@@ -165,6 +166,8 @@ def optimize_module(
                          check_budget=check_budget, radius=radius, max_radius=max(0.4, radius), seed=seed)  # fmt: skip
     start = load_module(spec)
     check_writable(log)
+    if plot is not None:
+        check_writable(plot)
     with output_lock(log, "descent log"):
         steps = descend(problem, start, st, log=log)
     if not steps:
@@ -173,6 +176,8 @@ def optimize_module(
         raise CaloptInputError(
             f"--budget {budget} does not cover one step ({step_budget} + 2 x {check_budget} showers)"
         )
+    if plot is not None:
+        plot_steps(steps, plot)
     last = steps[-1]
     final = last.proposal if last.accepted and last.proposal is not None else last.parameters
     doc = {"final": final, "steps": [s.__dict__ for s in steps], "showers": last.showers}

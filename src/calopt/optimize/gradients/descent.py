@@ -316,3 +316,31 @@ def _write_line(path: Path, doc: dict[str, Any], mode: str) -> None:
         f.write(json.dumps(doc) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def plot_steps(steps: list[Step], path: Path) -> Path:
+    """The objective (with its error) and each parameter against the step, accepted steps
+    marked, written to ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(steps[0].parameters) if steps else []
+    fig, axes = plt.subplots(1 + len(names), 1, figsize=(6, 2.2 * (1 + len(names))), sharex=True)
+    k = [s.index for s in steps]
+    acc = [s.accepted for s in steps]
+    axes[0].errorbar(k, [s.value for s in steps], yerr=[s.value_err for s in steps], fmt="o-", ms=4)
+    axes[0].set_ylabel("objective")
+    for ax, name in zip(axes[1:], names):
+        ax.plot(k, [s.parameters[name] for s in steps], "o-", ms=4)
+        ax.plot([i for i, a in zip(k, acc) if a], [s.parameters[name] for s, a in zip(steps, acc) if a], "s",
+                mfc="none", ms=8, label="step accepted")  # fmt: skip
+        ax.set_ylabel(name.replace("_mm", " [mm]"))
+    if names:
+        axes[1].legend(loc="best", fontsize=8)
+    axes[-1].set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
