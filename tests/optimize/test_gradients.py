@@ -46,6 +46,19 @@ def test_cost_gradient_is_exact():
     assert r.gradient["active_thickness_mm"] == pytest.approx(fd, rel=1e-9)
 
 
+def test_pathwise_through_the_differentiable_shower():
+    r = estimate(RES_1GEV, SHASHLIK, "pathwise", 100, seed=2, model_showers=800, batches=4)
+    assert r.showers == 100 and r.diagnostics["model_showers"] == 800
+    # finer sampling resolves better: thicker lead worse, thicker scintillator better (at 25 X0)
+    assert r.gradient["absorber_thickness_mm"] > 3 * r.gradient_err["absorber_thickness_mm"] > 0
+    assert r.gradient["active_thickness_mm"] < 0
+    assert 0.7 < r.diagnostics["cascade_over_model"] < 1.4
+    again = estimate(RES_1GEV, SHASHLIK, "pathwise", 100, seed=2, model_showers=800, batches=4)
+    assert again.gradient == r.gradient
+    with pytest.raises(CaloptInputError, match="too small for pathwise"):
+        estimate(RES_1GEV, SHASHLIK, "pathwise", 10)
+
+
 @pytest.mark.parametrize("estimator", ["fd", "spsa"])
 def test_cascade_estimators(estimator):
     r = estimate(RES_1GEV, SHASHLIK, estimator, 650, seed=3)
