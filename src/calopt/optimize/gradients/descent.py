@@ -9,12 +9,15 @@ magnitude (TomOpt's per-parameter learning rates, arXiv:2309.14027, do the same 
 
 One step from theta_k with radius r:
 
-1. estimate J(theta_k) and its gradient g with the chosen estimator (``step_budget`` showers);
-2. propose s: ``trust-region``, the steepest-descent step of length r in u; ``adam``, Adam's
-   update (Kingma & Ba 2015; per-parameter, from the running moments of the estimated
-   gradients) clipped to length r; the proposal is projected into the box;
-3. predicted decrease pred = -g . s; measure J(theta_k) and J(theta_k + s) on the cascade with
-   common random numbers (``check_budget`` showers each) and their difference;
+1. estimate the objective at theta_k and its gradient g with the chosen estimator
+   (``step_budget`` showers); the penalty is exact (it is a function of the parameters alone);
+2. propose s: ``trust-region``, the minimum inside the ball of radius r and the box of the
+   model m(s) = g . s + penalty(theta_k + s), linear in the estimated objective and exact in the
+   penalty, so that a step into a constraint's steep wall is not predicted as a decrease;
+   ``adam``, Adam's update (Kingma & Ba 2015; per-parameter, from the running moments of the
+   whole gradient) of length at most r, projected into the box;
+3. predicted decrease pred = m(0) - m(s); measure J(theta_k) and J(theta_k + s) on the cascade
+   with common random numbers (``check_budget`` showers each) and their difference;
 4. rho = actual / pred. Accept when rho >= ``eta`` (0.1) and the measured decrease is positive;
    the radius doubles when rho >= 0.75 (up to ``max_radius``) and halves when rho < 0.25 or the
    step is rejected. A proposal outside the space (e.g. deeper than the ECAL) is rejected. No
@@ -158,6 +161,7 @@ def _at(problem: Problem, start: ModuleSpec, values: dict[str, float]) -> Module
 
 def _value_and_gradient(problem: Problem, spec: ModuleSpec, st: DescentSettings,
                         seed: int) -> tuple[float, float, dict[str, float], dict[str, float], int]:  # fmt: skip
+    """The weighted objectives (without the penalty) and their gradient, by the estimator."""
     value, var, showers = 0.0, 0.0, 0
     grad = dict.fromkeys(problem.parameters, 0.0)
     gvar = dict.fromkeys(problem.parameters, 0.0)
@@ -171,17 +175,61 @@ def _value_and_gradient(problem: Problem, spec: ModuleSpec, st: DescentSettings,
         for p in problem.parameters:
             grad[p] += w * r.gradient[p]
             gvar[p] += (w * r.gradient_err[p]) ** 2
-    pen = penalty(problem, spec)
-    if pen > 0:
-        for p in problem.parameters:
-            lo, hi = step_of(spec, p, st.rel_step)  # across the whole-layer staircase, as for cost
-            try:
-                up = penalty(problem, moved(spec, p, hi, problem.hold_depth_x0))
-                down = penalty(problem, moved(spec, p, lo, problem.hold_depth_x0))
-            except CaloptInputError:
-                continue
-            grad[p] += (up - down) / (hi - lo)
-    return value + pen, math.sqrt(var), grad, {p: math.sqrt(v) for p, v in gvar.items()}, showers
+    return value, math.sqrt(var), grad, {p: math.sqrt(v) for p, v in gvar.items()}, showers
+
+
+def _penalty_gradient(problem: Problem, spec: ModuleSpec, rel_step: float) -> np.ndarray:
+    """d penalty / d parameter by central differences over ``rel_step`` (across the whole-layer
+    staircase, as for cost); 0 where there is no penalty."""
+    out = np.zeros(len(problem.parameters))
+    if penalty(problem, spec) == 0.0:
+        return out
+    for i, p in enumerate(problem.parameters):
+        lo, hi = step_of(spec, p, rel_step)
+        try:
+            up = penalty(problem, moved(spec, p, hi, problem.hold_depth_x0))
+            down = penalty(problem, moved(spec, p, lo, problem.hold_depth_x0))
+        except CaloptInputError:
+            continue
+        out[i] = (up - down) / (hi - lo)
+    return out
+
+
+def _penalty_at(problem: Problem, start: ModuleSpec, u: np.ndarray) -> float:
+    """The exact penalty at normalised point ``u`` (inf outside the space)."""
+    try:
+        return penalty(problem, _at(problem, start, _theta(problem, u)))
+    except CaloptInputError:
+        return math.inf
+
+
+def _model_step(problem: Problem, start: ModuleSpec, u0: np.ndarray, g_u: np.ndarray, radius: float,
+                seed: int, direction: np.ndarray | None = None) -> tuple[np.ndarray, float]:  # fmt: skip
+    """The step s minimising the model m(u0 + s) = g_u . s + penalty(u0 + s) inside the ball of
+    ``radius`` and the box, and its predicted decrease m(u0) - m(u0 + s): linear in the estimated
+    objective, exact in the penalty (deterministic and cheap), so a step into a constraint's
+    steep wall is not predicted as a decrease. Candidates: the steepest-descent direction (or
+    ``direction``), 32 others spread over directions, at 1/4, 1/2 and all of the radius."""
+    dim = len(u0)
+    rng = np.random.default_rng([seed, 0x7E6])
+    if dim == 2:
+        angles = np.linspace(0.0, 2.0 * math.pi, 32, endpoint=False)
+        dirs = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    else:
+        dirs = rng.standard_normal((32, dim))
+        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    lead = direction if direction is not None else -g_u
+    if float(np.linalg.norm(lead)) > 0:
+        dirs = np.vstack([lead / np.linalg.norm(lead), dirs])
+    m0 = _penalty_at(problem, start, u0)
+    best_s, best_m = np.zeros(dim), m0
+    for d in dirs:
+        for f in (0.25, 0.5, 1.0):
+            s = np.clip(u0 + f * radius * d, 0.0, 1.0) - u0
+            m = float(g_u @ s) + _penalty_at(problem, start, u0 + s)
+            if m < best_m - 1e-12:
+                best_s, best_m = s, m
+    return best_s, m0 - best_m
 
 
 def _difference(problem: Problem, a: ModuleSpec, b: ModuleSpec, n: int, seed: int) -> tuple[float, float, int]:
@@ -232,24 +280,27 @@ def descend(problem: Problem, start: ModuleSpec, settings: DescentSettings, *, l
         seed = st.seed + 7919 * k
         value, value_err, grad, grad_err, n_used = _value_and_gradient(problem, spec, st, seed)
         used += n_used
-        g_u = np.array([grad[p] for p in problem.parameters]) * scale  # dJ/du
+        g_u = np.array([grad[p] for p in problem.parameters]) * scale  # d(objective)/du, penalty apart
         u0 = _u(problem, spec)
-        if st.method == "adam":
+        pen0 = penalty(problem, spec)
+        pen_grad = _penalty_gradient(problem, spec, st.rel_step) * scale
+        value += pen0
+        grad = {p: grad[p] + pen_grad[i] / scale[i] for i, p in enumerate(problem.parameters)}
+        direction = None
+        if st.method == "adam":  # Adam's moments of the whole gradient give the direction
             b1, b2 = 0.9, 0.999
-            m = b1 * m + (1 - b1) * g_u
-            v = b2 * v + (1 - b2) * g_u**2
+            full = g_u + pen_grad
+            m = b1 * m + (1 - b1) * full
+            v = b2 * v + (1 - b2) * full**2
             mh, vh = m / (1 - b1 ** (k + 1)), v / (1 - b2 ** (k + 1))
-            s = -st.learning_rate * mh / (np.sqrt(vh) + 1e-12)
+            direction = -mh / (np.sqrt(vh) + 1e-12)
+            length = min(radius, st.learning_rate * float(np.linalg.norm(direction)))
+            s = np.clip(u0 + length * direction / max(float(np.linalg.norm(direction)), 1e-12), 0.0, 1.0) - u0
+            pred = float(-(g_u @ s)) + pen0 - _penalty_at(problem, start, u0 + s)
         else:
-            norm = float(np.linalg.norm(g_u))
-            s = -radius * g_u / norm if norm > 0 else np.zeros_like(g_u)
-        length = float(np.linalg.norm(s))
-        if length > radius:
-            s *= radius / length
-        u1 = np.clip(u0 + s, 0.0, 1.0)
-        s = u1 - u0
+            s, pred = _model_step(problem, start, u0, g_u, radius, seed)
+        u1 = u0 + s
         proposal = _theta(problem, u1)
-        pred = float(-(g_u @ s))
         note = ""
         actual = actual_err = rho = None
         accepted = False
@@ -258,7 +309,7 @@ def descend(problem: Problem, start: ModuleSpec, settings: DescentSettings, *, l
         except CaloptInputError as exc:
             note = f"proposal outside the space: {exc}"
         else:
-            if pred <= 0:
+            if pred <= 1e-12 or not np.any(s):
                 note = CONVERGED
             else:
                 diff, actual_err, n_used = _difference(problem, spec, new, st.check_budget, seed + 1)
