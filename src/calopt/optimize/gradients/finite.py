@@ -84,17 +84,24 @@ def fd(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: int,
 
 
 def spsa(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: int, seed: int, *, rel_step: float = 0.15,
-         directions: int = 6, hold_depth_x0: bool = True, **_: Any) -> GradientEstimate:  # fmt: skip
-    """``directions`` random +-1 perturbations of all parameters at once (each by ``rel_step`` of
-    its value), two points each plus the design: budget / (2 K + 1) showers per point. The
-    gradient is the mean over directions of (f+ - f-) / (2 c_i Delta_i); its error the spread of
-    the directions' estimates over sqrt(K). The two points of a direction share their random
-    numbers (seed + k + 1); directions do not, so that their spread holds the shower noise as
-    well as the cross-talk between parameters."""
+         directions: int = 8, hold_depth_x0: bool = True, **_: Any) -> GradientEstimate:  # fmt: skip
+    """``directions`` +-1 perturbations of all parameters at once (each by ``rel_step`` of its
+    value), two points each plus the design: budget / (2 K + 1) showers per point. The gradient
+    is the mean over directions of (f+ - f-) / (2 c_i Delta_i); its error the spread of the
+    directions' estimates over sqrt(K) (conservative: it holds the cross-talk that cancels in the
+    mean). The perturbations are the rows of a Hadamard matrix, each with a random sign
+    (deterministic perturbations, Bhatnagar et al., ACM TOMACS 13 (2003) 180): their columns are
+    orthogonal, so the cross-talk sum_j g_j c_j Delta_j / (c_i Delta_i) of every other parameter
+    cancels exactly in the mean, where random signs leave a bias of the order of 1/sqrt(K) that
+    is the same at every design with the same seed. K is rounded up to a multiple of the
+    matrix size. The two points of a direction share their random numbers (seed + k + 1);
+    directions do not."""
     if obj.beam is None:
         return _value_only(obj, design, params, "spsa", rel_step, hold_depth_x0)
     if directions < 2:
         raise CaloptInputError(f"spsa needs at least 2 directions for an error, got {directions}")
+    hadamard = _hadamard(len(params) + 1)[:, 1 : len(params) + 1]
+    directions = -(-directions // len(hadamard)) * len(hadamard)
     n = _per_point(budget, 2 * directions + 1, "spsa")
     rng = np.random.default_rng([seed, 0x5B5A])
     centre = cascade_sample(design, obj.beam, n, seed)
@@ -103,7 +110,7 @@ def spsa(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: in
     per_dir = []
     steps = {name: step_of(design, name, rel_step) for name in params}
     for k in range(directions):
-        delta = rng.choice([-1.0, 1.0], size=len(params))
+        delta = hadamard[k % len(hadamard)] * rng.choice([-1.0, 1.0])
         hi_vals = {name: (steps[name][1] if d > 0 else steps[name][0]) for name, d in zip(params, delta)}
         lo_vals = {name: (steps[name][0] if d > 0 else steps[name][1]) for name, d in zip(params, delta)}
         plus, minus = _moved_all(design, hi_vals, hold_depth_x0), _moved_all(design, lo_vals, hold_depth_x0)
@@ -119,6 +126,15 @@ def spsa(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: in
         showers=n * (2 * directions + 1), parameters=design.parameters(),
         diagnostics={"showers_per_point": n, "directions": directions},
     )  # fmt: skip
+
+
+def _hadamard(m: int) -> np.ndarray:
+    """Sylvester's Hadamard matrix of the smallest power-of-two size >= m (entries +-1, rows
+    and columns orthogonal)."""
+    h = np.ones((1, 1))
+    while len(h) < m:
+        h = np.block([[h, h], [h, -h]])
+    return h
 
 
 def _moved_all(design: ModuleSpec, values: dict[str, float], hold_depth_x0: bool) -> ModuleSpec:
