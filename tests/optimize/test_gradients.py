@@ -108,6 +108,27 @@ def test_descent_on_an_exact_objective_goes_downhill():
     assert last.value < steps[0].value
 
 
+def test_trust_region_stops_at_a_constraint():
+    # the dearest module under an 8 kCHF ceiling: -cost + 100 (cost / 8 - 1)^2 is least at 8.32 kCHF;
+    # the model is exact in the penalty, so the steps stop at the wall instead of bouncing off it
+    problem = Problem(terms=(("cost", -1.0),), box=BOX, max_cost_kchf=8.0)
+    steps = descend(problem, SHASHLIK, DescentSettings(radius=0.1, seed=1), max_steps=40)
+    last = steps[-1]
+    final = last.proposal if last.accepted and last.proposal is not None else last.parameters
+    cost = SHASHLIK.replace(**final, depth_x0=SHASHLIK.technology().depth_X0).properties()["cost_kchf_per_module"]
+    assert 7.7 < cost < 8.7
+    assert sum(s.accepted for s in steps) >= len(steps) // 2
+
+
+def test_adam_descent_goes_downhill():
+    problem = Problem(terms=(("cost", 1.0),), box=BOX)
+    st = DescentSettings(method="adam", learning_rate=0.1, radius=0.1, seed=1)
+    steps = descend(problem, SHASHLIK, st, max_steps=5)
+    assert all(s.accepted for s in steps[:3])
+    assert steps[-1].value < steps[0].value
+    assert steps[-1].parameters["absorber_thickness_mm"] > 2.0
+
+
 def test_descent_constraint_and_rejection():
     # a cost ceiling below the start: the penalty dominates and pushes towards cheaper modules
     problem = Problem(terms=(("cost", 0.0),), box=BOX, max_cost_kchf=5.0)
