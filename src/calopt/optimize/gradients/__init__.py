@@ -43,6 +43,7 @@ __all__ = [
     "estimate",
     "get_objective",
     "moved",
+    "moved_all",
 ]
 
 # Fewer showers than this per design point leave a width without meaning.
@@ -83,6 +84,14 @@ def moved(design: ModuleSpec, name: str, value: float, hold_depth_x0: bool = Tru
     if design.structure == "layers" and hold_depth_x0:
         return design.replace(**{name: value}, depth_x0=design.technology().depth_X0)
     return design.replace(**{name: value})
+
+
+def moved_all(design: ModuleSpec, values: dict[str, float], hold_depth_x0: bool = True) -> ModuleSpec:
+    """``design`` with every parameter of ``values`` moved at once (a layered module keeps its
+    depth in X0 when ``hold_depth_x0``)."""
+    if design.structure == "layers" and hold_depth_x0:
+        return design.replace(**values, depth_x0=design.technology().depth_X0)
+    return design.replace(**values)
 
 
 def step_of(design: ModuleSpec, name: str, rel_step: float) -> tuple[float, float]:

@@ -11,16 +11,18 @@ import numpy as np
 
 from calopt.detector.module import ModuleSpec
 from calopt.errors import CaloptInputError
-from calopt.optimize.gradients import MIN_SHOWERS_PER_POINT, GradientEstimate, moved, step_of
+from calopt.optimize.gradients import MIN_SHOWERS_PER_POINT, GradientEstimate, moved, moved_all, step_of
 from calopt.optimize.gradients.objectives import Objective
 from calopt.optimize.gradients.samples import CascadeSample, cascade_sample
 
-__all__ = ["fd", "spsa"]
+__all__ = ["exact_gradient", "fd", "showers_per_point", "spsa"]
 
 N_BOOTSTRAP = 200
 
 
-def _per_point(budget: int, points: int, estimator: str) -> int:
+def showers_per_point(budget: int, points: int, estimator: str) -> int:
+    """The showers per design point of an estimator that simulates ``points`` design points
+    within ``budget``; a budget that leaves fewer than MIN_SHOWERS_PER_POINT is refused."""
     n = budget // points
     if n < MIN_SHOWERS_PER_POINT:
         raise CaloptInputError(f"--budget {budget} is too small for {estimator}: it needs {points} design points of at "
@@ -40,8 +42,8 @@ def _values(obj: Objective, samples: list[CascadeSample], n: int, rng: np.random
     return out
 
 
-def _value_only(obj: Objective, design: ModuleSpec, params: tuple[str, ...], estimator: str, rel_step: float,
-                hold_depth_x0: bool) -> GradientEstimate:  # fmt: skip
+def exact_gradient(obj: Objective, design: ModuleSpec, params: tuple[str, ...], estimator: str, rel_step: float,
+                   hold_depth_x0: bool) -> GradientEstimate:  # fmt: skip
     """An exact objective: central differences of the parameters alone (no showers, no error),
     with the same relative step as the shower objectives: a layered module held at its depth
     in X0 has a whole number of layers, so its cost is a staircase whose slope shows only over
@@ -60,8 +62,8 @@ def fd(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: int,
     """Central differences of relative step ``rel_step`` per parameter, the value at the design
     itself, all with ``seed``: budget / (2 P + 1) showers per point."""
     if obj.beam is None:
-        return _value_only(obj, design, params, "fd", rel_step, hold_depth_x0)
-    n = _per_point(budget, 2 * len(params) + 1, "fd")
+        return exact_gradient(obj, design, params, "fd", rel_step, hold_depth_x0)
+    n = showers_per_point(budget, 2 * len(params) + 1, "fd")
     points, steps = [design], {}
     for name in params:
         lo, hi = step_of(design, name, rel_step)
@@ -97,12 +99,12 @@ def spsa(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: in
     matrix size. The two points of a direction share their random numbers (seed + k + 1);
     directions do not."""
     if obj.beam is None:
-        return _value_only(obj, design, params, "spsa", rel_step, hold_depth_x0)
+        return exact_gradient(obj, design, params, "spsa", rel_step, hold_depth_x0)
     if directions < 2:
         raise CaloptInputError(f"spsa needs at least 2 directions for an error, got {directions}")
     hadamard = _hadamard(len(params) + 1)[:, 1 : len(params) + 1]
     directions = -(-directions // len(hadamard)) * len(hadamard)
-    n = _per_point(budget, 2 * directions + 1, "spsa")
+    n = showers_per_point(budget, 2 * directions + 1, "spsa")
     rng = np.random.default_rng([seed, 0x5B5A])
     centre = cascade_sample(design, obj.beam, n, seed)
     v0 = obj.of_sample(centre)
@@ -113,7 +115,7 @@ def spsa(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: in
         delta = hadamard[k % len(hadamard)] * rng.choice([-1.0, 1.0])
         hi_vals = {name: (steps[name][1] if d > 0 else steps[name][0]) for name, d in zip(params, delta)}
         lo_vals = {name: (steps[name][0] if d > 0 else steps[name][1]) for name, d in zip(params, delta)}
-        plus, minus = _moved_all(design, hi_vals, hold_depth_x0), _moved_all(design, lo_vals, hold_depth_x0)
+        plus, minus = moved_all(design, hi_vals, hold_depth_x0), moved_all(design, lo_vals, hold_depth_x0)
         s = seed + k + 1
         df = obj.of_sample(cascade_sample(plus, obj.beam, n, s)) - obj.of_sample(cascade_sample(minus, obj.beam, n, s))
         per_dir.append([df / (hi_vals[name] - lo_vals[name]) for name in params])
@@ -135,9 +137,3 @@ def _hadamard(m: int) -> np.ndarray:
     while len(h) < m:
         h = np.block([[h, h], [h, -h]])
     return h
-
-
-def _moved_all(design: ModuleSpec, values: dict[str, float], hold_depth_x0: bool) -> ModuleSpec:
-    if design.structure == "layers" and hold_depth_x0:
-        return design.replace(**values, depth_x0=design.technology().depth_X0)
-    return design.replace(**values)

@@ -64,8 +64,9 @@ import torch
 
 from calopt.detector.module import ModuleSpec
 from calopt.errors import CaloptInputError
-from calopt.optimize.gradients import GradientEstimate, step_of
-from calopt.optimize.gradients.finite import _per_point, _value_only
+from calopt.optimize.gradients import GradientEstimate, moved_all, step_of
+from calopt.optimize.gradients.finite import exact_gradient, showers_per_point
+from calopt.optimize.gradients.networks import ConditionalMLP
 from calopt.optimize.gradients.objectives import Objective
 from calopt.optimize.gradients.reweight import WEIGHTED_OBJECTIVES, features, seeded_torch, weighted_resolution
 from calopt.optimize.gradients.samples import cascade_sample
@@ -119,42 +120,10 @@ def _depth(design: ModuleSpec) -> tuple[float, float]:
     return float(tech.depth_X0), float(period)
 
 
-def _moved_all(design: ModuleSpec, values: dict[str, float], hold_depth_x0: bool) -> ModuleSpec:
-    if design.structure == "layers" and hold_depth_x0:
-        return design.replace(**values, depth_x0=design.technology().depth_X0)
-    return design.replace(**values)
-
-
-class _Generator(torch.nn.Module):
-    def __init__(self, latent: int, n_t: int, hidden: int, n_x: int) -> None:
-        super().__init__()
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(latent + n_t, hidden), torch.nn.SiLU(),
-            torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
-            torch.nn.Linear(hidden, n_x),
-        )  # fmt: skip
-
-    def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([z, t], dim=1))
-
-
-class _Critic(torch.nn.Module):
-    def __init__(self, n_x: int, n_t: int, hidden: int) -> None:
-        super().__init__()
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(n_x + n_t, hidden), torch.nn.SiLU(),
-            torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
-            torch.nn.Linear(hidden, 1),
-        )  # fmt: skip
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([x, t], dim=1)).squeeze(1)
-
-
 def _train_gan(x: torch.Tensor, t: torch.Tensor, latent: int, hidden: int, steps: int, critic_steps: int,
-               batch: int, lr: float, gp: float) -> tuple[_Generator, float]:  # fmt: skip
+               batch: int, lr: float, gp: float) -> tuple[ConditionalMLP, float]:  # fmt: skip
     """A conditional WGAN-GP on rows (x, t); (generator, the critic's last Wasserstein estimate)."""
-    gen, critic = _Generator(latent, t.shape[1], hidden, x.shape[1]), _Critic(x.shape[1], t.shape[1], hidden)
+    gen, critic = ConditionalMLP(latent, t.shape[1], hidden, x.shape[1]), ConditionalMLP(x.shape[1], t.shape[1], hidden)
     opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.5, 0.9))
     opt_c = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.9))
     n = len(x)
@@ -196,7 +165,7 @@ def lgso(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: in
     (the fixed batch of generated showers the objective is measured on); ``rel_step`` serves only an
     exact objective (no showers), differentiated as ``fd`` does."""
     if obj.beam is None:
-        return _value_only(obj, design, params, "lgso", rel_step, hold_depth_x0)
+        return exact_gradient(obj, design, params, "lgso", rel_step, hold_depth_x0)
     if obj.name not in WEIGHTED_OBJECTIVES:
         raise CaloptInputError(f"lgso cannot model objective {obj.name!r}; expected one of "
                                f"{', '.join(WEIGHTED_OBJECTIVES)}")  # fmt: skip
@@ -207,7 +176,7 @@ def lgso(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: in
     n_designs = max(8, 4 * len(params)) if designs is None else designs
     if not (isinstance(n_designs, int) and n_designs >= 2):
         raise CaloptInputError(f"lgso needs at least 2 designs in its box, got {designs!r}")
-    n = _per_point(budget, n_designs, "lgso")
+    n = showers_per_point(budget, n_designs, "lgso")
     beam = obj.beam
 
     theta0 = np.array([float(getattr(design, p)) for p in params])
@@ -251,7 +220,7 @@ def lgso(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: in
     mu_t, sd_t = torch.as_tensor(mu), torch.as_tensor(sd)
     theta0_t, scale_t = torch.as_tensor(theta0), torch.as_tensor(scale)
 
-    def objective(gen: _Generator, theta: torch.Tensor) -> torch.Tensor:
+    def objective(gen: ConditionalMLP, theta: torch.Tensor) -> torch.Tensor:
         t = ((theta - theta0_t) / scale_t).float().expand(generated, -1)
         x = gen(z, t).double() * sd_t + mu_t
         return weighted_resolution(x, normals, None, energy, light_yield)
@@ -303,7 +272,7 @@ def _draw(design: ModuleSpec, params: tuple[str, ...], limits: np.ndarray, rng: 
     for _attempt in range(100):
         u = limits[:, 0] + rng.random(len(params)) * (limits[:, 1] - limits[:, 0])
         try:
-            return _moved_all(design, dict(zip(params, map(float, u))), hold_depth_x0)
+            return moved_all(design, dict(zip(params, map(float, u))), hold_depth_x0)
         except CaloptInputError:
             continue
     raise CaloptInputError(f"lgso: no valid design in 100 draws from the box around {design.name}; "

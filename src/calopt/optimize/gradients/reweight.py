@@ -81,7 +81,8 @@ import torch
 from calopt.detector.module import ModuleSpec
 from calopt.errors import CaloptInputError
 from calopt.optimize.gradients import GradientEstimate, moved, step_of
-from calopt.optimize.gradients.finite import N_BOOTSTRAP, _per_point, _value_only
+from calopt.optimize.gradients.finite import N_BOOTSTRAP, exact_gradient, showers_per_point
+from calopt.optimize.gradients.networks import ConditionalMLP
 from calopt.optimize.gradients.objectives import Objective
 from calopt.optimize.gradients.samples import CascadeSample, cascade_sample
 
@@ -129,25 +130,10 @@ def weighted_resolution(x: torch.Tensor, normals: torch.Tensor, weights: torch.T
     return torch.sqrt(var) / mean
 
 
-class _Classifier(torch.nn.Module):
-    """f(x, t) as a logit: x standardised on the theta0 sample, t = (theta - theta0) / half-widths."""
-
-    def __init__(self, n_x: int, n_t: int, hidden: int) -> None:
-        super().__init__()
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(n_x + n_t, hidden), torch.nn.SiLU(),
-            torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
-            torch.nn.Linear(hidden, 1),
-        )  # fmt: skip
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([x, t], dim=1)).squeeze(1)
-
-
 def _train(xs: torch.Tensor, ts: torch.Tensor, ys: torch.Tensor, hidden: int, epochs: int, lr: float,
-           weight_decay: float) -> tuple[_Classifier, float]:  # fmt: skip
+           weight_decay: float) -> tuple[ConditionalMLP, float]:  # fmt: skip
     """A classifier trained by full-batch Adam on binary cross-entropy; (net, final loss)."""
-    net = _Classifier(xs.shape[1], ts.shape[1], hidden)
+    net = ConditionalMLP(xs.shape[1], ts.shape[1], hidden)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     loss = torch.tensor(math.log(2.0))
@@ -171,7 +157,7 @@ def reweight(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget
     differentiated as ``fd`` does: the box is ``half_width``, smaller, because a classifier needs
     overlapping showers, which a box of +- 15 % does not give for a Shashlik's sampling fraction."""
     if obj.beam is None:
-        return _value_only(obj, design, params, "reweight", rel_step, hold_depth_x0)
+        return exact_gradient(obj, design, params, "reweight", rel_step, hold_depth_x0)
     if obj.name not in WEIGHTED_OBJECTIVES:
         raise CaloptInputError(f"reweight cannot weight objective {obj.name!r}; expected one of "
                                f"{', '.join(WEIGHTED_OBJECTIVES)}")  # fmt: skip
@@ -179,7 +165,7 @@ def reweight(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget
         raise CaloptInputError(f"reweight half_width {half_width!r} must be in (0, 0.5]")
     if not (isinstance(classifiers, int) and classifiers >= 2):
         raise CaloptInputError(f"reweight needs at least 2 classifiers for an error, got {classifiers!r}")
-    n = _per_point(budget, 2 * len(params) + 1, "reweight")
+    n = showers_per_point(budget, 2 * len(params) + 1, "reweight")
     beam = obj.beam
     theta0 = np.array([float(getattr(design, p)) for p in params])
     box: list[tuple[np.ndarray, ModuleSpec]] = []
