@@ -62,15 +62,11 @@ def gradient(
     """The objective +- error and its gradient +- error per module parameter, by one estimator."""
     from calopt.detector.module import load_module
     from calopt.jobs import check_seed
-    from calopt.optimize.gradients import ESTIMATORS, check, estimate, get_objective
+    from calopt.optimize.gradients import check, estimate, get_objective
 
     check_seed(seed)
     point = load_module(spec)
     obj = get_objective(objective, energy)
-    if estimator not in ESTIMATORS:
-        from calopt.errors import CaloptInputError
-
-        raise CaloptInputError(f"--estimator {estimator!r} is not one of {', '.join(ESTIMATORS)}")
     params = tuple(parameter) if parameter else None
     result = estimate(obj, point, estimator, budget, parameters=params, seed=seed, rel_step=rel_step)
     doc = result.to_json()
@@ -151,14 +147,11 @@ def optimize_module(
     from calopt.detector.module import load_module
     from calopt.files import check_writable, output_lock
     from calopt.jobs import check_seed
-    from calopt.optimize.gradients import ESTIMATORS
+    from calopt.optimize.gradients import check_estimator
     from calopt.optimize.gradients.descent import DescentSettings, Problem, descend, plot_steps
 
     check_seed(seed)
-    if estimator not in ESTIMATORS:
-        from calopt.errors import CaloptInputError
-
-        raise CaloptInputError(f"--estimator {estimator!r} is not one of {', '.join(ESTIMATORS)}")
+    check_estimator(estimator)  # before the log is written
     problem = Problem(terms=_weighted(objective), box=_box(box), energy_gev=energy, max_depth_mm=max_depth,
                       max_mass_kg=max_mass, max_cost_kchf=max_cost)  # fmt: skip
     problem.objectives()  # unknown objective names fail here, before anything runs

@@ -36,7 +36,7 @@ from typing import Any
 
 from calopt.detector.technologies import MODULE_SIZE_MM, TECHNOLOGIES, Layer, Technology, get_technology
 from calopt.errors import CaloptInputError
-from calopt.materials import MATERIALS, get_material
+from calopt.materials import MATERIALS
 
 __all__ = [
     "ABSORBERS",
@@ -191,7 +191,7 @@ class ModuleSpec:
         ``depth_x0`` radiation lengths."""
         if not (isinstance(depth_x0, int | float) and math.isfinite(depth_x0) and depth_x0 > 0):
             raise CaloptInputError(f"module depth_x0 = {depth_x0!r} must be a positive number")
-        x0 = self._homogenised_x0_mm()
+        x0 = self.technology().effective_material.X0_mm
         if self.structure == "layers":
             n = max(1, round(depth_x0 * x0 / self._period_mm()))
             if n > LIMITS["n_layers"][1]:
@@ -225,16 +225,6 @@ class ModuleSpec:
 
     def _period_mm(self) -> float:
         return sum(la.thickness for la in self._period())
-
-    def _homogenised_x0_mm(self) -> float:
-        from calopt.materials import Material
-
-        if self.structure == "layers":
-            parts = [(get_material(la.material), la.thickness) for la in self._period()]
-        else:
-            f = (self.fibre_side_mm / self.fibre_pitch_mm) ** 2
-            parts = [(get_material(self.absorber), 1.0 - f), (get_material(self.active), f)]
-        return Material.mix("x0", parts).X0_mm
 
     # ----- to a technology -----------------------------------------------------------------
     @classmethod

@@ -39,7 +39,9 @@ __all__ = [
     "OBJECTIVES",
     "GradientEstimate",
     "Objective",
+    "central_difference",
     "check",
+    "check_estimator",
     "estimate",
     "get_objective",
     "moved",
@@ -113,6 +115,22 @@ def step_of(design: ModuleSpec, name: str, rel_step: float) -> tuple[float, floa
     return lo, hi
 
 
+def central_difference(f: Callable[[ModuleSpec], float], design: ModuleSpec, name: str, rel_step: float,
+                       hold_depth_x0: bool = True) -> float:  # fmt: skip
+    """d f / d ``name`` of a function ``f`` of the parameters alone (cost, penalties), by a central
+    difference of relative size ``rel_step`` (:func:`step_of`): a layered module held at its
+    depth in X0 has a whole number of layers, so such a function is a staircase whose slope
+    shows only over steps that span several layers."""
+    lo, hi = step_of(design, name, rel_step)
+    return (f(moved(design, name, hi, hold_depth_x0)) - f(moved(design, name, lo, hold_depth_x0))) / (hi - lo)
+
+
+def check_estimator(name: str) -> None:
+    """Refuse an unknown estimator name in one line."""
+    if name not in ESTIMATORS:
+        raise CaloptInputError(f"unknown estimator {name!r}; expected one of {', '.join(ESTIMATORS)}")
+
+
 def estimate(
     objective: Objective | str,
     design: ModuleSpec,
@@ -138,8 +156,7 @@ def estimate(
 
 
 def _estimator(name: str) -> Callable[..., GradientEstimate]:
-    if name not in ESTIMATORS:
-        raise CaloptInputError(f"unknown estimator {name!r}; expected one of {', '.join(ESTIMATORS)}")
+    check_estimator(name)
     module, _, attr = ESTIMATORS[name].partition(":")
     try:
         fn: Callable[..., GradientEstimate] = getattr(importlib.import_module(module), attr)

@@ -41,7 +41,7 @@ import numpy as np
 
 from calopt.detector.module import LIMITS, ModuleSpec
 from calopt.errors import CaloptInputError
-from calopt.optimize.gradients import estimate, moved, step_of
+from calopt.optimize.gradients import central_difference, estimate, moved_all
 from calopt.optimize.gradients.objectives import Objective, get_objective
 from calopt.optimize.gradients.samples import cascade_sample
 
@@ -152,13 +152,6 @@ def _theta(problem: Problem, u: np.ndarray) -> dict[str, float]:
     return {p: float(lo + ui * (hi - lo)) for (p, (lo, hi)), ui in zip(problem.box.items(), u)}
 
 
-def _at(problem: Problem, start: ModuleSpec, values: dict[str, float]) -> ModuleSpec:
-    spec = start
-    for name, v in values.items():
-        spec = moved(spec, name, v, problem.hold_depth_x0)
-    return spec
-
-
 def _value_and_gradient(problem: Problem, spec: ModuleSpec, st: DescentSettings,
                         seed: int) -> tuple[float, float, dict[str, float], dict[str, float], int]:  # fmt: skip
     """The weighted objectives (without the penalty) and their gradient, by the estimator."""
@@ -179,26 +172,23 @@ def _value_and_gradient(problem: Problem, spec: ModuleSpec, st: DescentSettings,
 
 
 def _penalty_gradient(problem: Problem, spec: ModuleSpec, rel_step: float) -> np.ndarray:
-    """d penalty / d parameter by central differences over ``rel_step`` (across the whole-layer
-    staircase, as for cost); 0 where there is no penalty."""
+    """d penalty / d parameter (:func:`central_difference`); 0 where there is no penalty, and for
+    a parameter whose difference would leave the space."""
     out = np.zeros(len(problem.parameters))
     if penalty(problem, spec) == 0.0:
         return out
     for i, p in enumerate(problem.parameters):
-        lo, hi = step_of(spec, p, rel_step)
         try:
-            up = penalty(problem, moved(spec, p, hi, problem.hold_depth_x0))
-            down = penalty(problem, moved(spec, p, lo, problem.hold_depth_x0))
+            out[i] = central_difference(lambda x: penalty(problem, x), spec, p, rel_step, problem.hold_depth_x0)
         except CaloptInputError:
             continue
-        out[i] = (up - down) / (hi - lo)
     return out
 
 
 def _penalty_at(problem: Problem, start: ModuleSpec, u: np.ndarray) -> float:
     """The exact penalty at normalised point ``u`` (inf outside the space)."""
     try:
-        return penalty(problem, _at(problem, start, _theta(problem, u)))
+        return penalty(problem, moved_all(start, _theta(problem, u), problem.hold_depth_x0))
     except CaloptInputError:
         return math.inf
 
@@ -233,22 +223,22 @@ def _model_step(problem: Problem, start: ModuleSpec, u0: np.ndarray, g_u: np.nda
 
 
 def _difference(problem: Problem, a: ModuleSpec, b: ModuleSpec, n: int, seed: int) -> tuple[float, float, int]:
-    """J(a) - J(b) measured on the cascade with common random numbers, its bootstrap error and
-    the showers used."""
+    """J(a) - J(b) measured on the cascade with common random numbers, its paired-bootstrap error
+    (:func:`~calopt.optimize.gradients.finite.paired_values`) and the showers used."""
+    from calopt.optimize.gradients.finite import N_BOOTSTRAP, paired_values
+
     rng = np.random.default_rng([seed, 0xD1FF])
-    diff, boots, showers = 0.0, np.zeros(100), 0
+    diff, boots, showers = 0.0, np.zeros(N_BOOTSTRAP), 0
     for obj, w in problem.objectives():
         if obj.beam is None:
             diff += w * (obj.exact(a) - obj.exact(b))
             continue
-        sa, sb = cascade_sample(a, obj.beam, n, seed), cascade_sample(b, obj.beam, n, seed)
+        vals = paired_values(obj, [cascade_sample(a, obj.beam, n, seed), cascade_sample(b, obj.beam, n, seed)], n, rng)
         showers += 2 * n
-        diff += w * (obj.of_sample(sa) - obj.of_sample(sb))
-        for k in range(len(boots)):
-            idx = rng.integers(0, n, n)
-            boots[k] += w * (obj.of_sample(sa, idx) - obj.of_sample(sb, idx))
+        diff += w * (vals[0, 0] - vals[0, 1])
+        boots += w * (vals[1:, 0] - vals[1:, 1])
     diff += penalty(problem, a) - penalty(problem, b)
-    return diff, float(boots.std(ddof=1)), showers
+    return float(diff), float(boots.std(ddof=1)), showers
 
 
 def descend(problem: Problem, start: ModuleSpec, settings: DescentSettings, *, log: Path | None = None,
@@ -263,9 +253,9 @@ def descend(problem: Problem, start: ModuleSpec, settings: DescentSettings, *, l
         if not lo <= getattr(start, p) <= hi:
             raise CaloptInputError(f"start {p} = {getattr(start, p):g} is outside the box [{lo:g}, {hi:g}]")
     steps = _read_log(log, problem, start, st) if log is not None else []
-    spec = _at(problem, start, steps[-1].parameters) if steps else start
+    spec = moved_all(start, steps[-1].parameters, problem.hold_depth_x0) if steps else start
     if steps and steps[-1].accepted and steps[-1].proposal is not None:
-        spec = _at(problem, start, steps[-1].proposal)
+        spec = moved_all(start, steps[-1].proposal, problem.hold_depth_x0)
     radius = steps[-1].radius if steps else st.radius
     used = steps[-1].showers if steps else 0
     zeros = [0.0] * len(problem.parameters)
@@ -305,7 +295,7 @@ def descend(problem: Problem, start: ModuleSpec, settings: DescentSettings, *, l
         actual = actual_err = rho = None
         accepted = False
         try:
-            new = _at(problem, start, proposal)
+            new = moved_all(start, proposal, problem.hold_depth_x0)
         except CaloptInputError as exc:
             note = f"proposal outside the space: {exc}"
         else:

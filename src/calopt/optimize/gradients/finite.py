@@ -11,11 +11,18 @@ import numpy as np
 
 from calopt.detector.module import ModuleSpec
 from calopt.errors import CaloptInputError
-from calopt.optimize.gradients import MIN_SHOWERS_PER_POINT, GradientEstimate, moved, moved_all, step_of
+from calopt.optimize.gradients import (
+    MIN_SHOWERS_PER_POINT,
+    GradientEstimate,
+    central_difference,
+    moved,
+    moved_all,
+    step_of,
+)
 from calopt.optimize.gradients.objectives import Objective
 from calopt.optimize.gradients.samples import CascadeSample, cascade_sample
 
-__all__ = ["exact_gradient", "fd", "showers_per_point", "spsa"]
+__all__ = ["exact_gradient", "fd", "paired_values", "showers_per_point", "spsa"]
 
 N_BOOTSTRAP = 200
 
@@ -31,7 +38,7 @@ def showers_per_point(budget: int, points: int, estimator: str) -> int:
     return n
 
 
-def _values(obj: Objective, samples: list[CascadeSample], n: int, rng: np.random.Generator) -> np.ndarray:
+def paired_values(obj: Objective, samples: list[CascadeSample], n: int, rng: np.random.Generator) -> np.ndarray:
     """(1 + N_BOOTSTRAP, len(samples)): the objective on each sample, then on paired bootstrap
     resamples (the same shower indices in every sample: their random numbers are shared)."""
     out = np.empty((1 + N_BOOTSTRAP, len(samples)))
@@ -45,14 +52,8 @@ def _values(obj: Objective, samples: list[CascadeSample], n: int, rng: np.random
 def exact_gradient(obj: Objective, design: ModuleSpec, params: tuple[str, ...], estimator: str, rel_step: float,
                    hold_depth_x0: bool) -> GradientEstimate:  # fmt: skip
     """An exact objective: central differences of the parameters alone (no showers, no error),
-    with the same relative step as the shower objectives: a layered module held at its depth
-    in X0 has a whole number of layers, so its cost is a staircase whose slope shows only over
-    steps that span several layers."""
-    grad = {}
-    for name in params:
-        lo, hi = step_of(design, name, rel_step)
-        up, down = moved(design, name, hi, hold_depth_x0), moved(design, name, lo, hold_depth_x0)
-        grad[name] = (obj.exact(up) - obj.exact(down)) / (hi - lo)
+    with the same relative step as the shower objectives (:func:`central_difference`)."""
+    grad = {name: central_difference(obj.exact, design, name, rel_step, hold_depth_x0) for name in params}
     return GradientEstimate(estimator, obj.name, design.name, obj.exact(design), 0.0, grad, dict.fromkeys(grad, 0.0),
                             0, design.parameters(), {"exact": True})  # fmt: skip
 
@@ -70,7 +71,7 @@ def fd(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: int,
         steps[name] = (lo, hi)
         points += [moved(design, name, lo, hold_depth_x0), moved(design, name, hi, hold_depth_x0)]
     samples = [cascade_sample(p, obj.beam, n, seed) for p in points]
-    vals = _values(obj, samples, n, np.random.default_rng([seed, 0xFD]))
+    vals = paired_values(obj, samples, n, np.random.default_rng([seed, 0xFD]))
     grads = {name: (vals[:, 2 + 2 * i] - vals[:, 1 + 2 * i]) / (steps[name][1] - steps[name][0])
              for i, name in enumerate(params)}  # fmt: skip
     return GradientEstimate(
