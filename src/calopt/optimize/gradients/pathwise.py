@@ -67,13 +67,13 @@ def model_objective(obj: Objective, design: ModuleSpec, params: tuple[str, ...],
 
 def pathwise(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: int, seed: int, *,
              model_showers: int = 4000, batches: int = 8, hold_depth_x0: bool = True,
-             model_systematic: float = 0.15, **_: Any) -> GradientEstimate:  # fmt: skip
+             model_systematic: float = 0.15, rel_step: float = 0.15, **_: Any) -> GradientEstimate:  # fmt: skip
     """Gradient by autograd through the differentiable shower (``model_showers`` in
     ``batches``), scaled to the cascade's value measured with ``budget`` cascade showers."""
-    if obj.beam is None:
-        from calopt.optimize.gradients.finite import fd
+    if obj.beam is None:  # an exact objective, differentiated as every estimator does
+        from calopt.optimize.gradients.finite import exact_gradient
 
-        return fd(obj, design, params, budget, seed)
+        return exact_gradient(obj, design, params, "pathwise", rel_step, hold_depth_x0)
     if budget < MIN_SHOWERS_PER_POINT:
         raise CaloptInputError(f"--budget {budget} is too small for pathwise: it needs at least "
                                f"{MIN_SHOWERS_PER_POINT} cascade showers for the value at the design")  # fmt: skip
