@@ -148,7 +148,7 @@ def optimize_module(
     from calopt.files import check_writable, output_lock
     from calopt.jobs import check_seed
     from calopt.optimize.gradients import check_estimator
-    from calopt.optimize.gradients.descent import DescentSettings, Problem, descend, plot_steps
+    from calopt.optimize.gradients.descent import DescentSettings, Problem, answer, descend, plot_steps
 
     check_seed(seed)
     check_estimator(estimator)  # before the log is written
@@ -171,9 +171,8 @@ def optimize_module(
         )
     if plot is not None:
         plot_steps(steps, plot)
-    last = steps[-1]
-    final = last.proposal if last.accepted and last.proposal is not None else last.parameters
-    doc = {"final": final, "steps": [s.__dict__ for s in steps], "showers": last.showers}
+    final = answer(steps)
+    doc = {"final": final, "steps": [s.__dict__ for s in steps], "showers": steps[-1].showers}
     if json_out:
         print_json(doc)
         return

@@ -72,7 +72,7 @@ def optimize(
         shown = ", ".join(f"{v:.4g}" + ("" if e is None else f" +- {e:.2g}")
                           for v, e in zip(best["objectives"], best["objective_errors"] or [None] * 9))  # fmt: skip
         how = "confirmed" if best["confirmed"] else f"{best['replicates']} evaluation(s)"
-        typer.echo(f"best: trial {best['trial']}, objectives {shown} ({how}), cost {best['cost']:.0f} kCHF, "
+        typer.echo(f"best: trial {best['trial']}, objectives {shown} ({how}), cost {best['cost']:.6g} kCHF, "
                    f"{best['channels']} channels")  # fmt: skip
     if path:
         typer.echo(f"report: {path}")

@@ -33,6 +33,9 @@ A campaign file (TOML)::
     [space]                    # calopt.optimize.family
     ...
 
+A module campaign has a ``[module]`` table instead of ``[space]``, ``[evaluate]`` and
+``[objective]`` and may use the gradient-based ``descent`` (:mod:`calopt.optimize.module_campaign`).
+
 Every table is validated (unknown keys, types, ranges, the rules between keys) by the models of
 :mod:`calopt.optimize.schema`; a mistake is one line naming the file, the table and the key.
 
@@ -68,7 +71,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +83,14 @@ from calopt.errors import CaloptInputError
 from calopt.files import atomic_path, make_output_folder, output_lock
 from calopt.metrics.registry import get_metric, why_unmeasured
 from calopt.optimize.family import DesignFamily
+from calopt.optimize.module_campaign import (
+    DESCENT,
+    MAX_SHOWERS,
+    ModuleFamily,
+    ModuleObjective,
+    evaluate_module,
+    step_from_metrics,
+)
 from calopt.optimize.optimizers import get_optimizer
 from calopt.optimize.schema import (
     MAX_EVENTS,
@@ -207,9 +218,14 @@ class ConfirmConfig:
 
 @dataclass(frozen=True)
 class Campaign:
+    """A campaign: over layouts of the wall (``family`` a :class:`DesignFamily`, the ``[space]``,
+    ``[evaluate]`` and ``[objective]`` tables) or over the module design space (a
+    :class:`~calopt.optimize.module_campaign.ModuleFamily`, the ``[module]`` table; its
+    ``evaluate`` holds the showers per point as ``events``, its seed and replicates)."""
+
     name: str
-    family: DesignFamily
-    objective: Objective
+    family: DesignFamily | ModuleFamily
+    objective: Objective | ModuleObjective
     evaluate: EvaluateConfig
     optimizers: tuple[OptimizerConfig, ...]
     description: str = ""
@@ -221,15 +237,22 @@ class Campaign:
         one-line :class:`CaloptInputError` starting with ``source`` and the table if it is not valid
         (the models of :mod:`calopt.optimize.schema`, then the optimisers' own checks)."""
         t = parse(CampaignTable, doc, source)
-        objective = Objective.from_dict(t.objective, f"{source}: [objective]")
         optimizers = tuple(OptimizerConfig.from_dict(o, f"{source}: [[optimizers]] {k + 1}")
                            for k, o in enumerate(t.optimizers))  # fmt: skip
+        confirm = None if t.confirm is None else ConfirmConfig.from_dict(t.confirm, f"{source}: [confirm]")
+        if t.module is not None:
+            return cls._module(t, optimizers, confirm, source)
+        assert t.space is not None  # CampaignTable: one of the two
+        objective = Objective.from_dict(t.objective, f"{source}: [objective]")
         family = DesignFamily.from_dict(t.space, f"{source}: [space]")
         evaluate = EvaluateConfig.from_dict(t.evaluate, f"{source}: [evaluate]")
-        confirm = None if t.confirm is None else ConfirmConfig.from_dict(t.confirm, f"{source}: [confirm]")
         if confirm is not None and confirm.events(evaluate.events) > MAX_EVENTS:
             raise CaloptInputError(f"{source}: [confirm]: factor {confirm.factor:g} x events {evaluate.events} = "
                                    f"{confirm.events(evaluate.events)} crossings; at most {MAX_EVENTS}")  # fmt: skip
+        for k, o in enumerate(optimizers):
+            if o.name == DESCENT:
+                raise CaloptInputError(f"{source}: [[optimizers]] {k + 1}: {DESCENT} designs a module; it needs a "
+                                       "module campaign ([module] instead of [space])")  # fmt: skip
         campaign = cls(t.name, family, objective, evaluate, optimizers, t.description, confirm)
         try:
             campaign.evaluate.settings().validate()  # e.g. an unknown fastsim backend
@@ -248,7 +271,39 @@ class Campaign:
                 raise CaloptInputError(f"{source}: [[optimizers]] {k + 1}: {exc}") from None
         return campaign
 
+    @classmethod
+    def _module(cls, t: CampaignTable, optimizers: tuple[OptimizerConfig, ...], confirm: ConfirmConfig | None,
+                source: str) -> Campaign:  # fmt: skip
+        """A module campaign (:mod:`calopt.optimize.module_campaign`) of a validated campaign table."""
+        assert t.module is not None
+        family = ModuleFamily.from_dict(t.module, f"{source}: [module]")
+        evaluate = EvaluateConfig(events=family.showers, seed=family.seed, replicates=family.replicates)
+        if confirm is not None and confirm.events(family.showers) > MAX_SHOWERS:
+            raise CaloptInputError(f"{source}: [confirm]: factor {confirm.factor:g} x showers {family.showers} = "
+                                   f"{confirm.events(family.showers)} showers; at most {MAX_SHOWERS}")  # fmt: skip
+        for k, o in enumerate(optimizers):
+            where = f"{source}: [[optimizers]] {k + 1}"
+            try:
+                if o.name == DESCENT:
+                    if o.batch != 1:
+                        raise CaloptInputError(f"{DESCENT} takes one step at a time: batch must be 1, got {o.batch}")
+                    family.descent_settings(o.options, o.seed, o.evaluations)
+                else:
+                    get_optimizer(o.name, family.space, seed=o.seed, n_objectives=1, **o.options)
+            except CaloptInputError as exc:
+                raise CaloptInputError(f"{where}: {exc}") from None
+        return cls(t.name, family, ModuleObjective(), evaluate, optimizers, t.description, confirm)
+
+    @property
+    def is_module(self) -> bool:
+        """True for a campaign over the module design space."""
+        return isinstance(self.family, ModuleFamily)
+
     def to_dict(self) -> dict[str, Any]:
+        if isinstance(self.family, ModuleFamily):
+            return {"name": self.name, "description": self.description, "module": self.family.to_dict(),
+                    "optimizers": [asdict(o) for o in self.optimizers]} | (
+                {} if self.confirm is None else {"confirm": asdict(self.confirm)})  # fmt: skip
         return {
             "name": self.name,
             "description": self.description,
@@ -265,7 +320,7 @@ class Campaign:
         their digest)."""
         d = self.to_dict()
         d.pop("description")
-        if d["evaluate"].get("replicates") == 1:
+        if "evaluate" in d and d["evaluate"].get("replicates") == 1:
             d["evaluate"].pop("replicates")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -296,6 +351,17 @@ def load_campaign(path: str | Path) -> Campaign:
     if "regions" in doc and "space" not in doc and "optimizers" not in doc:
         raise CaloptInputError(f"{str(path)!r} looks like a design file ([[regions]]), expected a campaign file "
                                "([space], [[optimizers]]); evaluate a design with calopt evaluate")  # fmt: skip
+    module = doc.get("module")
+    if isinstance(module, dict) and isinstance(module.get("start"), str) and module["start"].endswith(".toml"):
+        # a module spec file, relative to the campaign file; the stored settings hold the module itself
+        where = Path(module["start"]) if Path(module["start"]).is_absolute() else p.parent / module["start"]
+        from calopt.detector.module import load_module
+
+        try:
+            spec = load_module(str(where))
+        except CaloptInputError as exc:
+            raise CaloptInputError(f"{str(path)!r}: [module] start: {exc}") from None
+        doc = {**doc, "module": {**module, "start": {f.name: getattr(spec, f.name) for f in fields(spec)}}}
     return Campaign.from_dict(doc, str(path))
 
 
@@ -327,6 +393,9 @@ class _Runner:
         space = self.campaign.family.space
         ev = self.campaign.evaluate
         for k, oc in enumerate(self.campaign.optimizers):
+            if oc.name == DESCENT:
+                self._descend(k, oc)
+                continue
             opt = get_optimizer(oc.name, space, seed=oc.seed, n_objectives=self.campaign.objective.n_objectives,
                                 **oc.options)  # fmt: skip
             done = self._replay(k, oc, opt)
@@ -390,7 +459,7 @@ class _Runner:
                 continue
             events = t.events if t.events is not None else self.campaign.evaluate.events
             prior = self.store.finished_result(t.design_key, t.seed, events)
-            if prior is not None:
+            if prior is not None and prior.optimizer != DESCENT:  # a descent step is not a point's evaluation
                 self.store.finish(t.id, status=prior.status, objectives=prior.objectives, metrics=prior.metrics,
                                   cost=prior.cost, channels=prior.channels, seconds=0.0, error=prior.error,
                                   cached=True, objective_errors=prior.objective_errors)  # fmt: skip
@@ -404,6 +473,54 @@ class _Runner:
             self.submit([(t.id, design(t.params, f"trial-{t.id}"), ev.with_run(t.seed, t.events or ev.events))
                          for t in todo])  # fmt: skip
         return self.store.trials(ids=[t.id for t in rows], metrics=False)
+
+    def _descend(self, k: int, oc: OptimizerConfig) -> None:
+        """A ``descent`` entry of a module campaign: one trial per step, each step one job; the
+        finished steps in the database are read back and an unfinished one is run again (a
+        step is a function of the steps before it, :func:`~calopt.optimize.gradients.descent.take_step`)."""
+        from calopt.optimize.gradients.descent import state_after, stop_reason
+
+        family = self.campaign.family
+        assert isinstance(family, ModuleFamily)
+        st = family.descent_settings(oc.options, oc.seed, oc.evaluations)
+        steps, pending = [], None
+        for t in self.store.trials(k):
+            if t.status == "failed":
+                self.progress(f"{DESCENT}: step {t.batch} failed ({t.error}); the descent stops there")
+                return
+            if t.status == "pending":
+                pending = t
+                break
+            steps.append(step_from_metrics(t.metrics or {}))
+        if steps:
+            self.progress(f"{DESCENT}: {len(steps)} steps read from the database")
+        while len(steps) < oc.evaluations:
+            why = stop_reason(family.problem, st, steps)
+            if why is not None:
+                self.progress(f"{DESCENT}: stops after {len(steps)} steps: {why}")
+                break
+            state = state_after(family.problem, family.start, st, steps)
+            if pending is None:
+                key = family.space.key(state.parameters)
+                self.store.add_batch(oc.name, k, len(steps), [(key, state.parameters)], st.seed + 7919 * state.index,
+                                     events=st.step_budget)  # fmt: skip
+                pending = self.store.trials(k, batch=len(steps), metrics=False)[0]
+            else:
+                self.progress(f"{DESCENT}: resuming step {pending.batch}")
+            self.store.start(pending.id)
+            doc = {"kind": "step", "family": family.to_dict(), "settings": asdict(st), "state": asdict(state)}
+            self.submit([(pending.id, doc, {"seed": pending.seed, "events": st.step_budget})])
+            done = self.store.trials(ids=[pending.id])[0]
+            pending = None
+            if done.status != "done":
+                self.progress(f"{DESCENT}: step {done.batch} failed ({done.error}); the descent stops there")
+                break
+            step = step_from_metrics(done.metrics or {})
+            steps.append(step)
+            rho = "-" if step.rho is None else f"{step.rho:.2f}"
+            self.progress(f"{DESCENT}: step {step.index}, J {step.value:.4g} +- {step.value_err:.2g}, rho {rho}, "
+                          f"{'accepted' if step.accepted else 'rejected'}, radius {step.radius:.3g}, "
+                          f"{step.showers} showers")  # fmt: skip
 
     def _confirm(self, conf: ConfirmConfig) -> None:
         """The confirmation stage: the ``top_k`` designs by the posterior mean of a noise-aware
@@ -513,12 +630,13 @@ Evaluator = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 
 
 def run_campaign(campaign: Campaign, out: str | Path, *, workers: int = 1, scheduler: str | None = None,
-                 resume: bool = False, progress: Progress | None = None, evaluator: Evaluator = evaluate_design,
+                 resume: bool = False, progress: Progress | None = None, evaluator: Evaluator | None = None,
                  allow_version_change: bool = False) -> Path:  # fmt: skip
     """Run (or resume) a campaign in folder ``out``; returns the database path.
 
     ``evaluator(design_document, evaluate_config) -> metrics`` evaluates one design (default:
-    :func:`evaluate_design`); it must be importable by the Dask workers. Resuming a campaign
+    :func:`evaluate_design`, or :func:`~calopt.optimize.module_campaign.evaluate_module` for a
+    module campaign); it must be importable by the Dask workers. Resuming a campaign
     started by other code (:func:`code_versions`) is refused unless ``allow_version_change``,
     which records the change in the database (``version_changes``)."""
     out = Path(out)
@@ -527,6 +645,8 @@ def run_campaign(campaign: Campaign, out: str | Path, *, workers: int = 1, sched
     if workers < 1:
         raise CaloptInputError(f"--workers must be at least 1, got {workers}")
     make_output_folder(out)
+    if evaluator is None:
+        evaluator = evaluate_module if campaign.is_module else evaluate_design
     # one run per campaign: a second one (e.g. two --resume) would evaluate the same trials twice
     with output_lock(db_path, "campaign"):
         return _run_locked(campaign, out, db_path, workers, scheduler, resume, say, evaluator, allow_version_change)

@@ -116,8 +116,18 @@ class CampaignTable(_Table):
     evaluate: dict[str, Any] = {}
     objective: dict[str, Any] = {}
     optimizers: list[dict[str, Any]] = Field(min_length=1)
-    space: dict[str, Any]
+    space: dict[str, Any] | None = None
+    module: dict[str, Any] | None = None  # a module campaign (calopt.optimize.module_campaign)
     confirm: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CampaignTable:
+        if (self.space is None) == (self.module is None):
+            raise ValueError("give [space] (a layout campaign) or [module] (a module campaign), not both or neither")
+        if self.module is not None and (self.evaluate or self.objective):
+            table = "[evaluate]" if self.evaluate else "[objective]"
+            raise ValueError(f"a module campaign sets its evaluation and objective in [module]; remove {table}")
+        return self
 
 
 class EvaluateTable(_Table):
@@ -181,9 +191,14 @@ class ObjectiveTable(_Table):
         return self
 
 
+GRADIENT_OPTIMIZERS = ("descent",)
+"""Optimisers that take gradients rather than ask and tell (module campaigns only)."""
+
+
 def _known_optimizer(name: str) -> str:
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; expected one of {', '.join(sorted(OPTIMIZERS))}")
+    if name not in OPTIMIZERS and name not in GRADIENT_OPTIMIZERS:
+        known = sorted([*OPTIMIZERS, *GRADIENT_OPTIMIZERS])
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {', '.join(known)}")
     return name
 
 

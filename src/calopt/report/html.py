@@ -7,6 +7,11 @@ beside the plot, each linked to its point; the Pareto fronts of each physics met
 channels and cost, with error bars; the best layouts drawn; the trial table (metrics with their
 errors); the settings and the command that reproduce the campaign.
 
+A module campaign (:mod:`calopt.optimize.module_campaign`) gets its own sections: what is
+minimised, the answer, the optimisers, best so far, each descent's objective and parameters
+against the step (with its steps' gradients, predicted and measured decreases and rho), the
+objective of every trial over the box, and the trials.
+
 The errors are those ``evaluate`` stored with each trial (``<metric>_err``, the key named by the
 metric registry's :attr:`~calopt.metrics.registry.Metric.error_key`); a trial without one gets no
 error bar. :func:`pareto_data` and :func:`objective_front_data` return what the plots draw.
@@ -29,6 +34,8 @@ from calopt.errors import CaloptInputError
 from calopt.files import atomic_path, check_output_file, describe_file
 from calopt.metrics.registry import METRICS, get_metric, metric_names
 from calopt.optimize.campaign import DB_NAME, SETTINGS_NAME, Campaign, campaign_answer, combined
+from calopt.optimize.family import DesignFamily
+from calopt.optimize.module_campaign import DESCENT, ModuleFamily, step_from_metrics
 from calopt.optimize.pareto import pareto_front
 from calopt.optimize.store import CampaignStore, Trial
 
@@ -59,7 +66,7 @@ def _best_so_far(campaign: Campaign, trials: list[Trial]) -> str:
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     m = campaign.objective.metrics[0]
-    sign = get_metric(m).sign
+    sign = 1.0 if campaign.is_module else get_metric(m).sign
     for k, oc in enumerate(campaign.optimizers):
         vals = [t.objectives[0] if t.objectives else math.inf for t in trials if t.optimizer_index == k]
         if not vals:
@@ -69,7 +76,8 @@ def _best_so_far(campaign: Campaign, trials: list[Trial]) -> str:
         ax.step(np.arange(1, len(vals) + 1), shown, where="post", color=COLOURS[k % len(COLOURS)],
                 label=f"{oc.name} (seed {oc.seed})")  # fmt: skip
     ax.set_xlabel("evaluations")
-    ax.set_ylabel(f"best {get_metric(m).label()}" + (" incl. budget penalty" if campaign.objective.budget else ""))
+    label = MODULE_LABEL if campaign.is_module else get_metric(m).label()
+    ax.set_ylabel(f"best {label}" + (" incl. budget penalty" if campaign.objective.budget else ""))
     ax.grid(alpha=0.3)
     ax.legend()
     return _png(fig)
@@ -228,7 +236,7 @@ def _thumbnail_extent(campaign: Campaign, designs: list[Design]) -> tuple[float,
     the regions that have a parameter, in any of ``designs``, and one module around them (the
     whole wall when the last region, the rest, has one)."""
     wall = designs[0].wall
-    varied = {p.name.split(".")[0] for p in campaign.family.params}
+    varied = {p.name.split(".")[0] for p in _layout_family(campaign).params}
     x, y = wall.centres
     half_x = half_y = 0.0
     for d in designs:
@@ -257,8 +265,9 @@ def _objective_front(campaign: Campaign, trials: list[Trial]) -> str:
     order = np.argsort(x[front])
     _errorbar(ax, x[front][order], y[front][order], xerr=xerr[front][order], yerr=yerr[front][order], fmt="o-",
               ms=6, color="#d62728", capsize=2, label="Pareto front")  # fmt: skip
-    if xm == "cost" and campaign.family.max_cost is not None and campaign.family.max_cost <= 1.1 * np.nanmax(x):
-        ax.axvline(campaign.family.max_cost, color="0.3", ls="--", lw=1, label="max_cost")
+    max_cost = _layout_family(campaign).max_cost
+    if xm == "cost" and max_cost is not None and max_cost <= 1.1 * np.nanmax(x):
+        ax.axvline(max_cost, color="0.3", ls="--", lw=1, label="max_cost")
     ax.set_xlabel(_label(xm))
     ax.set_ylabel(_label(ym))
     ax.grid(alpha=0.3)
@@ -266,7 +275,7 @@ def _objective_front(campaign: Campaign, trials: list[Trial]) -> str:
     # thumbnails: MAX_THUMBNAILS slots of equal width across the top, all on the same scale
     by_id = {t.id: t for t in trials}
     ids = data["thumbnails"]
-    designs = [campaign.family.design(by_id[i].params, f"trial {i}") for i in ids]
+    designs = [_layout_family(campaign).design(by_id[i].params, f"trial {i}") for i in ids]
     extent = _thumbnail_extent(campaign, designs)
     slot = 1.0 / MAX_THUMBNAILS
     left = 0.5 - slot * len(ids) / 2
@@ -293,7 +302,7 @@ def _layouts(campaign: Campaign, best: list[Trial]) -> str:
 
     parts = []
     for t in best:
-        d = campaign.family.design(t.params, f"trial {t.id}")
+        d = _layout_family(campaign).design(t.params, f"trial {t.id}")
         fig, ax = plt.subplots(figsize=(6, 5))
         plot_design(d, ax=ax)
         shown = ", ".join(f"{m} = {t.metrics[m]:.4g}" for m in campaign.objective.metrics
@@ -349,7 +358,7 @@ def _answer(campaign: Campaign, trials: list[Trial]) -> str:
         "a lucky draw)"
     )
     text = (f"<p>Trial {best['trial']}: objectives {_objectives(best['objectives'], best['objective_errors'])}, "
-            f"{html.escape(how)}; cost {best['cost']:.0f} kCHF, {best['channels']} channels; "
+            f"{html.escape(how)}; cost {best['cost']:.6g} kCHF, {best['channels']} channels; "
             f"{html.escape(', '.join(f'{k}={v}' for k, v in sorted(best['params'].items())))}.</p>")  # fmt: skip
     confirm = [t for t in trials if t.stage == "confirm"]
     if not confirm:
@@ -406,6 +415,147 @@ def _summary(campaign: Campaign, trials: list[Trial]) -> tuple[str, list[Trial]]
         front = [t for t, f in zip(ok, pareto_front(vals)) if f]
         best_trials = sorted(front, key=lambda t: t.objectives[0])[:6]  # type: ignore[index]
     return table, _one_per_design(best_trials)
+
+
+def _layout_family(campaign: Campaign) -> DesignFamily:
+    """The design family of a layout campaign (the layout sections are not drawn for modules)."""
+    assert isinstance(campaign.family, DesignFamily)
+    return campaign.family
+
+
+MODULE_LABEL = "J (module objective)"
+
+
+def _module_report(campaign: Campaign, trials: list[Trial], summary: str, meta: dict[str, Any],
+                   toml_text: str) -> list[str]:  # fmt: skip
+    """The parts of the report of a module campaign (:mod:`calopt.optimize.module_campaign`):
+    what is minimised, the answer, the optimisers, best so far, each descent's objective and
+    parameters against the step, the objective over the box, the trials, how to reproduce."""
+    from calopt import __version__
+
+    fam = campaign.family
+    assert isinstance(fam, ModuleFamily)
+    p = fam.problem
+    finished = [t for t in trials if t.finished]
+    terms = " + ".join(f"{w:g} × {name}" for name, w in p.terms)
+    limits = ", ".join(f"{k} ≤ {v:g}" for k, v in (("depth [mm]", p.max_depth_mm), ("mass [kg]", p.max_mass_kg),
+                                                  ("cost [kCHF]", p.max_cost_kchf)) if v is not None)  # fmt: skip
+    box = ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in p.box.items())
+    return [
+        f'<html><head><meta charset="utf-8"><meta name="generator" content="{GENERATOR} {__version__}">'
+        f"<title>calopt campaign {html.escape(campaign.name)}</title>"
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>Campaign {html.escape(campaign.name)} (module design)</h1><p>{html.escape(campaign.description)}</p>",
+        f"<p>{len(finished)} finished trials of {len(trials)} ({sum(t.status == 'failed' for t in trials)} failed). "
+        f"Start: {html.escape(fam.start.name)}, {html.escape(fam.start.summary())}. Minimised: J = "
+        f"{html.escape(terms)} at {p.energy_gev:g} GeV"
+        + (f" + penalties for {html.escape(limits)}" if limits else "")
+        + f", over {html.escape(box)}"
+        + (" (layered: depth held in X0)" if p.hold_depth_x0 and fam.start.structure == "layers" else "")
+        + f". Each point measured on {fam.showers} cascade showers, seed {fam.seed}. Created {meta['created']} "
+        f"with calopt {meta['calopt_version']}.</p>",
+        "<h2>Answer</h2>" + _answer(campaign, trials),
+        "<h2>Optimisers</h2>" + summary,
+        "<h2>Best so far</h2>" + (_best_so_far(campaign, trials) if finished else "<p>No finished trial yet.</p>"),
+        "<h2>Descent: objective and parameters against the step</h2>" + _descents(campaign, trials),
+        "<h2>The objective over the box</h2>" + _module_map(campaign, trials),
+        "<h2>Trials</h2>" + _module_table(trials),
+        f"<h2>Reproduce</h2><p>Run <code>calopt optimize {SETTINGS_NAME}</code> with the settings below (they are "
+        f"also in the campaign folder); settings digest {meta['digest']}.</p><pre>{html.escape(toml_text)}</pre>",
+        "</body></html>",
+    ]
+
+
+def _descents(campaign: Campaign, trials: list[Trial]) -> str:
+    from calopt.optimize.gradients.descent import answer, steps_figure
+
+    out = []
+    for k, oc in enumerate(campaign.optimizers):
+        if oc.name != DESCENT:
+            continue
+        steps = [step_from_metrics(t.metrics or {}) for t in trials if t.optimizer_index == k and t.status == "done"]
+        if not steps:
+            out.append(f"<p>{html.escape(oc.name)} (entry {k + 1}): no finished step yet.</p>")
+            continue
+        est = oc.options.get("estimator", "fd")
+        final = ", ".join(f"{name} = {v:.4g}" for name, v in answer(steps).items())
+        rows = []
+        for st in steps:
+            grad = ", ".join(f"{g:+.3g} ± {st.gradient_err[n]:.2g}" for n, g in st.gradient.items())
+            point = ", ".join(f"{v:.4g}" for v in st.parameters.values())
+            cells = [st.index, point, f"{st.value:.4g} ± {st.value_err:.2g}", grad,
+                     "" if st.predicted is None else f"{st.predicted:.3g}",
+                     "" if st.actual is None else f"{st.actual:.3g} ± {st.actual_err:.2g}",
+                     "" if st.rho is None else f"{st.rho:.2f}", "yes" if st.accepted else "no", f"{st.radius:.3g}",
+                     st.showers, st.note]  # fmt: skip
+            rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        head = ["step", ", ".join(steps[0].parameters), "J ± err", "gradient ± err (per unit)", "predicted decrease",
+                "measured decrease", "rho", "accepted", "radius", "showers (cumulative)", "note"]  # fmt: skip
+        out.append(f"<h3>{html.escape(oc.name)} (entry {k + 1}, estimator {html.escape(str(est))})</h3>"
+                   + _png(steps_figure(steps)) + f"<p>Answer of this descent: {html.escape(final)}.</p>"
+                   + "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(rows)
+                   + "</table>")  # fmt: skip
+    return "\n".join(out) or "<p>No descent in this campaign.</p>"
+
+
+def _module_map(campaign: Campaign, trials: list[Trial]) -> str:
+    """Every finished trial's J in the box: coloured points over two parameters (the descents'
+    paths drawn), or J against each parameter."""
+    import matplotlib.pyplot as plt
+
+    fam = campaign.family
+    assert isinstance(fam, ModuleFamily)
+    names = list(fam.problem.box)
+    ok = [t for t in trials if t.objectives is not None and t.stage == "search"]
+    if not ok:
+        return "<p>No finished trial yet.</p>"
+    values = np.array([t.objectives[0] for t in ok])  # type: ignore[index]
+    if len(names) == 2:
+        fig, ax = plt.subplots(figsize=(6.5, 5))
+        x = np.array([t.params[names[0]] for t in ok])
+        y = np.array([t.params[names[1]] for t in ok])
+        sc = ax.scatter(x, y, c=values, cmap="viridis", s=30, edgecolors="k", linewidths=0.3)
+        fig.colorbar(sc, ax=ax, label=MODULE_LABEL)
+        for k, oc in enumerate(campaign.optimizers):
+            path = [t for t in ok if t.optimizer_index == k]
+            if oc.name == DESCENT and path:
+                ax.plot([t.params[names[0]] for t in path], [t.params[names[1]] for t in path], "-",
+                        color=COLOURS[k % len(COLOURS)], label=f"{oc.name} (entry {k + 1})")  # fmt: skip
+        (lo0, hi0), (lo1, hi1) = fam.problem.box.values()
+        ax.set_xlim(lo0, hi0)
+        ax.set_ylim(lo1, hi1)
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1])
+        if any(oc.name == DESCENT for oc in campaign.optimizers):
+            ax.legend(loc="best", fontsize=8)
+    else:
+        fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.5), squeeze=False)
+        for ax, name in zip(axes[0], names):
+            ax.plot([t.params[name] for t in ok], values, "o", ms=4)
+            ax.set_xlabel(name)
+            ax.set_ylabel(MODULE_LABEL)
+    return _png(fig)
+
+
+def _module_table(trials: list[Trial]) -> str:
+    head = ["id", "optimizer", "stage", "step/batch", "seed", "showers", "status", "J (minimised)",
+            "energy resolution", "cost [kCHF/module]", "depth [X0]", "seconds", "parameters", "error"]  # fmt: skip
+    rows = []
+    for t in trials:
+        m = t.metrics or {}
+        er = m.get("energy_resolution")
+        ere = m.get("energy_resolution_err")
+        cells = [t.id, t.optimizer, t.stage, t.batch, t.seed, t.events or "", t.status,
+                 _objectives(t.objectives, t.objective_errors),
+                 "" if not isinstance(er, int | float) else f"{er:.4g}" + (
+                     f" ± {ere:.2g}" if isinstance(ere, int | float) else ""),
+                 f"{t.cost:.3g}" if t.cost is not None else "",
+                 f"{m['depth_x0']:.3g}" if isinstance(m.get("depth_x0"), int | float) else "",
+                 f"{t.seconds:.1f}" if t.seconds is not None else "",
+                 ", ".join(f"{k}={v:.4g}" for k, v in sorted(t.params.items())), t.error or ""]  # fmt: skip
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    return ("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" + "".join(rows)
+            + "</table>")  # fmt: skip
 
 
 CSS = """body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;font-size:12px}
@@ -484,6 +634,11 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
     toml_file = folder / SETTINGS_NAME
     toml_text = toml_file.read_text() if toml_file.is_file() else settings
     finished = [t for t in trials if t.finished]
+    if campaign.is_module:
+        parts = _module_report(campaign, trials, summary, meta, toml_text)
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text("\n".join(parts))
+        return path
     front = ""
     if campaign.objective.n_objectives == 2:
         front = "<h2>Front of the two objectives</h2>" + _objective_front(campaign, trials)

@@ -45,7 +45,8 @@ from calopt.optimize.gradients import central_difference, estimate, moved_all
 from calopt.optimize.gradients.objectives import Objective, get_objective
 from calopt.optimize.gradients.samples import cascade_sample
 
-__all__ = ["DescentSettings", "Problem", "Step", "descend", "penalty"]
+__all__ = ["DescentSettings", "Problem", "State", "Step", "answer", "check_start", "descend", "penalty", "state_after",
+           "step_showers", "steps_figure", "stop_reason", "take_step"]  # fmt: skip
 
 PENALTY_WEIGHT = 100.0  # per unit of relative violation squared
 CONVERGED = "converged: no decrease predicted inside the box (zero projected gradient)"
@@ -241,87 +242,137 @@ def _difference(problem: Problem, a: ModuleSpec, b: ModuleSpec, n: int, seed: in
     return float(diff), float(boots.std(ddof=1)), showers
 
 
-def descend(problem: Problem, start: ModuleSpec, settings: DescentSettings, *, log: Path | None = None,
-            max_steps: int = 1000) -> list[Step]:  # fmt: skip
-    """Run the descent from ``start`` until the budget, the minimum radius or ``max_steps`` is
-    reached; returns every step (the last one's parameters are the answer)."""
+@dataclass(frozen=True)
+class State:
+    """Where the descent stands before step ``index``: the current point, the trust radius, the
+    cascade showers used so far and Adam's moments (all read from the steps before it)."""
+
+    index: int
+    parameters: dict[str, float]
+    radius: float
+    showers: int
+    adam: dict[str, list[float]]
+
+
+def state_after(problem: Problem, start: ModuleSpec, settings: DescentSettings, steps: list[Step]) -> State:
+    """The state after ``steps`` (none: the start, the initial radius, no showers used)."""
+    if not steps:
+        zeros = [0.0] * len(problem.parameters)
+        return State(0, {p: float(getattr(start, p)) for p in problem.parameters}, settings.radius, 0,
+                     {"m": zeros, "v": list(zeros)})  # fmt: skip
+    last = steps[-1]
+    here = last.proposal if last.accepted and last.proposal is not None else last.parameters
+    return State(len(steps), dict(here), last.radius, last.showers, last.adam)
+
+
+def stop_reason(problem: Problem, settings: DescentSettings, steps: list[Step]) -> str | None:
+    """Why the descent stops after ``steps`` (None: it goes on): converged, the trust radius below
+    its minimum, or the budget not covering another step."""
+    if steps and steps[-1].note == CONVERGED:
+        return "converged"
+    state_radius = steps[-1].radius if steps else settings.radius
+    if state_radius < settings.min_radius:
+        return f"trust radius {state_radius:.3g} below its minimum {settings.min_radius:g}"
+    used = steps[-1].showers if steps else 0
+    if used + step_showers(problem, settings) > settings.budget:
+        return f"budget: {used} of {settings.budget} showers used, a step needs {step_showers(problem, settings)}"
+    return None
+
+
+def step_showers(problem: Problem, settings: DescentSettings) -> int:
+    """Cascade showers of one step: a gradient estimate per objective with showers, and the two
+    points of the rho test."""
+    with_showers = sum(1 for o, _ in problem.objectives() if o.beam is not None)
+    return settings.step_budget * with_showers + 2 * settings.check_budget
+
+
+def take_step(problem: Problem, start: ModuleSpec, settings: DescentSettings, state: State) -> Step:
+    """One step from ``state`` (module docstring): estimate, propose, check on the cascade. A
+    function of its arguments alone (seeds from ``settings.seed`` and the step index), so a
+    campaign can run it on any worker and a resumed descent repeats it exactly."""
     st = settings
+    k = state.index
+    spec = moved_all(start, state.parameters, problem.hold_depth_x0) if k else start
+    radius, used = state.radius, state.showers
+    m, v = np.array(state.adam["m"]), np.array(state.adam["v"])
+    scale = np.array([hi - lo for lo, hi in problem.box.values()])
+    seed = st.seed + 7919 * k
+    value, value_err, grad, grad_err, n_used = _value_and_gradient(problem, spec, st, seed)
+    used += n_used
+    g_u = np.array([grad[p] for p in problem.parameters]) * scale  # d(objective)/du, penalty apart
+    u0 = _u(problem, spec)
+    pen0 = penalty(problem, spec)
+    pen_grad = _penalty_gradient(problem, spec, st.rel_step) * scale
+    value += pen0
+    grad = {p: grad[p] + pen_grad[i] / scale[i] for i, p in enumerate(problem.parameters)}
+    if st.method == "adam":  # Adam's moments of the whole gradient give the direction
+        b1, b2 = 0.9, 0.999
+        full = g_u + pen_grad
+        m = b1 * m + (1 - b1) * full
+        v = b2 * v + (1 - b2) * full**2
+        mh, vh = m / (1 - b1 ** (k + 1)), v / (1 - b2 ** (k + 1))
+        direction = -mh / (np.sqrt(vh) + 1e-12)
+        length = min(radius, st.learning_rate * float(np.linalg.norm(direction)))
+        s = np.clip(u0 + length * direction / max(float(np.linalg.norm(direction)), 1e-12), 0.0, 1.0) - u0
+        pred = float(-(g_u @ s)) + pen0 - _penalty_at(problem, start, u0 + s)
+    else:
+        s, pred = _model_step(problem, start, u0, g_u, radius, seed)
+    proposal = _theta(problem, u0 + s)
+    note = ""
+    actual = actual_err = rho = None
+    accepted = False
+    try:
+        new = moved_all(start, proposal, problem.hold_depth_x0)
+    except CaloptInputError as exc:
+        note = f"proposal outside the space: {exc}"
+    else:
+        if pred <= 1e-12 or not np.any(s):
+            note = CONVERGED
+        else:
+            diff, actual_err, n_used = _difference(problem, spec, new, st.check_budget, seed + 1)
+            used += n_used
+            actual = diff
+            rho = actual / pred
+            accepted = rho >= st.eta and actual > 0
+    if accepted and rho is not None and rho >= 0.75:
+        radius = min(2.0 * radius, st.max_radius)
+    elif not accepted or (rho is not None and rho < 0.25):
+        radius = 0.5 * radius
+    return Step(k, {p: float(getattr(spec, p)) for p in problem.parameters}, value, value_err, grad, grad_err,
+                proposal, pred, actual, actual_err, rho, accepted, radius, used, note,
+                {"m": m.tolist(), "v": v.tolist()})  # fmt: skip
+
+
+def check_start(problem: Problem, start: ModuleSpec) -> None:
+    """Refuse a start whose parameters are not continuous ones of its module or lie outside the box."""
     for p in problem.parameters:
         if p not in start.continuous():
-            raise CaloptInputError(f"parameter {p!r} is not a continuous parameter of {start.name}")
+            raise CaloptInputError(f"parameter {p!r} is not a continuous parameter of {start.name}; expected some "
+                                   f"of {', '.join(start.continuous())}")  # fmt: skip
         lo, hi = problem.box[p]
         if not lo <= getattr(start, p) <= hi:
             raise CaloptInputError(f"start {p} = {getattr(start, p):g} is outside the box [{lo:g}, {hi:g}]")
-    steps = _read_log(log, problem, start, st) if log is not None else []
-    spec = moved_all(start, steps[-1].parameters, problem.hold_depth_x0) if steps else start
-    if steps and steps[-1].accepted and steps[-1].proposal is not None:
-        spec = moved_all(start, steps[-1].proposal, problem.hold_depth_x0)
-    radius = steps[-1].radius if steps else st.radius
-    used = steps[-1].showers if steps else 0
-    zeros = [0.0] * len(problem.parameters)
-    m = np.array(steps[-1].adam.get("m", zeros) if steps else zeros)
-    v = np.array(steps[-1].adam.get("v", zeros) if steps else zeros)
-    scale = np.array([hi - lo for lo, hi in problem.box.values()])
-    while len(steps) < max_steps and radius >= st.min_radius:
-        k = len(steps)
-        need = st.step_budget * sum(1 for o, _ in problem.objectives() if o.beam is not None) + 2 * st.check_budget
-        if used + need > st.budget:
-            break
-        seed = st.seed + 7919 * k
-        value, value_err, grad, grad_err, n_used = _value_and_gradient(problem, spec, st, seed)
-        used += n_used
-        g_u = np.array([grad[p] for p in problem.parameters]) * scale  # d(objective)/du, penalty apart
-        u0 = _u(problem, spec)
-        pen0 = penalty(problem, spec)
-        pen_grad = _penalty_gradient(problem, spec, st.rel_step) * scale
-        value += pen0
-        grad = {p: grad[p] + pen_grad[i] / scale[i] for i, p in enumerate(problem.parameters)}
-        direction = None
-        if st.method == "adam":  # Adam's moments of the whole gradient give the direction
-            b1, b2 = 0.9, 0.999
-            full = g_u + pen_grad
-            m = b1 * m + (1 - b1) * full
-            v = b2 * v + (1 - b2) * full**2
-            mh, vh = m / (1 - b1 ** (k + 1)), v / (1 - b2 ** (k + 1))
-            direction = -mh / (np.sqrt(vh) + 1e-12)
-            length = min(radius, st.learning_rate * float(np.linalg.norm(direction)))
-            s = np.clip(u0 + length * direction / max(float(np.linalg.norm(direction)), 1e-12), 0.0, 1.0) - u0
-            pred = float(-(g_u @ s)) + pen0 - _penalty_at(problem, start, u0 + s)
-        else:
-            s, pred = _model_step(problem, start, u0, g_u, radius, seed)
-        u1 = u0 + s
-        proposal = _theta(problem, u1)
-        note = ""
-        actual = actual_err = rho = None
-        accepted = False
-        try:
-            new = moved_all(start, proposal, problem.hold_depth_x0)
-        except CaloptInputError as exc:
-            note = f"proposal outside the space: {exc}"
-        else:
-            if pred <= 1e-12 or not np.any(s):
-                note = CONVERGED
-            else:
-                diff, actual_err, n_used = _difference(problem, spec, new, st.check_budget, seed + 1)
-                used += n_used
-                actual = diff
-                rho = actual / pred
-                accepted = rho >= st.eta and actual > 0
-        if accepted and rho is not None and rho >= 0.75:
-            radius = min(2.0 * radius, st.max_radius)
-        elif not accepted or (rho is not None and rho < 0.25):
-            radius = 0.5 * radius
-        step = Step(k, {p: float(getattr(spec, p)) for p in problem.parameters}, value, value_err, grad, grad_err,
-                    proposal, pred, actual, actual_err, rho, accepted, radius, used, note,
-                    {"m": m.tolist(), "v": v.tolist()})  # fmt: skip
+
+
+def descend(problem: Problem, start: ModuleSpec, settings: DescentSettings, *, log: Path | None = None,
+            max_steps: int = 1000) -> list[Step]:  # fmt: skip
+    """Run the descent from ``start`` until it converges or reaches the budget, the minimum
+    radius or ``max_steps`` (:func:`stop_reason`); returns every step (the last accepted
+    proposal, or the last point, is the answer)."""
+    check_start(problem, start)
+    steps = _read_log(log, problem, start, settings) if log is not None else []
+    while len(steps) < max_steps and stop_reason(problem, settings, steps) is None:
+        step = take_step(problem, start, settings, state_after(problem, start, settings, steps))
         steps.append(step)
         if log is not None:
             _append(log, step)
-        if accepted:
-            spec = new
-        if note == CONVERGED:
-            break
     return steps
+
+
+def answer(steps: list[Step]) -> dict[str, float]:
+    """The descent's answer: the last step's accepted proposal, else its point."""
+    last = steps[-1]
+    return dict(last.proposal if last.accepted and last.proposal is not None else last.parameters)
 
 
 def _header(problem: Problem, start: ModuleSpec, st: DescentSettings) -> dict[str, Any]:
@@ -359,16 +410,14 @@ def _write_line(path: Path, doc: dict[str, Any], mode: str) -> None:
         os.fsync(f.fileno())
 
 
-def plot_steps(steps: list[Step], path: Path) -> Path:
-    """The objective (with its error) and each parameter against the step, accepted steps
-    marked, written to ``path`` (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def steps_figure(steps: list[Step]) -> Any:
+    """A matplotlib figure of the objective (with its error) and each parameter against the
+    step, accepted steps marked."""
     import matplotlib.pyplot as plt
 
     names = list(steps[0].parameters) if steps else []
-    fig, axes = plt.subplots(1 + len(names), 1, figsize=(6, 2.2 * (1 + len(names))), sharex=True)
+    fig, axes = plt.subplots(1 + len(names), 1, figsize=(6, 2.2 * (1 + len(names))), sharex=True, squeeze=False)
+    axes = axes[:, 0]
     k = [s.index for s in steps]
     acc = [s.accepted for s in steps]
     axes[0].errorbar(k, [s.value for s in steps], yerr=[s.value_err for s in steps], fmt="o-", ms=4)
@@ -382,6 +431,17 @@ def plot_steps(steps: list[Step], path: Path) -> Path:
         axes[1].legend(loc="best", fontsize=8)
     axes[-1].set_xlabel("step")
     fig.tight_layout()
+    return fig
+
+
+def plot_steps(steps: list[Step], path: Path) -> Path:
+    """:func:`steps_figure` written to ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = steps_figure(steps)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
