@@ -23,6 +23,7 @@ TRAIN = ["surrogate", "train", "--model", "flow", "--data", "{d}/showers.h5", "-
 CALIBRATE = ["surrogate", "calibrate", "{d}/ckpt.pt", "--data", "{d}/showers.h5"]
 SEVAL = ["surrogate", "evaluate", "gflash", "--reference", "{d}/showers.h5"]
 BIG_SEED = str(2**64)
+TIMING = ["timing", "study", "--technology", "spacal-pb"]
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,14 @@ CASES = [
       "absorber_thickness_mm=1:4", "--log", "{d}/notes.txt"], r"not a calopt descent log"),
     c("module-missing-spec", 7, ["module", "show", "{d}/nowhere.toml"], r"does not exist"),
     c("module-design-as-module", 7, ["module", "show", "{d}/design.toml"], r"design.toml"),
+    # waveform timing (#22): rates, technologies, energies, sizes
+    c("timing-rate-zero", 2, [*TIMING, "--sampling-rate", "0", "--plots", "{d}/p"], r"--sampling-rate.*got 0"),
+    c("timing-rate-negative", 2, [*TIMING, "--sampling-rate", "-1"], r"--sampling-rate.*got -1"),
+    c("timing-rate-nan", 2, [*TIMING, "--sampling-rate", "nan"], r"--sampling-rate"),
+    c("timing-unknown-technology", 2, ["timing", "study", "--technology", "unobtainium", "--plots", "{d}/p"],
+      r"unobtainium"),
+    c("timing-no-energies", 2, [*TIMING, "--energies"], r"--energies"),
+    c("timing-n-too-small", 2, [*TIMING, "--n", "99", "--plots", "{d}/p"], r"--n must be in \[100"),
 ]
 # fmt: on
 

@@ -26,6 +26,7 @@ from calopt.cli.optimize import optimize, report
 from calopt.cli.simulate import simulate
 from calopt.cli.surrogate import surrogate_app
 from calopt.cli.technologies import technologies
+from calopt.cli.timing import timing_app
 from calopt.cli.validate import validate
 from calopt.errors import CaloptInputError
 
@@ -49,6 +50,7 @@ app.add_typer(module_app, name="module")
 app.add_typer(events_app, name="events")
 app.add_typer(surrogate_app, name="surrogate")
 app.add_typer(cache_app, name="cache")
+app.add_typer(timing_app, name="timing")
 
 
 def _flag(name: str, param: inspect.Parameter) -> str:

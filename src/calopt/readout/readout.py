@@ -51,8 +51,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtr, ndtri
@@ -60,6 +61,7 @@ from scipy.special import ndtr, ndtri
 from calopt.arrays import ranges
 from calopt.detector.design import Design
 from calopt.detector.technologies import Technology, get_technology
+from calopt.errors import CaloptInputError
 from calopt.generation.events import FLAG, Events, crossing_particles
 from calopt.readout.cells import CellMap
 from calopt.simulation.library import CLASSES, LibrarySpec, ShowerLibrary, get_library, species_class
@@ -72,6 +74,7 @@ __all__ = ["READOUT_VERSION", "CellHits", "Readout", "ReadoutSettings", "time_re
 # settings read out into other channel energies or times: the placement of library showers, the
 # calibrations, photo-statistics, noise, zero suppression or timing here, or the cell map.
 READOUT_VERSION = 4
+TIMING_MODELS = ("catalogue", "waveform")
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,10 @@ class ReadoutSettings:
     signal in the next one; ``timing``: cell times where the design has timing; library grid:
     ``library_energies`` [GeV], ``library_angles`` [rad], ``library_n_per_point``;
     ``fastsim``: a fast-simulation backend that fills the EM libraries instead of the cascade
-    MC (hadrons and muons stay cascade)."""
+    MC (hadrons and muons stay cascade); ``timing_model``: ``"catalogue"`` (the technologies'
+    sourced sigma_t parametrisation) or ``"waveform"`` (a and b fitted to the waveform study at
+    ``waveform_sampling_gsps``, :func:`calopt.readout.waveform_timing.waveform_time_resolution`;
+    a region at a timing tier other than the published constant term keeps its tier)."""
 
     noise_mev: float = 5.0
     coherent_noise_mev: float = 1.25
@@ -102,6 +108,23 @@ class ReadoutSettings:
     library_n_per_point: int = LibrarySpec.n_per_point
     library_seed: int = 0
     fastsim: str | None = None
+    timing_model: str = "catalogue"
+    waveform_sampling_gsps: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.timing_model not in TIMING_MODELS:
+            known = ", ".join(TIMING_MODELS)
+            raise CaloptInputError(f"unknown timing model {self.timing_model!r}; expected one of {known}")
+
+    def key_doc(self) -> dict[str, Any]:
+        """The settings as they enter cache keys: the timing-model fields only when they differ
+        from the catalogue default, so that the keys of the default settings stay those made
+        before the waveform model existed."""
+        doc = asdict(self)
+        if self.timing_model == "catalogue":
+            doc.pop("timing_model")
+            doc.pop("waveform_sampling_gsps")
+        return doc
 
     def library_spec(self, technology: str, particle_class: str) -> LibrarySpec:
         """The library that reads out ``particle_class`` in ``technology``: the grid above, filled
@@ -366,6 +389,10 @@ class Readout:
         if timing.any():
             a = self._time_stochastic[all_ch]
             b = self.cells.table["time_b"][all_ch]
+            if st.timing_model == "waveform":
+                a_w, b_w, b_pub = self._waveform_terms
+                a = a_w[all_ch]
+                b = np.where(np.isclose(b, b_pub[all_ch]), b_w[all_ch], b)
             sigma_ns = time_resolution(a, b, all_e) * 1e-3
             base = np.where(np.isnan(t), rng.uniform(-12.5, 12.5, size=len(t)), t)  # noise: random in the crossing
             t = np.where(timing, base + rng.normal(size=len(t)) * sigma_ns, np.nan)
@@ -387,6 +414,16 @@ class Readout:
     @cached_property
     def _time_stochastic(self) -> np.ndarray:
         return self._per_channel(lambda t: t.time_resolution[0])
+
+    @cached_property
+    def _waveform_terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per channel: (a, b) of the waveform study's table and the technology's published b."""
+        from calopt.readout.waveform_timing import waveform_time_resolution
+
+        rate = self.settings.waveform_sampling_gsps
+        return (self._per_channel(lambda t: waveform_time_resolution(t.name, rate)[0]),
+                self._per_channel(lambda t: waveform_time_resolution(t.name, rate)[1]),
+                self._per_channel(lambda t: t.time_resolution[1]))  # fmt: skip
 
 
 def time_resolution(a: np.ndarray, b: np.ndarray, energy_mev: np.ndarray) -> np.ndarray:

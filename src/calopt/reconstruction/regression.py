@@ -301,7 +301,7 @@ def regressor_key_doc(technology: str, cell_size: float, readout_settings: Reado
     return {
         "technology": technology,
         "cell": cell_size,
-        "readout": asdict(readout_settings),
+        "readout": readout_settings.key_doc(),
         "training": training.key_doc(),
         "reconstruction_version": RECONSTRUCTION_VERSION,
         "readout_version": READOUT_VERSION,
