@@ -8,7 +8,7 @@ with the smallest mean resolution over the energies. Writes the table
 settings, seed and calopt version) and every study's full JSON into the output folder, and prints a
 Markdown table next to the published figures.
 
-Usage: python studies/waveform_timing.py [out-folder] [n-per-energy] [showers]
+Usage: python studies/waveform_timing.py [out-folder] [n-per-energy] [showers] [--second-signal]
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ SEED = 22
 
 
 def main() -> None:
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "waveform-timing")
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 1500
-    showers = int(sys.argv[3]) if len(sys.argv) > 3 else 60
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    out = Path(args[0] if args else "waveform-timing")
+    n = int(args[1]) if len(args) > 1 else 1500
+    showers = int(args[2]) if len(args) > 2 else 60
     out.mkdir(parents=True, exist_ok=True)
     entries = []
     for tech in PULSE_MODELS:
-        st = TimingStudy(tech, RATES, ENERGIES, n, showers, SEED, second_signal=True)
+        st = TimingStudy(tech, RATES, ENERGIES, n, showers, SEED, second_signal="--second-signal" in sys.argv)
         doc = run_timing_study(st, progress=lambda s, t=tech: print(f"{t}: {s}", file=sys.stderr, flush=True))
         with atomic_path(out / f"{tech}.json") as tmp:
             Path(tmp).write_text(json.dumps(doc, indent=1))
