@@ -223,7 +223,10 @@ def run_timing_study(st: TimingStudy, ws: WaveformSettings | None = None,
 @cache
 def waveform_table() -> dict[str, Any]:
     """The shipped table of fitted (a, b) (``data/waveform_timing.json``)."""
-    text = resources.files("calopt.readout").joinpath("data/waveform_timing.json").read_text()
+    path = resources.files("calopt.readout").joinpath("data/waveform_timing.json")
+    if not path.is_file():
+        raise CaloptInputError("the waveform timing table is not there: run studies/waveform_timing.py")
+    text = path.read_text()
     doc = json.loads(text)
     if doc.get("format") != TABLE_FORMAT or doc.get("format_version") != TABLE_VERSION:
         raise ValueError(f"waveform timing table: expected {TABLE_FORMAT} v{TABLE_VERSION}")
