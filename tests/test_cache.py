@@ -158,7 +158,7 @@ def test_cli_list_and_clear(own_cache, capsys):
     doc = json.loads(out)
     assert doc["cache"] == str(own_cache)
     by_stage = {e["stage"]: e for e in doc["entries"]}
-    assert len(doc["entries"]) == 3 and set(by_stage) == {"libraries", "regressors", "events"}
+    assert len(doc["entries"]) == 3 and set(by_stage) == {"libraries", "regressors", "events"}  # no reconstruction made
     lib = by_stage["libraries"]
     assert lib["name"] == f"lhcb-shashlik-em-{SPEC.key()}.h5" and lib["key"] == SPEC.key()
     assert lib["holds"] | {"generator_identity": None} == {
@@ -196,4 +196,5 @@ def test_cli_empty_cache_and_bad_stage(own_cache, capsys):
     assert not own_cache.exists()
     code, out, err = run_cli(["cache", "clear", "--stage", "showers"], capsys)
     assert code == 2 and out == ""
-    assert err.strip() == "calopt: error: unknown cache stage 'showers'; expected one of libraries, regressors, events"
+    expected = "libraries, regressors, events, reconstructions"
+    assert err.strip() == f"calopt: error: unknown cache stage 'showers'; expected one of {expected}"

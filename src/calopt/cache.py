@@ -24,7 +24,8 @@ from calopt.errors import CaloptInputError
 
 __all__ = ["STAGES", "build_once", "cache_dir", "cache_key", "file_digest", "stage_dir"]
 
-STAGES = ("libraries", "regressors", "events")  # the cache's folders, one per stage
+STAGES = ("libraries", "regressors", "events", "reconstructions")  # the cache's folders, one per stage
+# reconstructions: the design-conditioned regressors of module objectives (optimize/gradients/reconstruction.py)
 KEY_LENGTH = 16  # hex digits of the sha256 kept in a key (64 bits)
 
 

@@ -26,7 +26,7 @@ cache_app = typer.Typer(help="The on-disk cache of shower libraries, regressors 
                         rich_markup_mode=None)
 
 STAGE_OPTION = typer.Option(None, "--stage", help="Only this stage: libraries, regressors or events.")
-_SUFFIX = {"libraries": ".h5", "regressors": ".json", "events": ".h5"}
+_SUFFIX = {"libraries": ".h5", "regressors": ".json", "events": ".h5", "reconstructions": ".pt"}
 _NAME = re.compile(r"^(?P<what>.+)-(?P<key>[0-9a-f]{16})$")
 
 
@@ -124,7 +124,13 @@ def _is_float(s: str) -> bool:
     return True
 
 
-_DESCRIBE = {"libraries": _library, "regressors": _regressors, "events": _events}
+def _reconstructions(what: str, path: Path) -> tuple[dict[str, Any], str]:
+    technology, _, cell = what.rpartition("-")
+    holds: dict[str, Any] = {"technology": technology, "cell_size_mm": float(cell) if _is_float(cell) else cell}
+    return holds, f"design-conditioned reconstruction of {technology}-based modules, {cell} mm cells"
+
+
+_DESCRIBE = {"libraries": _library, "regressors": _regressors, "events": _events, "reconstructions": _reconstructions}
 
 
 def _entries(stages: tuple[str, ...]) -> list[_Entry]:

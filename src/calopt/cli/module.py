@@ -42,7 +42,11 @@ def show(spec: str = SPEC_ARGUMENT, json_out: bool = JSON_OPTION) -> None:
 @module_app.command("gradient")
 def gradient(
     spec: str = SPEC_ARGUMENT,
-    objective: str = typer.Option("energy_resolution", "--objective", help="energy_resolution | cost"),
+    objective: str = typer.Option(
+        "energy_resolution",
+        "--objective",
+        help="energy_resolution | energy_resolution_ml | position_resolution | cost",
+    ),
     energy: float = typer.Option(10.0, "--energy", help="Photon energy of the energy_resolution objective [GeV]."),
     estimator: str = typer.Option("fd", "--estimator", help="fd | spsa | pathwise | reweight | lgso"),
     budget: int = typer.Option(2000, "--budget", min=1, help="Cascade showers the estimate may use."),

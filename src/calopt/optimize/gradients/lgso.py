@@ -66,9 +66,9 @@ from calopt.detector.module import ModuleSpec
 from calopt.errors import CaloptInputError
 from calopt.optimize.gradients import GradientEstimate, moved_all, step_of
 from calopt.optimize.gradients.finite import exact_gradient, showers_per_point
-from calopt.optimize.gradients.networks import ConditionalMLP
+from calopt.optimize.gradients.networks import ConditionalMLP, seeded_torch
 from calopt.optimize.gradients.objectives import Objective
-from calopt.optimize.gradients.reweight import WEIGHTED_OBJECTIVES, features, seeded_torch, weighted_resolution
+from calopt.optimize.gradients.reweight import WEIGHTED_OBJECTIVES, features, weighted_resolution
 from calopt.optimize.gradients.samples import cascade_sample
 
 __all__ = ["clear_store", "lgso", "stored_samples"]

@@ -1,11 +1,15 @@
 """The small torch network the learned estimators share (``reweight``'s classifier, ``lgso``'s
-generator and critic)."""
+generator and critic, the design-conditioned reconstruction) and the seeded, one-thread context
+they are trained in."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
-__all__ = ["ConditionalMLP"]
+__all__ = ["ConditionalMLP", "one_thread", "seeded_torch"]
 
 
 class ConditionalMLP(torch.nn.Module):
@@ -25,3 +29,25 @@ class ConditionalMLP(torch.nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         y = self.net(torch.cat([x, t], dim=1))
         return y.squeeze(1) if self.n_out == 1 else y
+
+
+@contextmanager
+def seeded_torch(seed: int) -> Iterator[None]:
+    """torch's global generator at ``seed`` inside, restored after (the estimators' networks draw
+    their initial weights from it); one thread inside, as small networks run fastest on one and the
+    machine is shared."""
+    with torch.random.fork_rng(devices=[]), one_thread():
+        torch.manual_seed(int(seed) % (2**63))
+        yield
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread inside (restored after): small networks run fastest on one, and
+    several threads on a shared machine slow them down tenfold."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -3,11 +3,14 @@
 noise), so that d objective / d theta is the derivative of a deterministic function.
 
 The objective is reconstructed from the model's cells as the cascade objective is from the
-cascade's: the calibrated 3 x 3-cell sum around the hit cell, photo-statistics included; that
-sum is linear in the cells, so the reconstruction is differentiable as it stands (no learned
-regressor is needed for this objective). A layered module keeps its depth in X0: its number of
-layers is the real-valued function depth_X0 x X0(theta) / period(theta) of the thicknesses, so
-the derivative sees the module grow or shrink as the cascade's whole layers do on average.
+cascade's: the calibrated 3 x 3-cell sum around the hit cell, photo-statistics included (linear
+in the cells, so differentiable as it stands), or, for ``energy_resolution_ml`` and
+``position_resolution``, the design-conditioned regressor
+(:mod:`calopt.optimize.gradients.reconstruction`), whose design input is a function of the
+leaves, so the derivative also follows how the best reconstruction changes with the design.
+A layered module keeps its depth in X0: its number of layers is the real-valued function
+depth_X0 x X0(theta) / period(theta) of the thicknesses (:func:`model_values`), so the
+derivative sees the module grow or shrink as the cascade's whole layers do on average.
 
 The model is tuned to the cascade but not equal to it (``studies/differentiable_residuals.py``:
 sigma/E within 11-14 % r.m.s., worse where rear leakage fluctuates). The cascade therefore sets
@@ -37,7 +40,7 @@ from calopt.optimize.gradients import MIN_SHOWERS_PER_POINT, GradientEstimate
 from calopt.optimize.gradients.objectives import Objective
 from calopt.optimize.gradients.samples import cascade_sample
 
-__all__ = ["model_objective", "pathwise"]
+__all__ = ["model_objective", "model_values", "pathwise"]
 
 N_BOOTSTRAP = 200
 
@@ -46,23 +49,36 @@ def model_objective(obj: Objective, design: ModuleSpec, params: tuple[str, ...],
                     hold_depth_x0: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # fmt: skip
     """The objective of ``n`` model showers at ``design`` as a torch scalar, and the leaf
     tensors of ``params`` it depends on."""
-    from calopt.simulation.differentiable import BaseNoise, DifferentiableShower, module_properties
+    from calopt.optimize.gradients.objectives import RECONSTRUCTED
+    from calopt.simulation.differentiable import BaseNoise, DifferentiableShower
 
-    if obj.name != "energy_resolution" or obj.beam is None:
+    if obj.name not in ("energy_resolution", *RECONSTRUCTED) or obj.beam is None:
         raise CaloptInputError(f"pathwise: objective {obj.name!r} has no differentiable model")
     ds = DifferentiableShower(design)
     leaves = ds.parameters(requires_grad=False)
     for p in params:
         leaves[p] = leaves[p].clone().requires_grad_(True)
-    values: dict[str, Any] = dict(leaves)
-    if design.structure == "layers" and hold_depth_x0:
-        depth_x0 = design.technology().depth_X0
-        one = module_properties(ds.materials, {**values, "n_layers": 1.0})
-        values["n_layers"] = depth_x0 * one["x0_mm"] / one["period_mm"]
+    values = model_values(ds, design, dict(leaves), hold_depth_x0)
     tilt = math.tan(math.radians(obj.beam.tilt(design)))
     out = ds(values, obj.beam.energy_gev * 1000.0, BaseNoise.draw(n, 5, seed), slopes=(tilt, tilt))
-    e = out.cells[:, 1:4, 1:4].sum(dim=(1, 2))
+    cells = out.cells[:, 1:4, 1:4]
+    if obj.name in RECONSTRUCTED:  # the regressor, conditioned on the design's (differentiable) values
+        reco = obj.reconstructor(design)
+        energy, pos = reco(cells, reco.features({**design.parameters(), **values}))
+        return obj.of_reconstructed(energy, pos, out.impact_mm), {p: leaves[p] for p in params}
+    e = cells.sum(dim=(1, 2))
     return e.std() / e.mean(), {p: leaves[p] for p in params}
+
+
+def model_values(ds: Any, design: ModuleSpec, values: dict[str, Any], hold_depth_x0: bool) -> dict[str, Any]:
+    """The model's parameter ``values`` (tensors or floats) of ``design``, a layered module held
+    at its depth in X0 given the real-valued number of layers depth_X0 x X0 / period."""
+    from calopt.simulation.differentiable import module_properties
+
+    if design.structure == "layers" and hold_depth_x0:
+        one = module_properties(ds.materials, {**ds.defaults, **values, "n_layers": 1.0})
+        values = {**values, "n_layers": design.technology().depth_X0 * one["x0_mm"] / one["period_mm"]}
+    return values
 
 
 def pathwise(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: int, seed: int, *,

@@ -71,8 +71,6 @@ to catch it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -82,7 +80,7 @@ from calopt.detector.module import ModuleSpec
 from calopt.errors import CaloptInputError
 from calopt.optimize.gradients import GradientEstimate, moved, step_of
 from calopt.optimize.gradients.finite import N_BOOTSTRAP, exact_gradient, showers_per_point
-from calopt.optimize.gradients.networks import ConditionalMLP
+from calopt.optimize.gradients.networks import ConditionalMLP, seeded_torch
 from calopt.optimize.gradients.objectives import Objective
 from calopt.optimize.gradients.samples import CascadeSample, cascade_sample
 
@@ -90,21 +88,6 @@ __all__ = ["features", "reweight", "weighted_resolution"]
 
 # Objectives that the torch code below can weight; others are refused in one line.
 WEIGHTED_OBJECTIVES = ("energy_resolution",)
-
-
-@contextmanager
-def seeded_torch(seed: int) -> Iterator[None]:
-    """torch's global generator at ``seed`` inside, restored after (the estimators' networks draw
-    their initial weights from it); one thread inside, as small networks run fastest on one and the
-    machine is shared."""
-    threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed) % (2**63))
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(threads)
 
 
 def features(sample: CascadeSample) -> np.ndarray:

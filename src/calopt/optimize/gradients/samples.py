@@ -60,6 +60,9 @@ class CascadeSample:
     photo_normal: np.ndarray  # (N,) standard normals for the photo-statistics
     light_yield: float  # photo-electrons per GeV of deposited energy
     energy_mev: float
+    cells: np.ndarray | None = None  # (N, 3, 3) visible energy of the 3 x 3 cells [.., y, x], hit cell in the middle
+    impact_mm: np.ndarray | None = None  # (N, 2) entry point (x, y) from the hit-cell centre
+    spec: ModuleSpec | None = None  # the module point sampled
 
     def __len__(self) -> int:
         return len(self.cluster)
@@ -67,10 +70,20 @@ class CascadeSample:
     def measured(self, idx: np.ndarray | None = None) -> np.ndarray:
         """Cluster energies calibrated by the sample's mean visible fraction of the full window,
         with Poisson photo-statistics (Gaussian, from the fixed normals) [MeV]."""
+        return self._calibrated(self.cluster, idx)
+
+    def measured_cells(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """(N, 3, 3) cell energies calibrated as :meth:`measured` (the cluster's photo-statistics
+        factor on every cell) [MeV]; the input of a reconstruction from cells."""
+        if self.cells is None:
+            raise CaloptInputError("this cascade sample kept no cells")
         sel = slice(None) if idx is None else idx
-        visible, window = self.cluster[sel], self.window[sel]
-        calib = float(np.mean(window)) / self.energy_mev
-        e = visible / calib
+        return self.cells[sel] * (self.measured(idx) / self.cluster[sel])[:, None, None]
+
+    def _calibrated(self, visible: np.ndarray, idx: np.ndarray | None) -> np.ndarray:
+        sel = slice(None) if idx is None else idx
+        calib = float(np.mean(self.window[sel])) / self.energy_mev
+        e = visible[sel] / calib
         n_pe = np.maximum(e / 1000.0 * self.light_yield, 1e-9)
         return e * (1.0 + self.photo_normal[sel] / np.sqrt(n_pe))
 
@@ -111,8 +124,10 @@ def cascade_sample(spec: ModuleSpec, beam: Beam, n: int, seed: int) -> CascadeSa
     sh = _simulator().simulate(particles, tech, int(seed), seeds=shower_seeds(int(seed), 0, n))
     e = sh.showers.sum(axis=1, dtype=np.float64)  # (N, H, W)
     lo, hi = half - k, half + 2 * k
-    cluster = e[:, lo:hi, lo:hi].sum(axis=(1, 2))
-    sample = CascadeSample(cluster, e.sum(axis=(1, 2)), normals, tech.light_yield, beam.energy_gev * 1000.0)
+    cells = e[:, lo:hi, lo:hi].reshape(n, 3, k, 3, k).sum(axis=(2, 4))  # [.., y, x] as the fine grid
+    impact = particles.points - 0.5 * spec.cell_size_mm  # from the hit-cell centre
+    sample = CascadeSample(e[:, lo:hi, lo:hi].sum(axis=(1, 2)), e.sum(axis=(1, 2)), normals, tech.light_yield,
+                           beam.energy_gev * 1000.0, cells, impact, spec)  # fmt: skip
     _MEMO[key] = sample
     return sample
 
