@@ -167,3 +167,55 @@ def test_a_table_entry_is_recomputed_within_errors():
         pred_err = math.hypot(a * a_err / e, b * b_err) / pred
         tol = 3 * math.hypot(r["sigma_ps_err"], pred_err) + 0.15 * pred
         assert abs(r["sigma_ps"] - pred) < tol, (e, r["sigma_ps"], pred, tol)
+
+
+@pytest.mark.parametrize("model", ["catalogue", "waveform"])
+def test_readout_smears_cell_times_with_the_chosen_model(model):
+    """10 GeV deposits at t = 0 in every SpaCal-Pb channel of a design with timing: the cell
+    times spread as sigma_t(E) of the chosen model (the catalogue's published a, b, or the
+    waveform table's), within the statistical error of the spread."""
+    from calopt.detector.design import load_design
+    from calopt.detector.technologies import get_technology
+    from calopt.readout.readout import Readout, ReadoutSettings
+    from calopt.readout.waveform_timing import waveform_time_resolution
+
+    ro = Readout(load_design("upgrade2-like"), ReadoutSettings(timing_model=model))
+    tech = ro.cells.technologies.index("spacal-pb")
+    ch = np.flatnonzero(ro.cells.table["tech"] == tech)
+    ch = ch[ro.cells.table["time_b"][ch] > 0]
+    sums = (ch, np.full(len(ch), 10_000.0), np.zeros(len(ch)))
+    hits = ro._electronics(sums, np.random.default_rng(3))
+    t_ps = hits.time[np.isin(hits.channel, ch)] * 1e3
+    a, b = waveform_time_resolution("spacal-pb", 5.0) if model == "waveform" else get_technology(
+        "spacal-pb").time_resolution  # fmt: skip
+    expected = math.hypot(a / math.sqrt(10.0), b)
+    assert len(t_ps) > 1000
+    assert abs(np.std(t_ps) / expected - 1.0) < 4.0 / math.sqrt(2 * len(t_ps)) + 0.01
+
+
+def test_campaigns_and_evaluate_choose_the_timing_model(capsys, tmp_path):
+    import tomllib
+
+    from calopt.optimize.campaign import Campaign
+    from tests.helpers import run_cli
+    from tests.optimize.test_campaign import CAMPAIGN
+
+    doc = tomllib.loads(CAMPAIGN)
+    default = Campaign.from_dict(doc)
+    waveform = Campaign.from_dict(doc | {"evaluate": {**doc["evaluate"], "timing_model": "waveform",
+                                                       "waveform_sampling_gsps": 2.5}})  # fmt: skip
+    readout = waveform.evaluate.settings().readout
+    assert (readout.timing_model, readout.waveform_sampling_gsps) == ("waveform", 2.5)
+    assert default.evaluate.settings().readout.timing_model == "catalogue"
+    assert waveform.digest() != default.digest()
+    # a default written out is the campaign without it: older campaigns keep their digest
+    explicit = Campaign.from_dict(doc | {"evaluate": {**doc["evaluate"], "timing_model": "catalogue"}})
+    assert explicit.digest() == default.digest()
+    with pytest.raises(CaloptInputError, match=r"\[evaluate\]: waveform timing of 'lhcb-shashlik' is tabulated at"):
+        Campaign.from_dict(doc | {"evaluate": {**doc["evaluate"], "timing_model": "waveform",
+                                               "waveform_sampling_gsps": 3.3}})  # fmt: skip
+    rc, _, err = run_cli(["evaluate", "upgrade2-like", "--timing-model", "waveform", "--waveform-sampling", "3.3"],
+                           capsys)  # fmt: skip
+    assert rc == 2 and err.count("\n") == 1 and "tabulated at 0.4, 1, 2.5, 5, 10 GS/s, not 3.3" in err
+    rc, _, err = run_cli(["evaluate", "upgrade2-like", "--timing-model", "oracle"], capsys)
+    assert rc == 2 and "unknown timing model 'oracle'; expected one of catalogue, waveform" in err

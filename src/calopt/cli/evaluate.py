@@ -29,6 +29,15 @@ def evaluate(
         "--pileup-aware-regressors/--no-pileup-aware-regressors",
         help="At --pileup > 0, reconstruct the crossings' photons with regressors trained with pile-up at that mu.",
     ),
+    timing_model: str = typer.Option(
+        "catalogue",
+        "--timing-model",
+        help="Cell time resolution: catalogue (the technologies' published a/sqrt(E) (+) b) or waveform (a, b "
+        "fitted to the waveform study, calopt timing study).",
+    ),
+    waveform_sampling: float = typer.Option(
+        5.0, "--waveform-sampling", help="With --timing-model waveform: the digitiser rate [GS/s] of the table."
+    ),
     quick: bool = typer.Option(False, "--quick", help="Small shower libraries and training samples (smoke test)."),
     precision: float | None = typer.Option(
         None,
@@ -63,6 +72,12 @@ def evaluate(
         st = replace(st, readout=QUICK_READOUT, training=QUICK_TRAINING)
     if fastsim is not None:
         st = replace(st, readout=replace(st.readout, fastsim=fastsim))
+    if timing_model != "catalogue" or waveform_sampling != 5.0:
+        from calopt.readout.waveform_timing import check_waveform_timing
+
+        readout = replace(st.readout, timing_model=timing_model, waveform_sampling_gsps=waveform_sampling)
+        st = replace(st, readout=readout)
+        check_waveform_timing(st.readout, d)
     st.validate()
     if plots is not None:
         make_output_folder(plots, "--plots")

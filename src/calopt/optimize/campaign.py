@@ -126,6 +126,8 @@ class EvaluateConfig:
     method: str = "xgb"
     fastsim: str | None = None
     replicates: int = 1
+    timing_model: str = "catalogue"
+    waveform_sampling_gsps: float = 5.0
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], where: str = "[evaluate]") -> EvaluateConfig:
@@ -142,6 +144,9 @@ class EvaluateConfig:
                               method=self.method)  # fmt: skip
         if self.quick:
             st = replace(st, readout=QUICK_READOUT, training=QUICK_TRAINING)
+        if self.timing_model != "catalogue":
+            st = replace(st, readout=replace(st.readout, timing_model=self.timing_model,
+                                             waveform_sampling_gsps=self.waveform_sampling_gsps))  # fmt: skip
         return replace(st, readout=replace(st.readout, fastsim=self.fastsim)) if self.fastsim else st
 
 
@@ -256,6 +261,11 @@ class Campaign:
         campaign = cls(t.name, family, objective, evaluate, optimizers, t.description, confirm)
         try:
             campaign.evaluate.settings().validate()  # e.g. an unknown fastsim backend
+            if evaluate.timing_model == "waveform":  # a table entry for every technology of the space
+                from calopt.readout.waveform_timing import waveform_time_resolution
+
+                for tech in family.technologies():
+                    waveform_time_resolution(tech, evaluate.waveform_sampling_gsps)
         except CaloptInputError as exc:
             raise CaloptInputError(f"{source}: [evaluate]: {exc}") from None
         space = family.space
@@ -320,8 +330,10 @@ class Campaign:
         their digest)."""
         d = self.to_dict()
         d.pop("description")
-        if "evaluate" in d and d["evaluate"].get("replicates") == 1:
-            d["evaluate"].pop("replicates")
+        if "evaluate" in d:
+            for key, default in (("replicates", 1), ("timing_model", "catalogue"), ("waveform_sampling_gsps", 5.0)):
+                if d["evaluate"].get(key) == default:
+                    d["evaluate"].pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

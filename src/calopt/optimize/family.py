@@ -158,6 +158,14 @@ class DesignFamily:
             )
         return {"name": name, "description": "a design of an optimisation campaign", "regions": regions}
 
+    def technologies(self) -> list[str]:
+        """Every technology a region of the family may take (fixed or among its choices)."""
+        out: list[str] = []
+        for r in self.regions:
+            t = r["technology"]
+            out += [x for x in (t if isinstance(t, list) else [t]) if x not in out]
+        return out
+
     def design(self, point: dict[str, Any], name: str = "trial") -> Design:
         return design_from_dict(self.design_dict(point, name), f"design {name!r}")
 

@@ -139,6 +139,8 @@ class EvaluateTable(_Table):
     method: Literal["xgb", "parametric"] = "xgb"
     fastsim: StrictStr | None = Field(None, description="a fast-simulation backend name or checkpoint path")
     replicates: StrictInt = Field(1, ge=1, le=MAX_REPLICATES, description="evaluations of each asked design")
+    timing_model: Literal["catalogue", "waveform"] = "catalogue"
+    waveform_sampling_gsps: Number = Field(5.0, gt=0, description="digitiser rate of the waveform timing table")
 
     @model_validator(mode="after")
     def _seeds_fit(self) -> EvaluateTable:

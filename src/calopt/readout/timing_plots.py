@@ -1,12 +1,17 @@
 """Figures of a waveform timing study (:func:`calopt.readout.waveform_timing.run_timing_study`):
-resolution against energy per sampling rate and estimator, against sampling rate at each
-energy, and the two-pulse figures against the second pulse's delay and amplitude ratio."""
+resolution against energy per sampling rate and estimator, with each estimator's fit and the
+technology's published parametrisation (the catalogue readout uses by default); against
+sampling rate at each energy; and the two-pulse figures against the second pulse's delay and
+amplitude ratio."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from calopt.detector.technologies import get_technology
 from calopt.files import atomic_path
 
 __all__ = ["plot_timing_study"]
@@ -36,11 +41,21 @@ def plot_timing_study(doc: dict[str, Any], folder: Path) -> list[Path]:
             rows = [r for r in res if r["sampling_rate_gsps"] == rate and r["estimator"] == est]
             ax.errorbar([r["energy_gev"] for r in rows], [r["sigma_ps"] for r in rows],
                         [r["sigma_ps_err"] for r in rows], marker="o", label=est)  # fmt: skip
+        # the published parametrisation readout uses by default, beside the fits of this study
+        e_line = np.geomspace(min(energies), max(energies), 50)
+        a_pub, b_pub = get_technology(tech).time_resolution
+        ax.plot(e_line, np.hypot(a_pub / np.sqrt(e_line), b_pub), "k--",
+                label=f"catalogue (published) {a_pub:g}/sqrt(E) (+) {b_pub:g}")  # fmt: skip
+        for f in doc.get("fits", []):
+            if f["sampling_rate_gsps"] == rate and f["valid"] and f["estimator"] in estimators:
+                ax.plot(e_line, np.hypot(f["a_ps"] / np.sqrt(e_line), f["b_ps"]), ":",
+                        color=f"C{estimators.index(f['estimator'])}",
+                        label=f"fit {f['estimator']} {f['a_ps']:.0f}/sqrt(E) (+) {f['b_ps']:.0f}")  # fmt: skip
         ax.set_xscale("log")
         ax.set_title(f"{tech}, {rate:g} GS/s")
         ax.set_xlabel("E [GeV]")
     axes[0][0].set_ylabel("sigma_t [ps]")
-    axes[0][0].legend()
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     out.append(folder / "timing_vs_energy.png")
     _save(fig, out[-1])

@@ -45,6 +45,7 @@ __all__ = [
     "ESTIMATORS",
     "TABLE_FORMAT",
     "TimingStudy",
+    "check_waveform_timing",
     "fit_sigma_t",
     "run_timing_study",
     "waveform_table",
@@ -244,3 +245,16 @@ def waveform_time_resolution(technology: str, rate_gsps: float) -> tuple[float, 
             return float(x["a_ps"]), float(x["b_ps"])
     rates = ", ".join(f"{x['sampling_rate_gsps']:g}" for x in entries)
     raise CaloptInputError(f"waveform timing of {technology!r} is tabulated at {rates} GS/s, not {rate_gsps:g}")
+
+
+def check_waveform_timing(settings: Any, design: Any) -> None:
+    """Refuse, in one line and before anything runs, readout settings whose waveform timing
+    model has no table entry for a technology of ``design`` that reads out times (or an unknown
+    timing model: :class:`~calopt.readout.readout.ReadoutSettings` checks it when made)."""
+    if settings.timing_model != "waveform":
+        if settings.waveform_sampling_gsps != 5.0:
+            raise CaloptInputError("--waveform-sampling applies to --timing-model waveform only")
+        return
+    for region in design.regions:
+        if region.timing is not False:
+            waveform_time_resolution(region.technology, settings.waveform_sampling_gsps)
