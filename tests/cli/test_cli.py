@@ -1,6 +1,7 @@
 """The command line: JSON output, exit codes, one-line errors."""
 
 import json
+import re
 
 import pytest
 
@@ -169,6 +170,10 @@ def test_demo_runs_the_whole_cycle(tmp_path, capsys):
     report = tmp_path / "demo" / "campaign" / "report.html"
     assert out.strip() == f"report: {report.resolve()}" and report.is_file()
     assert "shipped surrogate" in err and "cascade MC" in err
+    # the backends are timed after a warm-up, and the quick figures are labelled as smoke tests
+    assert "ms per shower after warm-up" in err and re.search(r"the surrogate is [0-9.]+ x faster", err)
+    assert "SMOKE-TEST FIGURES" in err and err.count("[smoke test]") >= 10
+    assert not list((tmp_path / "demo").glob(".warm-up-*"))
     result = json.loads((tmp_path / "demo" / "evaluate-lhcb-run3" / "evaluate.json").read_text())
     assert result["channels"] == 6064 and result["pi0_mass_width_mev"] is not None
     from calopt.optimize.store import CampaignStore

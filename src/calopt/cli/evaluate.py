@@ -19,6 +19,9 @@ def evaluate(
     method: str = typer.Option("xgb", "--method", help="Photon reconstruction: xgb or parametric."),
     n_resolution: int = typer.Option(2000, "--n-resolution", help="Single photons for the resolutions (100 to 10^6)."),
     plots: Path | None = typer.Option(None, "--plots", help="Folder for mass-peak and resolution plots."),
+    plot_style: str | None = typer.Option(
+        None, "--plot-style", help="hep (default, or $CALOPT_PLOT_STYLE), lhcb or matplotlib."
+    ),
     fastsim: str | None = typer.Option(
         None,
         "--fastsim",
@@ -80,6 +83,9 @@ def evaluate(
         check_waveform_timing(st.readout, d)
     st.validate()
     if plots is not None:
+        from calopt.plotting import check_style
+
+        check_style(plot_style)
         make_output_folder(plots, "--plots")
     console = Console(stderr=True)
     with console.status("evaluating") as status:
@@ -94,7 +100,7 @@ def evaluate(
         from calopt.metrics.plots import plot_evaluation
 
         (plots / "evaluate.json").write_text(dumps_json(doc, indent=1))
-        plot_evaluation(doc, plots)
+        plot_evaluation(doc, plots, [r.technology for r in d.regions], plot_style)
     if json_out:
         print_json(doc)
         return

@@ -374,7 +374,9 @@ def _answer(campaign: Campaign, trials: list[Trial]) -> str:
         cells = [str(t.id), _objectives(sv, se), _objectives(t.objectives, t.objective_errors), str(t.events or ""),
                  html.escape(t.status), params]  # fmt: skip
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return text + ("<table><tr><th>trial</th><th>search value</th><th>confirmed value</th><th>crossings</th>"
+    n_label = "showers" if campaign.is_module else "crossings"
+    return text + ("<table><tr><th>trial</th><th>search value</th><th>confirmed value</th>"
+                   f"<th>{n_label}</th>"
                    "<th>status</th><th>parameters</th></tr>" + "".join(rows) + "</table>")  # fmt: skip
 
 
@@ -604,8 +606,9 @@ def _check_campaign_folder(folder: Path) -> Path:
     return db
 
 
-def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
-    """Write ``report.html`` for the campaign in ``folder`` (or to ``out``); returns its path.
+def write_report(folder: str | Path, out: str | Path | None = None, style: str | None = None) -> Path:
+    """Write ``report.html`` for the campaign in ``folder`` (or to ``out``), its figures in the
+    plot ``style`` (:mod:`calopt.plotting`); returns its path.
 
     Everything is checked before anything is written: the campaign folder and its database
     (read only: a report never changes a campaign), and the output, which may replace an earlier
@@ -624,25 +627,32 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
                                    "never started?); nothing to report")  # fmt: skip
         meta = {k: store.get_meta(k) for k in ("created", "calopt_version", "digest")}
         trials = store.trials()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from calopt import __version__
+    from calopt.plotting import plot_style
 
     campaign = Campaign.from_dict(json.loads(settings), str(db))
-    summary, best = _summary(campaign, trials)
     toml_file = folder / SETTINGS_NAME
     toml_text = toml_file.read_text() if toml_file.is_file() else settings
+    with plot_style(style):
+        summary, best = _summary(campaign, trials)
+        if campaign.is_module:
+            parts = _module_report(campaign, trials, summary, meta, toml_text)
+        else:
+            parts = _layout_report(campaign, trials, summary, best, meta, toml_text)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("\n".join(parts))
+    return path
+
+
+def _layout_report(campaign: Campaign, trials: list[Trial], summary: str, best: list[Trial], meta: dict[str, Any],
+                   toml_text: str) -> list[str]:  # fmt: skip
+    """The parts of the report of a layout campaign (module docstring)."""
+    from calopt import __version__
+
     finished = [t for t in trials if t.finished]
-    if campaign.is_module:
-        parts = _module_report(campaign, trials, summary, meta, toml_text)
-        with atomic_path(path) as tmp:
-            Path(tmp).write_text("\n".join(parts))
-        return path
     front = ""
     if campaign.objective.n_objectives == 2:
         front = "<h2>Front of the two objectives</h2>" + _objective_front(campaign, trials)
-    parts = [
+    return [
         f'<html><head><meta charset="utf-8"><meta name="generator" content="{GENERATOR} {__version__}">'
         f"<title>calopt campaign {html.escape(campaign.name)}</title>"
         f"<style>{CSS}</style></head><body>",
@@ -670,6 +680,3 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
         f"<pre>{html.escape(toml_text)}</pre>",
         "</body></html>",
     ]
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text("\n".join(parts))
-    return path
