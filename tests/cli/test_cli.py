@@ -174,6 +174,8 @@ def test_demo_runs_the_whole_cycle(tmp_path, capsys):
     assert "ms per shower after warm-up" in err and re.search(r"the surrogate is [0-9.]+ x faster", err)
     assert "SMOKE-TEST FIGURES" in err and err.count("[smoke test]") >= 10
     assert not list((tmp_path / "demo").glob(".warm-up-*"))
+    figures = [tmp_path / "demo" / "evaluate-lhcb-run3" / f for f in ("pi0.png", "b.png", "energy_resolution.png")]
+    assert all(f.read_bytes()[:4] == b"\x89PNG" for f in figures)
     result = json.loads((tmp_path / "demo" / "evaluate-lhcb-run3" / "evaluate.json").read_text())
     assert result["channels"] == 6064 and result["pi0_mass_width_mev"] is not None
     from calopt.optimize.store import CampaignStore
