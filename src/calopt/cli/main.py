@@ -23,6 +23,7 @@ from calopt.cli.events import events_app
 from calopt.cli.layout import layout_app
 from calopt.cli.module import module_app
 from calopt.cli.optimize import optimize, report
+from calopt.cli.showers import showers_app
 from calopt.cli.simulate import simulate
 from calopt.cli.surrogate import surrogate_app
 from calopt.cli.technologies import technologies
@@ -49,6 +50,7 @@ app.add_typer(layout_app, name="layout")
 app.add_typer(module_app, name="module")
 app.add_typer(events_app, name="events")
 app.add_typer(surrogate_app, name="surrogate")
+app.add_typer(showers_app, name="showers")
 app.add_typer(cache_app, name="cache")
 app.add_typer(timing_app, name="timing")
 

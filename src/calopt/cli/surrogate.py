@@ -24,6 +24,7 @@ surrogate_app.command("calibrate")(calibrate)
 surrogate_app.command("sample")(sample)
 
 GENERATE_CHUNK = 100
+PROTOCOLS = ("calochallenge",)
 MIN_SHOWERS = 10
 
 
@@ -99,15 +100,25 @@ def evaluate_cmd(
     ),
     n: int | None = typer.Option(None, "--n", min=1, help="Use the first N showers of each sample (default: all)."),
     plots: Path | None = typer.Option(None, "--plots", help="Folder for the feature and average-shower plots."),
+    protocol: str | None = typer.Option(
+        None, "--protocol", help="Also the classifier test of another protocol: calochallenge."
+    ),
+    cc_epochs: int = typer.Option(50, "--cc-epochs", min=1, max=10000, help="calochallenge: epochs (official 50)."),
+    cc_trainings: int = typer.Option(
+        5, "--cc-trainings", min=1, max=1000, help="calochallenge: independent trainings for mean and std."
+    ),
     seed: int = SEED_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Compare a fast simulation with the cascade reference: features, separation powers,
-    classifier AUCs, FPD/KPD, response and resolution per energy bin."""
+    classifier AUCs, FPD/KPD, response and resolution per energy bin; with --protocol
+    calochallenge also the CaloChallenge's low-level classifier AUC (mean and std)."""
     from calopt.files import make_output_folder
     from calopt.simulation.showers import is_shower_file
     from calopt.simulation.surrogates.quality import assess, plot_average_showers, plot_features
 
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise CaloptInputError(f"--protocol {protocol!r} is not known; expected one of {', '.join(PROTOCOLS)}")
     if plots is not None:
         make_output_folder(plots, "--plots")
     ref = _read(reference, "reference", n)
@@ -127,6 +138,16 @@ def evaluate_cmd(
     t0 = time.perf_counter()
     res = assess(model_sh, ref, floor_sh, seed)
     eval_s = time.perf_counter() - t0
+    cc, cc_s = None, None
+    if protocol == "calochallenge":
+        from calopt.simulation.surrogates.calochallenge_protocol import ProtocolSettings, calochallenge_auc
+
+        t0 = time.perf_counter()
+        settings = ProtocolSettings(epochs=cc_epochs, trainings=cc_trainings)
+        cc = calochallenge_auc(model_sh, ref, seed, settings)
+        if floor_sh is not None:
+            cc["floor"] = calochallenge_auc(floor_sh, ref, seed, settings)
+        cc_s = time.perf_counter() - t0
     if plots is not None:
         label = Path(model).stem if source == "file" else model
         plot_features(model_sh, ref, plots / "features.png", floor_sh, label=label)
@@ -139,10 +160,12 @@ def evaluate_cmd(
         "technology": str(ref.attrs["technology"]),
         "seed": seed,
         **res,
+        **({"calochallenge": cc} if cc is not None else {}),
         "timing": {
             "generate_s": gen_s,
             "ms_per_shower": None if gen_s is None else 1000.0 * gen_s / len(model_sh),
             "evaluate_s": eval_s,
+            **({"calochallenge_s": cc_s} if cc is not None else {}),
             "total_s": time.perf_counter() - t_total,
         },
         "plots": None if plots is None else [str(plots / "features.png"), str(plots / "average_showers.png")],
@@ -184,6 +207,13 @@ def _print_summary(out: dict[str, Any]) -> None:
             f"{_fmt(b['resolution_model'], '.4f'):>11}{_fmt(b['resolution_reference'], '.4f'):>10}"
             f"{_fmt(b['resolution_ratio']):>11}"
         )
+    cc = out.get("calochallenge")
+    if cc is not None:
+        ccf = cc.get("floor")
+        typer.echo(f"CaloChallenge classifier ({cc['trainings']} trainings of {cc['epochs']} epochs"
+                   f"{'' if cc['official'] else ', not the official settings'}):")  # fmt: skip
+        floor_text = f"   floor {ccf['auc_mean']:.4f} +- {ccf['auc_std']:.4f}" if ccf else ""
+        typer.echo(f"  AUC {cc['auc_mean']:.4f} +- {cc['auc_std']:.4f}{floor_text}")
     t = out["timing"]
     if t["ms_per_shower"] is not None:
         typer.echo(f"generation: {t['ms_per_shower']:.2f} ms per shower; evaluation {t['evaluate_s']:.1f} s")
