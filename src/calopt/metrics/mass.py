@@ -108,8 +108,13 @@ class Candidates:
 
 
 def _hist(x: np.ndarray, lo: float, hi: float, bins: int) -> dict[str, list[float]]:
-    counts, edges = np.histogram(x, bins=bins, range=(lo, hi))
-    return {"edges": edges.tolist(), "counts": counts.tolist()}
+    """The mass histogram as ``evaluate`` stores it (a :mod:`hist` histogram's edges and counts;
+    values outside [lo, hi) fall in its flow bins, which are not stored)."""
+    import hist
+
+    h = hist.Hist(hist.axis.Regular(bins, lo, hi), storage=hist.storage.Int64())
+    h.fill(np.asarray(x, dtype=float))
+    return {"edges": h.axes[0].edges.tolist(), "counts": h.values().tolist()}
 
 
 def _num(v: float | None) -> float | None:
