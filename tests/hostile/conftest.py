@@ -127,6 +127,14 @@ def _build_template(root: Path, env: dict[str, str]) -> None:
     (root / "module_deep.toml").write_text(module + "n_layers = 400\n")
     (root / "module_deep_x0.toml").write_text(module + "depth_x0 = 60\n")
     (root / "module_cell.toml").write_text(module + "cell_size_mm = 50\n")
+    # CaloChallenge files (#23): without incident energies, and with fewer energies than showers
+    import h5py
+
+    with h5py.File(root / "cc_no_energies.h5", "w") as f:
+        f["showers"] = np.ones((10, 3600), np.float32)
+    with h5py.File(root / "cc_lengths.h5", "w") as f:
+        f["incident_energies"] = np.full((7, 1), 1000.0, np.float32)
+        f["showers"] = np.ones((10, 3600), np.float32)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,8 @@ CALIBRATE = ["surrogate", "calibrate", "{d}/ckpt.pt", "--data", "{d}/showers.h5"
 SEVAL = ["surrogate", "evaluate", "gflash", "--reference", "{d}/showers.h5"]
 BIG_SEED = str(2**64)
 TIMING = ["timing", "study", "--technology", "spacal-pb"]
+EXPORT = ["showers", "export", "{d}/showers.h5", "--format", "calochallenge"]
+IMPORT = ["showers", "import", "{d}/cc_lengths.h5"]
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,27 @@ CASES = [
       r"unobtainium"),
     c("timing-no-energies", 2, [*TIMING, "--energies"], r"--energies"),
     c("timing-n-too-small", 2, [*TIMING, "--n", "99", "--plots", "{d}/p"], r"--n must be in \[100"),
+    # CaloChallenge files and protocol (#23)
+    c("export-out-proc", 1, [*EXPORT, "--out", "/proc/cc.h5"], r"/proc"),
+    c("export-out-under-file", 1, [*EXPORT, "--out", "{d}/afile/cc.h5"], r"afile"),
+    c("import-out-long-name", 1, [*IMPORT, "--out", f"{{d}}/{LONG_NAME}.h5"], r"xxxx"),
+    c("export-over-showers", 3, [*EXPORT, "--out", "{d}/showers.h5", "--overwrite"], r"calopt-showers"),
+    c("export-over-notes", 3, [*EXPORT, "--out", "{d}/notes.txt", "--overwrite"], r"notes"),
+    c("import-over-checkpoint", 3, [*IMPORT, "--out", "{d}/ckpt.pt", "--overwrite"], r"checkpoint"),
+    c("import-no-energies", 4, ["showers", "import", "{d}/cc_no_energies.h5", "--out", "{d}/i.h5"],
+      r"'incident_energies' is missing"),
+    c("import-lengths", 4, [*IMPORT, "--out", "{d}/i.h5"], r"10 showers but 7 incident energies"),
+    c("import-truncated", 4, ["showers", "import", "{d}/truncated.h5", "--out", "{d}/i.h5"], r"truncated"),
+    c("export-notes", 7, [*EXPORT[:2], "{d}/notes.txt", *EXPORT[3:], "--out", "{d}/cc.h5"],
+      r"notes.txt.*calopt-showers"),
+    c("export-checkpoint", 7, [*EXPORT[:2], "{d}/ckpt.pt", *EXPORT[3:], "--out", "{d}/cc.h5"],
+      r"checkpoint.*calopt-showers"),
+    c("export-unknown-format", 2, [*EXPORT[:4], "root", "--out", "{d}/cc.h5"], r"--format 'root'"),
+    c("import-showers-file", 7, ["showers", "import", "{d}/showers.h5", "--out", "{d}/i.h5"],
+      r"calopt-showers file, not a CaloChallenge file"),
+    c("surrogate-evaluate-protocol-unknown", 2, [*SEVAL, "--protocol", "lhco"], r"--protocol 'lhco'"),
+    c("surrogate-evaluate-cc-epochs-0", 2, [*SEVAL, "--protocol", "calochallenge", "--cc-epochs", "0"],
+      r"cc-epochs"),
 ]
 # fmt: on
 
