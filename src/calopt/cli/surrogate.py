@@ -144,9 +144,12 @@ def evaluate_cmd(
 
         t0 = time.perf_counter()
         settings = ProtocolSettings(epochs=cc_epochs, trainings=cc_trainings)
-        cc = calochallenge_auc(model_sh, ref, seed, settings)
-        if floor_sh is not None:
-            cc["floor"] = calochallenge_auc(floor_sh, ref, seed, settings)
+        total = cc_trainings * cc_epochs
+        with progress_bar("CaloChallenge classifier, epochs", total * (2 if floor_sh is not None else 1)) as update:
+            cc = calochallenge_auc(model_sh, ref, seed, settings, progress=lambda done, _: update(done))
+            if floor_sh is not None:
+                cc["floor"] = calochallenge_auc(floor_sh, ref, seed, settings,
+                                                progress=lambda done, _: update(total + done))  # fmt: skip
         cc_s = time.perf_counter() - t0
     if plots is not None:
         label = Path(model).stem if source == "file" else model

@@ -38,6 +38,7 @@ sizes).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -102,7 +103,8 @@ def _scores(net: Any, x: Any, batch: int) -> np.ndarray:
     return torch.sigmoid(logits).numpy()
 
 
-def _one_training(model_x: np.ndarray, ref_x: np.ndarray, s: ProtocolSettings, seed: int) -> dict[str, Any]:
+def _one_training(model_x: np.ndarray, ref_x: np.ndarray, s: ProtocolSettings, seed: int,
+                  epoch_done: Callable[[], None]) -> dict[str, Any]:  # fmt: skip
     import torch
     from sklearn.isotonic import IsotonicRegression
     from sklearn.metrics import roc_auc_score
@@ -133,6 +135,7 @@ def _one_training(model_x: np.ndarray, ref_x: np.ndarray, s: ProtocolSettings, s
                 loss.backward()
                 opt.step()
             acc = float(np.mean(np.round(_scores(net, x_te, s.batch_size)) == y_te))
+            epoch_done()
             if acc > best_acc:
                 best_acc, best_epoch = acc, epoch
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -153,17 +156,27 @@ def _one_training(model_x: np.ndarray, ref_x: np.ndarray, s: ProtocolSettings, s
     }
 
 
-def calochallenge_auc(model: Showers, ref: Showers, seed: int = 0,
-                      settings: ProtocolSettings | None = None) -> dict[str, Any]:  # fmt: skip
+def calochallenge_auc(model: Showers, ref: Showers, seed: int = 0, settings: ProtocolSettings | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:  # fmt: skip
     """The CaloChallenge low-level classifier's AUC of ``model`` against ``ref`` (module doc):
     ``auc_mean`` and ``auc_std`` (sample standard deviation, 0 for one training) over
     ``trainings`` runs, the JSD likewise, each run's numbers, and the settings. Deterministic
-    for a ``seed`` on one machine and torch version."""
+    for a ``seed`` on one machine and torch version. ``progress(epochs done, epochs at most)`` is
+    called after every epoch."""
     s = settings or ProtocolSettings()
     n = min(len(model), len(ref))
     xm, xr = low_level_inputs(model, s.threshold_mev)[:n], low_level_inputs(ref, s.threshold_mev)[:n]
-    runs = [_one_training(xm, xr, s, int(ss.generate_state(1, np.uint64)[0] % (2**63)))
-            for ss in np.random.SeedSequence([int(seed), 0x2022]).spawn(s.trainings)]  # fmt: skip
+    done = [0]
+
+    def epoch_done() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], s.trainings * s.epochs)
+
+    runs = []
+    for i, ss in enumerate(np.random.SeedSequence([int(seed), 0x2022]).spawn(s.trainings)):
+        done[0] = i * s.epochs  # a training stopped early at test accuracy 1 skips its remaining epochs
+        runs.append(_one_training(xm, xr, s, int(ss.generate_state(1, np.uint64)[0] % (2**63)), epoch_done))
     aucs = np.array([r["auc"] for r in runs])
     jsds = np.array([r["jsd"] for r in runs])
 
