@@ -21,12 +21,13 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from calopt.errors import CaloptInputError
 from calopt.files import check_output_file, check_unlocked, output_lock
 
 __all__ = ["MAX_SEED", "MAX_WORKERS", "ChunkedJob", "check_fits_in_memory", "check_seed", "format_bytes",
-           "physical_memory"]
+           "physical_memory", "scheduler_gone"]
 
 MAX_SEED = 2**63 - 1  # seeds are stored as 64-bit signed integers (HDF5 attributes, SQLite rows)
 # local Dask worker processes: more than the cores of a large node only costs memory (a worker
@@ -67,6 +68,26 @@ def check_fits_in_memory(what: str, n: int, bytes_each: float, unit: str) -> Non
             f"{what} {n} would hold about {format_bytes(need)} in memory ({format_bytes(bytes_each)} per {unit}), "
             f"more than this machine's {format_bytes(have)}; split the job or use fewer"
         )
+
+
+def scheduler_gone(future: Any, address: str | None, unfinished: str, then: str) -> CaloptInputError | None:
+    """The one-line error of a Dask run whose scheduler went away (killed, its node gone, the
+    network cut), or None when ``future`` raised for another reason.
+
+    The client then cancels every future it holds (``FutureCancelledError``, reason
+    ``scheduler-connection-lost``): such a future is cancelled or lost, whereas one whose task
+    raised -- the task's own exception, or ``KilledWorker`` when its workers died too often --
+    has status ``error``. A lost scheduler is not a failure of the work: the caller stops,
+    leaving ``unfinished`` to be done by running again (``then``). The client's log of its
+    failed reconnection, which closing it would print after this line, is silenced."""
+    import logging
+
+    if future.status == "error":
+        return None
+    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
+    where = f"at {address!r}" if address else "of the local cluster"
+    return CaloptInputError(f"lost the Dask scheduler {where} ({future.status}: the scheduler or the network "
+                            f"went away); {unfinished}: {then}")  # fmt: skip
 
 
 @dataclass
@@ -165,12 +186,22 @@ class ChunkedJob:
             else:
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
                 client = Client(cluster)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # unreachable, or not an address (no port, unknown scheme)
             raise CaloptInputError(f"cannot reach Dask scheduler {scheduler!r}: {exc}") from None
         try:
             futures = {client.submit(chunk_fn, self.settings_json, k, str(self.parts), pure=False): k for k in todo}
+            left = len(futures)
             for fut in as_completed(futures):
-                fut.result()
+                try:
+                    fut.result()
+                except Exception:
+                    gone = scheduler_gone(fut, scheduler, f"{left} of {self.n_chunks} chunks unfinished",
+                                          f"the finished ones stay in {str(self.parts)!r}; run the same command "
+                                          "again to finish")  # fmt: skip
+                    if gone is None:  # the chunk function raised: a bug, shown as such
+                        raise
+                    raise gone from None
+                left -= 1
                 n_done += self.chunk_items(futures[fut])
                 if progress:
                     progress(n_done, self.n_items)

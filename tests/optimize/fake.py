@@ -61,3 +61,19 @@ def noisy_evaluate(doc: dict[str, Any], config: dict[str, Any]) -> dict[str, Any
     out["pi0_mass_width_mev"] += sigma * rng.standard_normal()
     out["pi0_mass_width_mev_err"] = sigma
     return out
+
+
+def slow_evaluate(doc: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """:func:`fake_evaluate` that takes CALOPT_TEST_SLEEP seconds, for a kill that lands while
+    evaluations run (tests/test_cluster.py). If CALOPT_TEST_STARTED names a folder, each
+    evaluation first leaves there an empty file ``<design name>.<pid>`` (the design name is
+    ``trial-<id>``): which process evaluates which trial, even one killed before it finished."""
+    import os
+    import time
+    from pathlib import Path
+
+    started = os.environ.get("CALOPT_TEST_STARTED")
+    if started:
+        (Path(started) / f"{doc.get('name', 'design')}.{os.getpid()}").touch()
+    time.sleep(float(os.environ.get("CALOPT_TEST_SLEEP", "0.5")))
+    return fake_evaluate(doc, config)

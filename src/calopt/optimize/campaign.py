@@ -59,7 +59,10 @@ Determinism: optimisers ask in batches of a fixed size and are told the whole ba
 order, so the sequence of designs does not depend on the number of workers or on which
 evaluation finishes first. ``--resume`` replays the finished batches into fresh optimisers
 (asking again and checking that the same designs come out), re-evaluates the trials that were
-pending when the campaign stopped, and goes on.
+pending when the campaign stopped, and goes on. On a Dask cluster a killed worker costs a re-run
+of its evaluation (the scheduler's retry), but a lost scheduler stops the campaign with a
+one-line error (:func:`calopt.jobs.scheduler_gone`): its unfinished trials stay pending, not
+failed, since their designs did not fail, and ``--resume`` evaluates them.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ from calopt.arrays import finite_json
 from calopt.detector.design import read_toml
 from calopt.errors import CaloptInputError
 from calopt.files import atomic_path, make_output_folder, output_lock
+from calopt.jobs import scheduler_gone
 from calopt.metrics.registry import get_metric, why_unmeasured
 from calopt.optimize.family import DesignFamily
 from calopt.optimize.module_campaign import (
@@ -737,13 +741,20 @@ def _run_locked(campaign: Campaign, out: Path, db_path: Path, workers: int, sche
             assert client is not None
             futures = {client.submit(_timed, evaluator, doc, config, key=f"calopt-trial-{tid}-{time.time_ns()}",
                                      retries=1, pure=False): tid for tid, doc, config in jobs}  # fmt: skip
+            left = len(futures)
             for fut in as_completed(futures):
                 tid = futures[fut]
                 try:
                     result, seconds = fut.result()
-                    runner.record(tid, result, None, seconds)
-                except Exception as exc:  # the evaluation raised, or its worker died twice
+                except Exception as exc:  # the evaluation raised, its worker died twice, or the scheduler is gone
+                    gone = scheduler_gone(fut, scheduler, f"{left} trials unfinished",
+                                          "they stay pending, and calopt optimize --resume evaluates them")  # fmt: skip
+                    if gone is not None:  # not the design's failure: the trials must not be recorded as failed
+                        raise gone from None
                     runner.record(tid, None, f"{type(exc).__name__}: {exc}", 0.0)
+                else:
+                    runner.record(tid, result, None, seconds)
+                left -= 1
 
         runner.submit = submit_dask if client is not None else submit_local
         try:
@@ -769,6 +780,9 @@ def _client(workers: int, scheduler: str | None) -> Any:
     from distributed import Client, LocalCluster
 
     logging.getLogger("distributed").setLevel(logging.ERROR)  # no worker chatter between the progress lines
+    # nor the client's log of a lost scheduler (after its reconnection timeout, when the scheduler
+    # died between two batches): the campaign stops with its own one-line error (scheduler_gone)
+    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
 
     if scheduler:
         try:
