@@ -104,9 +104,9 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             c.stop()
 
 
-def calopt(args: list[str], **env: str) -> subprocess.Popen[str]:
+def calopt(args: list[str], cwd: Path = ROOT, **env: str) -> subprocess.Popen[str]:
     """``calopt ARGS`` as a separate process (the campaign evaluator replaced by the fake one)."""
-    return subprocess.Popen([sys.executable, "-c", SHIM, *args], cwd=ROOT, env=_env(**env), text=True,
+    return subprocess.Popen([sys.executable, "-c", SHIM, *args], cwd=cwd, env=_env(**env), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
 
 
@@ -219,10 +219,10 @@ def test_a_lost_scheduler_stops_the_campaign_and_resume_finishes_it(tmp_path: Pa
     assert rows(out) == _local(tmp_path)
 
 
-def _simulate(out: Path, *more: str) -> subprocess.Popen[str]:
+def _simulate(out: Path, *more: str, cwd: Path = ROOT) -> subprocess.Popen[str]:
     return calopt(["simulate", "--technology", "lhcb-shashlik", "--particle", "gamma", "--energy-range", "1", "4",
                    "--theta-max", "0.1", "--n", "120", "--chunk-size", "4", "--seed", "5", "--out", str(out),
-                   "--json", *more])  # fmt: skip
+                   "--json", *more], cwd)  # fmt: skip
 
 
 def _same_showers(a: Path, b: Path) -> None:
@@ -246,8 +246,8 @@ def test_simulate_on_a_cluster_and_a_lost_scheduler(tmp_path: Path, cluster: Clu
     local = tmp_path / "local.h5"
     code, _, err = finish(_simulate(local))
     assert code == 0, err
-    on_cluster = tmp_path / "cluster.h5"
-    code, stdout, err = finish(_simulate(on_cluster, "--scheduler", cluster.address))
+    on_cluster = tmp_path / "cluster.h5"  # --out relative to a folder that is not the workers' one
+    code, stdout, err = finish(_simulate(Path(on_cluster.name), "--scheduler", cluster.address, cwd=tmp_path))
     assert code == 0 and json.loads(stdout)["n"] == 120, err
     _same_showers(on_cluster, local)
 

@@ -189,7 +189,9 @@ class ChunkedJob:
         except (OSError, ValueError) as exc:  # unreachable, or not an address (no port, unknown scheme)
             raise CaloptInputError(f"cannot reach Dask scheduler {scheduler!r}: {exc}") from None
         try:
-            futures = {client.submit(chunk_fn, self.settings_json, k, str(self.parts), pure=False): k for k in todo}
+            # an absolute path: a worker of a remote cluster does not run in this process's folder
+            parts = str(self.parts.absolute())
+            futures = {client.submit(chunk_fn, self.settings_json, k, parts, pure=False): k for k in todo}
             left = len(futures)
             for fut in as_completed(futures):
                 try:
