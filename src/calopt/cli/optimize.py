@@ -19,7 +19,10 @@ def optimize(
     ),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Address of a running Dask scheduler."),
     resume: bool = typer.Option(False, "--resume", help="Continue the campaign in its folder."),
-    report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
+    report: bool = typer.Option(
+        True, "--report/--no-report", help="Write report.html after every batch (atomically) and at the end."
+    ),
+    plot_style: str | None = typer.Option(None, "--plot-style", help="hep (default), lhcb or matplotlib."),
     allow_version_change: bool = typer.Option(
         False, "--allow-version-change", help="With --resume: go on although calopt changed (recorded in the database)."
     ),
@@ -38,20 +41,31 @@ def optimize(
     campaign = load_campaign(campaign_file)
     folder = make_output_folder(out if out is not None else Path(campaign.name))
     if report:  # refused now rather than after the campaign: a report.html that is not a report
+        from calopt.plotting import check_style
         from calopt.report.html import REPORT_NAME, check_report_output
 
         check_report_output(folder / REPORT_NAME)
+        check_style(plot_style)
 
     def say(msg: str) -> None:
         print(f"[{campaign.name}] {msg}", file=sys.stderr, flush=True)
 
+    def live_report() -> None:  # the report follows the campaign (calopt report --serve shows it)
+        from calopt.report.html import write_report
+
+        try:
+            write_report(folder, style=plot_style)
+        except Exception as exc:  # a report that fails must not stop the campaign; the final one will say why
+            say(f"report not updated: {type(exc).__name__}: {exc}")
+
     db = run_campaign(campaign, folder, workers=workers, scheduler=scheduler, resume=resume, progress=say,
-                      allow_version_change=allow_version_change)  # fmt: skip
+                      allow_version_change=allow_version_change,
+                      after_batch=live_report if report else None)  # fmt: skip
     path = None
     if report:
         from calopt.report.html import write_report
 
-        path = write_report(folder)
+        path = write_report(folder, style=plot_style)
     with CampaignStore(db, read_only=True) as store:
         trials = store.trials()
     best = campaign_answer(trials)
@@ -81,8 +95,22 @@ def optimize(
 def report(
     campaign_dir: Path = typer.Argument(..., help="Campaign folder (holding campaign.sqlite)."),
     out: Path | None = typer.Option(None, "--out", help="HTML file (default: CAMPAIGN_DIR/report.html)."),
+    plot_style: str | None = typer.Option(None, "--plot-style", help="hep (default), lhcb or matplotlib."),
+    serve: bool = typer.Option(
+        False, "--serve", help="Serve the report on 127.0.0.1, rewritten as the campaign goes on, until Ctrl-C."
+    ),
+    port: int = typer.Option(8765, "--port", help="With --serve: the port (0: any free one)."),
+    refresh: int = typer.Option(10, "--refresh", help="With --serve: seconds between the browser's reloads."),
 ) -> None:
-    """Write a self-contained HTML report of a campaign."""
+    """Write a self-contained HTML report of a campaign (or serve it while the campaign runs)."""
+    from calopt.errors import CaloptInputError
     from calopt.report.html import write_report
 
-    typer.echo(str(write_report(campaign_dir, out)))
+    if serve:
+        if out is not None:
+            raise CaloptInputError("--serve serves CAMPAIGN_DIR/report.html; give --out or --serve, not both")
+        from calopt.report.serve import serve_report
+
+        serve_report(campaign_dir, port, refresh, plot_style, lambda msg: typer.echo(msg, err=True))
+        return
+    typer.echo(str(write_report(campaign_dir, out, plot_style)))

@@ -404,6 +404,7 @@ class _Runner:
     store: CampaignStore
     submit: Callable[[list[Job]], None]
     progress: Progress
+    after_batch: Callable[[], None] = lambda: None  # e.g. rewrite the report
 
     def run(self) -> None:
         space = self.campaign.family.space
@@ -430,6 +431,7 @@ class _Runner:
                 done += len(points)
                 batch += 1
                 self.progress(self._status(k, oc, done))
+                self.after_batch()
         if self.campaign.confirm is not None:
             self._confirm(self.campaign.confirm)
 
@@ -537,6 +539,7 @@ class _Runner:
             self.progress(f"{DESCENT}: step {step.index}, J {step.value:.4g} +- {step.value_err:.2g}, rho {rho}, "
                           f"{'accepted' if step.accepted else 'rejected'}, radius {step.radius:.3g}, "
                           f"{step.showers} showers")  # fmt: skip
+            self.after_batch()
 
     def _confirm(self, conf: ConfirmConfig) -> None:
         """The confirmation stage: the ``top_k`` designs by the posterior mean of a noise-aware
@@ -647,12 +650,15 @@ Evaluator = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 
 def run_campaign(campaign: Campaign, out: str | Path, *, workers: int = 1, scheduler: str | None = None,
                  resume: bool = False, progress: Progress | None = None, evaluator: Evaluator | None = None,
-                 allow_version_change: bool = False) -> Path:  # fmt: skip
+                 allow_version_change: bool = False,
+                 after_batch: Callable[[], None] | None = None) -> Path:  # fmt: skip
     """Run (or resume) a campaign in folder ``out``; returns the database path.
 
     ``evaluator(design_document, evaluate_config) -> metrics`` evaluates one design (default:
     :func:`evaluate_design`, or :func:`~calopt.optimize.module_campaign.evaluate_module` for a
-    module campaign); it must be importable by the Dask workers. Resuming a campaign
+    module campaign); it must be importable by the Dask workers. ``after_batch()`` runs after every
+    finished batch (and descent step), with the database up to date: ``calopt optimize`` rewrites
+    the report there. Resuming a campaign
     started by other code (:func:`code_versions`) is refused unless ``allow_version_change``,
     which records the change in the database (``version_changes``)."""
     out = Path(out)
@@ -665,7 +671,8 @@ def run_campaign(campaign: Campaign, out: str | Path, *, workers: int = 1, sched
         evaluator = evaluate_module if campaign.is_module else evaluate_design
     # one run per campaign: a second one (e.g. two --resume) would evaluate the same trials twice
     with output_lock(db_path, "campaign"):
-        return _run_locked(campaign, out, db_path, workers, scheduler, resume, say, evaluator, allow_version_change)
+        return _run_locked(campaign, out, db_path, workers, scheduler, resume, say, evaluator, allow_version_change,
+                           after_batch or (lambda: None))  # fmt: skip
 
 
 def _check_code(db_path: Path, old: dict[str, Any], allow: bool) -> bool:
@@ -684,7 +691,8 @@ def _check_code(db_path: Path, old: dict[str, Any], allow: bool) -> bool:
 
 
 def _run_locked(campaign: Campaign, out: Path, db_path: Path, workers: int, scheduler: str | None, resume: bool,
-                say: Progress, evaluator: Evaluator, allow_version_change: bool) -> Path:  # fmt: skip
+                say: Progress, evaluator: Evaluator, allow_version_change: bool,
+                after_batch: Callable[[], None]) -> Path:  # fmt: skip
     """:func:`run_campaign` under the campaign's lock."""
     if db_path.exists() and not resume:
         raise CaloptInputError(f"{db_path} exists: continue it with --resume, or choose another output folder")
@@ -721,7 +729,7 @@ def _run_locked(campaign: Campaign, out: Path, db_path: Path, workers: int, sche
         # the settings as read (not the user's file, which may sit in this folder with its comments)
         with atomic_path(out / SETTINGS_NAME) as tmp:
             Path(tmp).write_text(_to_toml(campaign))
-        runner = _Runner(campaign, store, lambda jobs: None, say)
+        runner = _Runner(campaign, store, lambda jobs: None, say, after_batch)
 
         def submit_local(jobs: list[Job]) -> None:
             for tid, doc, config in jobs:
