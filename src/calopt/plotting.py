@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -53,7 +53,7 @@ def plot_style(style: str | None = None) -> Iterator[str]:
             mplhep.style.use(_MPLHEP[chosen])
             # mplhep's sizes are for a 10 x 10 inch figure alone on a slide; calopt's figures are
             # smaller and sit several to a page, so the text is scaled to them
-            plt.rcParams.update(_TEXT_SIZES)
+            plt.rcParams.update(cast(Any, _TEXT_SIZES))
             plt.rcParams["figure.max_open_warning"] = 0
         yield chosen
 
