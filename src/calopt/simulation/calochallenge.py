@@ -250,4 +250,3 @@ def summary(sh: Showers) -> dict[str, Any]:
     n, ns, h, w = sh.showers.shape
     return {"n": n, "technology": str(sh.attrs["technology"]), "grid": [ns, h, w], "voxels": ns * h * w,
             "generator": str(sh.attrs["generator"])}  # fmt: skip
-
