@@ -15,7 +15,8 @@ SRC = Path(calopt.__file__).parent
 
 # (rank, top-level names); a module may import its own package, the basics, and any lower rank
 LAYERS: list[tuple[int, set[str]]] = [
-    (0, {"__init__", "units", "constants", "errors", "materials", "files", "hdf5", "jobs", "cache", "stats", "arrays"}),
+    (0, {"__init__", "units", "constants", "errors", "materials", "files", "hdf5", "jobs", "cache", "stats", "arrays",
+         "plotting"}),
     (1, {"detector"}),
     (2, {"simulation"}),
     (3, {"generation"}),

@@ -55,3 +55,19 @@ def test_shower_images(tmp_path, style):
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 30_000
     assert not list(tmp_path.glob("*.tmp*"))  # written atomically
+
+
+def test_showers_plot_command(tmp_path, capsys):
+    from tests.helpers import run_cli
+
+    shower_file = tmp_path / "s.h5"
+    rc, _, err = run_cli(["simulate", "--technology", "lhcb-shashlik", "--particle", "gamma", "--energy", "5",
+                          "--n", "6", "--out", str(shower_file)], capsys)  # fmt: skip
+    assert rc == 0, err
+    rc, out, err = run_cli(["showers", "plot", str(shower_file), "--out", str(tmp_path / "s.png")], capsys)
+    assert rc == 0, err
+    assert out.strip() == str(tmp_path / "s.png") and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "notes.png").write_text("my notes")
+    rc, _, err = run_cli(["showers", "plot", str(shower_file), "--out", str(tmp_path / "notes.png")], capsys)
+    assert rc == 2 and "not a PNG image; refusing to overwrite it" in err
+    assert (tmp_path / "notes.png").read_text() == "my notes"

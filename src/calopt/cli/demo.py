@@ -95,7 +95,10 @@ def demo(
     result = evaluate(design, st, progress=lambda m: print(f"      {m}", file=sys.stderr, flush=True))
     doc = result.to_json()
     (eval_dir / "evaluate.json").write_text(dumps_json(doc, indent=1))
-    plot_evaluation(doc, eval_dir, [r.technology for r in design.regions])
+    from calopt.validation.cascade import PUBLISHED
+
+    plot_evaluation(doc, eval_dir, {r.technology: PUBLISHED[r.technology] for r in design.regions
+                                    if r.technology in PUBLISHED})  # fmt: skip
     print("      SMOKE-TEST FIGURES (quick settings: 3 showers per library point, small training samples); they "
           "check that the chain runs, not what lhcb-run3 measures. Full settings: calopt evaluate lhcb-run3 "
           "(minutes to build its libraries once)", file=sys.stderr)  # fmt: skip

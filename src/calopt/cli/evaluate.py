@@ -100,7 +100,10 @@ def evaluate(
         from calopt.metrics.plots import plot_evaluation
 
         (plots / "evaluate.json").write_text(dumps_json(doc, indent=1))
-        plot_evaluation(doc, plots, [r.technology for r in d.regions], plot_style)
+        from calopt.validation.cascade import PUBLISHED
+
+        published = {r.technology: PUBLISHED[r.technology] for r in d.regions if r.technology in PUBLISHED}
+        plot_evaluation(doc, plots, published, plot_style)
     if json_out:
         print_json(doc)
         return

@@ -1,5 +1,6 @@
-"""``calopt showers export | import``: calopt-showers files as CaloChallenge files and back
-(:mod:`calopt.simulation.calochallenge`; docs/formats.md, "CaloChallenge files")."""
+"""``calopt showers export | import | plot``: calopt-showers files as CaloChallenge files and
+back (:mod:`calopt.simulation.calochallenge`; docs/formats.md, "CaloChallenge files"), and
+their shower images (:mod:`calopt.simulation.plots`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import typer
 from calopt.cli._common import JSON_OPTION, print_json
 
 showers_app = typer.Typer(
-    help="Shower files in other formats: export to and import from CaloChallenge files.",
+    help="Shower files: export to and import from CaloChallenge files, and draw their shower images.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -80,3 +81,30 @@ def import_(
         print_json(res)
     else:
         typer.echo(f"wrote {res['n']} showers of {res['technology']} ({'x'.join(map(str, res['grid']))}) to {out}")
+
+
+def _is_png(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89PNG\r\n\x1a\n"
+    except OSError:
+        return False
+
+
+@showers_app.command("plot")
+def plot(
+    path: Path = typer.Argument(..., help="calopt-showers HDF5 file."),
+    out: Path = typer.Option(..., "--out", help="PNG file (an earlier PNG is replaced, no other file)."),
+    plot_style: str | None = typer.Option(None, "--plot-style", help="hep (default), lhcb or matplotlib."),
+) -> None:
+    """The mean shower and single showers, linear (the core) and log (the whole window), and
+    the mean energy per longitudinal section."""
+    from calopt.files import check_output_file
+    from calopt.plotting import check_style
+    from calopt.simulation.plots import plot_shower_images
+    from calopt.simulation.showers import read_showers
+
+    check_style(plot_style)
+    check_output_file(out, "PNG image", _is_png, None, "--out")
+    sh = read_showers(path, diagnostics=False)
+    typer.echo(str(plot_shower_images(sh, out, plot_style)))

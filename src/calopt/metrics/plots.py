@@ -64,12 +64,12 @@ def _peak(fig: Any, hist_doc: dict[str, list[float]], signal: dict[str, list[flo
     ax.legend(fontsize=8)
 
 
-def plot_evaluation(result: dict[str, Any], folder: Path, technologies: list[str] | None = None,
+def plot_evaluation(result: dict[str, Any], folder: Path, published: dict[str, dict[str, Any]] | None = None,
                     style: str | None = None) -> list[Path]:  # fmt: skip
     """Write pi0.png, b.png (mass peaks, fits, components and pulls) and energy_resolution.png
-    (points, fits and the published resolution of each of ``technologies``,
-    :data:`calopt.validation.cascade.PUBLISHED`) into ``folder`` in the plot ``style``
-    (:mod:`calopt.plotting`); returns the paths."""
+    (points, fits and a band per technology of ``published``: {technology: {"a": (low, high),
+    "b": constant, "source": text}}, e.g. :data:`calopt.validation.cascade.PUBLISHED`) into
+    ``folder`` in the plot ``style`` (:mod:`calopt.plotting`); returns the paths."""
     import matplotlib.pyplot as plt
 
     from calopt.plotting import plot_style
@@ -85,7 +85,7 @@ def plot_evaluation(result: dict[str, Any], folder: Path, technologies: list[str
             plt.close(fig)
             paths.append(path)
         fig, ax = plt.subplots(figsize=(7, 5.5))
-        _resolution(ax, result, technologies or [])
+        _resolution(ax, result, published or {})
         path = folder / "energy_resolution.png"
         fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
@@ -93,9 +93,7 @@ def plot_evaluation(result: dict[str, Any], folder: Path, technologies: list[str
     return paths
 
 
-def _resolution(ax: Any, result: dict[str, Any], technologies: list[str]) -> None:
-    from calopt.validation.cascade import PUBLISHED
-
+def _resolution(ax: Any, result: dict[str, Any], published: dict[str, dict[str, Any]]) -> None:
     e_all = []
     for k, method in enumerate(("xgb", "parametric")):
         r = result["resolution"][method]
@@ -110,12 +108,9 @@ def _resolution(ax: Any, result: dict[str, Any], technologies: list[str]) -> Non
             ee = np.geomspace(e.min(), e.max(), 100)
             label = f"fit: {100 * f['a']:.1f}%/sqrt(E) + {100 * f['b']:.1f}% + {100 * f['c']:.1f}%/E"
             ax.plot(ee, 100 * np.sqrt(f["a"] ** 2 / ee + f["b"] ** 2 + f["c"] ** 2 / ee**2), color=f"C{k}", label=label)
-    if e_all and technologies:
+    if e_all and published:
         ee = np.geomspace(min(x.min() for x in e_all), max(x.max() for x in e_all), 100)
-        for k, tech in enumerate(dict.fromkeys(technologies)):
-            pub = PUBLISHED.get(tech)
-            if pub is None:
-                continue
+        for k, (tech, pub) in enumerate(published.items()):
             lo, hi = (100 * np.hypot(a / np.sqrt(ee), pub["b"]) for a in pub["a"])
             ax.fill_between(ee, lo, hi, color=f"C{k + 2}", alpha=0.25,
                             label=f"published {tech}: {pub['source'].split('[')[0].strip()}")  # fmt: skip
