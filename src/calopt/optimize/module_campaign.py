@@ -162,13 +162,27 @@ class ModuleFamily:
     def descent_settings(self, options: dict[str, Any], seed: int, evaluations: int) -> Any:
         """The :class:`DescentSettings` of a ``descent`` entry (options checked by
         :class:`DescentOptions`); ``budget`` defaults to ``evaluations`` steps' worth of showers."""
-        from calopt.optimize.gradients import check_estimator
+        from calopt.optimize.gradients import MIN_SHOWERS_PER_POINT, check_estimator
         from calopt.optimize.gradients.descent import DescentSettings, step_showers
+        from calopt.optimize.gradients.finite import design_points
 
         given = parse(DescentOptions, options, "descent options").model_dump(exclude_none=True)
         check_estimator(given.get("estimator", DescentSettings.estimator))
         budget = given.pop("budget", None)
         st = DescentSettings(**given, seed=seed)
+        # what the first step would refuse, refused now: a campaign must not start to fail at step 0
+        with_showers = [o.name for o, _ in self.problem.objectives() if o.beam is not None]
+        if st.estimator in ("reweight", "lgso"):
+            from calopt.optimize.gradients.reweight import WEIGHTED_OBJECTIVES
+
+            bad = [n for n in with_showers if n not in WEIGHTED_OBJECTIVES]
+            if bad:
+                raise CaloptInputError(f"descent: estimator {st.estimator} cannot take the objective {bad[0]!r}; "
+                                       f"it models {', '.join(WEIGHTED_OBJECTIVES)}")  # fmt: skip
+        need = MIN_SHOWERS_PER_POINT * design_points(st.estimator, len(self.problem.parameters))
+        if with_showers and st.step_budget < need:
+            raise CaloptInputError(f"descent: step_budget {st.step_budget} is too small for {st.estimator} with "
+                                   f"{len(self.problem.parameters)} parameters: it needs {need} or more")  # fmt: skip
         return replace(st, budget=int(budget if budget is not None else evaluations * step_showers(self.problem, st)))
 
 

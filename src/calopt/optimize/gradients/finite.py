@@ -22,7 +22,7 @@ from calopt.optimize.gradients import (
 from calopt.optimize.gradients.objectives import Objective
 from calopt.optimize.gradients.samples import CascadeSample, cascade_sample
 
-__all__ = ["exact_gradient", "fd", "paired_values", "showers_per_point", "spsa"]
+__all__ = ["design_points", "exact_gradient", "fd", "paired_values", "showers_per_point", "spsa"]
 
 N_BOOTSTRAP = 200
 
@@ -36,6 +36,21 @@ def showers_per_point(budget: int, points: int, estimator: str) -> int:
                                f"least {MIN_SHOWERS_PER_POINT} showers, a budget of {points * MIN_SHOWERS_PER_POINT} "
                                f"or more")  # fmt: skip
     return n
+
+
+def design_points(estimator: str, n_params: int, *, directions: int = 8, designs: int | None = None) -> int:
+    """The design points whose cascade samples an estimator takes for ``n_params`` parameters
+    (each gets budget / points showers): fd and reweight the centre and two per parameter; spsa
+    the centre and two per direction, the directions rounded up to whole Hadamard matrices;
+    lgso ``designs`` (default max(8, 4 P)); pathwise the centre (its gradient comes from the model)."""
+    if estimator in ("fd", "reweight"):
+        return 2 * n_params + 1
+    if estimator == "spsa":
+        h = len(_hadamard(n_params + 1))
+        return 2 * (-(-directions // h) * h) + 1
+    if estimator == "lgso":
+        return max(8, 4 * n_params) if designs is None else designs
+    return 1
 
 
 def paired_values(obj: Objective, samples: list[CascadeSample], n: int, rng: np.random.Generator) -> np.ndarray:
@@ -64,7 +79,7 @@ def fd(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: int,
     itself, all with ``seed``: budget / (2 P + 1) showers per point."""
     if obj.beam is None:
         return exact_gradient(obj, design, params, "fd", rel_step, hold_depth_x0)
-    n = showers_per_point(budget, 2 * len(params) + 1, "fd")
+    n = showers_per_point(budget, design_points("fd", len(params)), "fd")
     points, steps = [design], {}
     for name in params:
         lo, hi = step_of(design, name, rel_step)
@@ -104,8 +119,8 @@ def spsa(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: in
     if directions < 2:
         raise CaloptInputError(f"spsa needs at least 2 directions for an error, got {directions}")
     hadamard = _hadamard(len(params) + 1)[:, 1 : len(params) + 1]
+    n = showers_per_point(budget, design_points("spsa", len(params), directions=directions), "spsa")
     directions = -(-directions // len(hadamard)) * len(hadamard)
-    n = showers_per_point(budget, 2 * directions + 1, "spsa")
     rng = np.random.default_rng([seed, 0x5B5A])
     centre = cascade_sample(design, obj.beam, n, seed)
     v0 = obj.of_sample(centre)

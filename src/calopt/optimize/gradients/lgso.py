@@ -65,7 +65,7 @@ import torch
 from calopt.detector.module import ModuleSpec
 from calopt.errors import CaloptInputError
 from calopt.optimize.gradients import GradientEstimate, moved_all, step_of
-from calopt.optimize.gradients.finite import exact_gradient, showers_per_point
+from calopt.optimize.gradients.finite import design_points, exact_gradient, showers_per_point
 from calopt.optimize.gradients.networks import ConditionalMLP, seeded_torch
 from calopt.optimize.gradients.objectives import Objective
 from calopt.optimize.gradients.reweight import WEIGHTED_OBJECTIVES, features, weighted_resolution
@@ -173,7 +173,7 @@ def lgso(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget: in
         raise CaloptInputError(f"lgso half_width {half_width!r} must be in (0, 0.5]")
     if not (isinstance(gans, int) and gans >= 2):
         raise CaloptInputError(f"lgso needs at least 2 GANs for an error, got {gans!r}")
-    n_designs = max(8, 4 * len(params)) if designs is None else designs
+    n_designs = design_points("lgso", len(params), designs=designs)
     if not (isinstance(n_designs, int) and n_designs >= 2):
         raise CaloptInputError(f"lgso needs at least 2 designs in its box, got {designs!r}")
     n = showers_per_point(budget, n_designs, "lgso")

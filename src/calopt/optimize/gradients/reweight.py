@@ -79,7 +79,7 @@ import torch
 from calopt.detector.module import ModuleSpec
 from calopt.errors import CaloptInputError
 from calopt.optimize.gradients import GradientEstimate, moved, step_of
-from calopt.optimize.gradients.finite import N_BOOTSTRAP, exact_gradient, showers_per_point
+from calopt.optimize.gradients.finite import N_BOOTSTRAP, design_points, exact_gradient, showers_per_point
 from calopt.optimize.gradients.networks import ConditionalMLP, seeded_torch
 from calopt.optimize.gradients.objectives import Objective
 from calopt.optimize.gradients.samples import CascadeSample, cascade_sample
@@ -148,7 +148,7 @@ def reweight(obj: Objective, design: ModuleSpec, params: tuple[str, ...], budget
         raise CaloptInputError(f"reweight half_width {half_width!r} must be in (0, 0.5]")
     if not (isinstance(classifiers, int) and classifiers >= 2):
         raise CaloptInputError(f"reweight needs at least 2 classifiers for an error, got {classifiers!r}")
-    n = showers_per_point(budget, 2 * len(params) + 1, "reweight")
+    n = showers_per_point(budget, design_points("reweight", len(params)), "reweight")
     beam = obj.beam
     theta0 = np.array([float(getattr(design, p)) for p in params])
     box: list[tuple[np.ndarray, ModuleSpec]] = []
