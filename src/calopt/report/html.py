@@ -39,7 +39,7 @@ from calopt.optimize.module_campaign import DESCENT, ModuleFamily, step_from_met
 from calopt.optimize.pareto import pareto_front
 from calopt.optimize.store import CampaignStore, Trial
 
-__all__ = ["is_report", "objective_front_data", "pareto_data", "write_report"]
+__all__ = ["check_campaign_folder", "is_report", "objective_front_data", "pareto_data", "write_report"]
 
 MAX_THUMBNAILS = 6
 """Most Pareto-optimal layouts drawn on the front of the two objectives."""
@@ -591,7 +591,7 @@ def is_report(path: Path) -> bool:
         head.startswith("<html><head>") and "<title>calopt campaign " in head)  # fmt: skip
 
 
-def _check_campaign_folder(folder: Path) -> Path:
+def check_campaign_folder(folder: Path) -> Path:
     """The database of the campaign folder ``folder`` (checked when it is opened,
     :class:`CampaignStore`); or one line saying what ``folder`` is instead and that a campaign
     folder was expected."""
@@ -614,7 +614,7 @@ def write_report(folder: str | Path, out: str | Path | None = None, style: str |
     (read only: a report never changes a campaign), and the output, which may replace an earlier
     report but no other file (:func:`~calopt.files.check_output_file`, :func:`is_report`)."""
     folder = Path(folder)
-    db = _check_campaign_folder(folder)
+    db = check_campaign_folder(folder)
     path = Path(out) if out is not None else folder / REPORT_NAME
     if path.suffix.lower() not in (".html", ".htm"):
         found = f" is {describe_file(path)};" if path.exists() else ":"

@@ -27,14 +27,14 @@ class ReportServer:
     refreshed every ``refresh_s`` seconds in the browser."""
 
     def __init__(self, folder: Path, port: int = 8765, refresh_s: int = 10, style: str | None = None) -> None:
-        from calopt.report.html import REPORT_NAME, _check_campaign_folder, check_report_output
+        from calopt.report.html import REPORT_NAME, check_campaign_folder, check_report_output
 
         if not 0 <= port <= MAX_PORT:
             raise CaloptInputError(f"--port {port} must be in [0, {MAX_PORT}]")
         if not 1 <= refresh_s <= 3600:
             raise CaloptInputError(f"--refresh {refresh_s} must be in [1, 3600] seconds")
         self.folder = folder
-        self.db = _check_campaign_folder(folder)
+        self.db = check_campaign_folder(folder)
         self.path = folder / REPORT_NAME
         check_report_output(self.path)
         self.refresh_s = refresh_s

@@ -78,7 +78,7 @@ class CascadeSample:
         if self.cells is None:
             raise CaloptInputError("this cascade sample kept no cells")
         sel = slice(None) if idx is None else idx
-        return self.cells[sel] * (self.measured(idx) / self.cluster[sel])[:, None, None]
+        return self.cells[sel] * (self.measured(idx) / np.maximum(self.cluster[sel], 1e-12))[:, None, None]
 
     def _calibrated(self, visible: np.ndarray, idx: np.ndarray | None) -> np.ndarray:
         sel = slice(None) if idx is None else idx
