@@ -24,7 +24,8 @@ STYLES = ("hep", "lhcb", "matplotlib")
 _MPLHEP = {"hep": "ROOT", "lhcb": "LHCb2"}
 _TEXT_SIZES: dict[str, Any] = {"font.size": 11, "axes.labelsize": 12, "axes.titlesize": 11, "legend.fontsize": 8,
                "xtick.labelsize": 10, "ytick.labelsize": 10, "xtick.major.size": 6, "ytick.major.size": 6,
-               "xtick.minor.size": 3, "ytick.minor.size": 3, "lines.linewidth": 1.5, "axes.linewidth": 1.0}  # fmt: skip
+               "xtick.minor.size": 3, "ytick.minor.size": 3, "lines.linewidth": 1.5, "axes.linewidth": 1.0,
+               "lines.markersize": 5}  # fmt: skip
 
 
 def check_style(style: str | None) -> str:

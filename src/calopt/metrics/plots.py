@@ -106,7 +106,7 @@ def _resolution(ax: Any, result: dict[str, Any], published: dict[str, dict[str, 
         f = r["energy_fit"]
         if f.get("valid"):
             ee = np.geomspace(e.min(), e.max(), 100)
-            label = f"fit: {100 * f['a']:.1f}%/sqrt(E) + {100 * f['b']:.1f}% + {100 * f['c']:.1f}%/E"
+            label = f"fit: {100 * f['a']:.1f}%/sqrt(E) (+) {100 * f['b']:.1f}% (+) {100 * f['c']:.1f}%/E"
             ax.plot(ee, 100 * np.sqrt(f["a"] ** 2 / ee + f["b"] ** 2 + f["c"] ** 2 / ee**2), color=f"C{k}", label=label)
     if e_all and published:
         ee = np.geomspace(min(x.min() for x in e_all), max(x.max() for x in e_all), 100)
