@@ -68,9 +68,6 @@ class Reconstructor:
         return torch.stack([torch.log(torch.as_tensor(values[p], dtype=torch.float64) / c) / math.log(BOX_FACTOR)
                             for p, c in self.centre.items()])  # fmt: skip
 
-    def check_inside(self, spec: ModuleSpec) -> None:
-        _check_inside(self.centre, spec)
-
     def __call__(self, cells: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Energies (N,) [MeV] and entry points (N, 2) [mm from the hit-cell centre] of showers
         with 3 x 3 cells ``cells`` (N, 3, 3) [MeV], at the design of ``features``."""
@@ -139,15 +136,15 @@ def _training_set(spec: ModuleSpec, centre: dict[str, float], energy_mev: float,
     return torch.cat(cells), torch.cat(energies), torch.cat(impacts), torch.cat(feats)
 
 
-def _train(spec: ModuleSpec, energy_mev: float, tilt_deg: float, seed: int) -> Reconstructor:
+def _train(spec: ModuleSpec, energy_mev: float, tilt_deg: float, seed: int) -> dict[str, torch.Tensor]:
+    """The trained network's weights (its state dict)."""
     with seeded_torch(seed):
         return _train_seeded(spec, energy_mev, tilt_deg, seed)
 
 
-def _train_seeded(spec: ModuleSpec, energy_mev: float, tilt_deg: float, seed: int) -> Reconstructor:
+def _train_seeded(spec: ModuleSpec, energy_mev: float, tilt_deg: float, seed: int) -> dict[str, torch.Tensor]:
     centre = _centre(spec)
     net = ConditionalMLP(10, len(centre), HIDDEN, n_out=3)
-    reco = Reconstructor(centre, spec.cell_size_mm, energy_mev, net)
     cells, e, impact, feats = _training_set(spec, centre, energy_mev, tilt_deg, seed)
     s = cells.sum(dim=(1, 2)).clamp(min=1e-6)
     n = cells.shape[0]
@@ -164,10 +161,7 @@ def _train_seeded(spec: ModuleSpec, energy_mev: float, tilt_deg: float, seed: in
         loss.backward()
         opt.step()
         sched.step()
-    net.eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return reco
+    return net.state_dict()
 
 
 _MEMO: dict[str, Reconstructor] = {}
@@ -198,15 +192,14 @@ def reconstructor(spec: ModuleSpec, energy_mev: float, tilt_deg: float, seed: in
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{spec.base}-{spec.cell_size_mm:.4g}-{key}.pt"
 
-        def build() -> object:
+        def build() -> None:
             from calopt.files import atomic_path
 
-            trained = _train(spec, energy_mev, tilt_deg, seed)
+            weights = _train(spec, energy_mev, tilt_deg, seed)
             with atomic_path(path) as tmp:
-                torch.save(trained.net.state_dict(), tmp)
-            return trained
+                torch.save(weights, tmp)
 
-        build_once(path, build)
+        build_once(path, build)  # then loaded from the file, as by every later process
         net = ConditionalMLP(10, len(centre), HIDDEN, n_out=3)
         net.load_state_dict(torch.load(path, weights_only=True))
         net.eval()
@@ -214,6 +207,5 @@ def reconstructor(spec: ModuleSpec, energy_mev: float, tilt_deg: float, seed: in
             p.requires_grad_(False)
         reco = Reconstructor(centre, spec.cell_size_mm, energy_mev, net)
         _MEMO[key] = reco
-    reco.check_inside(spec)
     _BY_POINT[(spec, energy_mev, tilt_deg, seed)] = reco
     return reco
