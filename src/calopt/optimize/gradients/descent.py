@@ -270,12 +270,12 @@ def stop_reason(problem: Problem, settings: DescentSettings, steps: list[Step]) 
     its minimum, or the budget not covering another step."""
     if steps and steps[-1].note == CONVERGED:
         return "converged"
-    state_radius = steps[-1].radius if steps else settings.radius
-    if state_radius < settings.min_radius:
-        return f"trust radius {state_radius:.3g} below its minimum {settings.min_radius:g}"
-    used = steps[-1].showers if steps else 0
-    if used + step_showers(problem, settings) > settings.budget:
-        return f"budget: {used} of {settings.budget} showers used, a step needs {step_showers(problem, settings)}"
+    radius = steps[-1].radius if steps else settings.radius
+    if radius < settings.min_radius:
+        return f"trust radius {radius:.3g} below its minimum {settings.min_radius:g}"
+    used, need = (steps[-1].showers if steps else 0), step_showers(problem, settings)
+    if used + need > settings.budget:
+        return f"budget: {used} of {settings.budget} showers used, a step needs {need}"
     return None
 
 
